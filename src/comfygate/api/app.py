@@ -1,0 +1,44 @@
+"""The ASGI app: routers, error bodies, and the gateway's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from comfygate import __version__
+from comfygate.api import errors, events, files, jobs, uploads, workflows
+from comfygate.api.render import Renderer
+from comfygate.gateway import Gateway
+
+
+def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifetime:
+            await gw.start()
+        try:
+            yield
+        finally:
+            if manage_lifetime:
+                await gw.stop()
+
+    app = FastAPI(
+        title="comfygate",
+        version=__version__,
+        description="Run ComfyUI workflows as jobs: submit, follow, fetch.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
+    errors.install(app)
+    workflows.add_submit_routes(app, gw.workflows)
+    for module in (workflows, jobs, events, uploads, files):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, object]:
+        return {"ok": True, "backends": {a.backend: a.connected for a in gw.agents}}
+
+    return app

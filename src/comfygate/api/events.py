@@ -1,0 +1,190 @@
+"""Server-Sent Events: one contract for the job stream and the all-jobs stream.
+
+Stored events (``status``, ``output``) carry an ``id`` and are replayed after
+``Last-Event-ID``; ``progress`` and ``preview`` are live only. A resume replays what
+was missed from the store, then sends a current progress snapshot, then goes live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
+
+from comfygate.api.cursor import StreamCursor
+from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.api.jobs import _check_id
+from comfygate.api.render import Renderer
+from comfygate.events.memory import SubscriberOverflow
+from comfygate.gateway import Gateway
+from comfygate.jobs.model import Job, JobEvent, JobStatus, LiveEvent
+from comfygate.principal import Principal
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+KEEPALIVE_S = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event_type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class Formatter:
+    def __init__(self, gw: Gateway, r: Renderer) -> None:
+        self.gw, self.r = gw, r
+
+    def payload(self, job: Job, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        if event_type == "status":
+            return self.r.job_at(job, data)
+        if event_type == "output":
+            from comfygate.jobs.model import OutputFile
+
+            return {**self.r.asset(OutputFile.from_dict(data)), "job_id": job.id}
+        return {**data, "job_id": job.id}
+
+
+async def _next(sub: Any, wait_s: float) -> LiveEvent | None:
+    try:
+        return await asyncio.wait_for(sub.__anext__(), wait_s)
+    except TimeoutError:
+        return None
+
+
+def _last_event_id(header: str | None, request: Request) -> str | None:
+    return header or request.query_params.get("last_event_id")
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
+async def job_events(
+    job_id: str,
+    request: Request,
+    gw: Annotated[Gateway, Depends(gateway)],
+    who: Annotated[Principal, Depends(current_principal)],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    job = await gw.service.get(who, _check_id(job_id))
+    raw = _last_event_id(last_event_id, request)
+    after = int(raw) if raw and raw.isdigit() else 0
+    fmt = Formatter(gw, renderer(request))
+    sub = gw.bus.subscribe(job.owner_id)
+
+    async def stream() -> AsyncIterator[str]:
+        last = after
+        try:
+            yield "retry: 1000\n\n"
+            current = job
+
+            async def catch_up() -> AsyncIterator[tuple[JobEvent, Job]]:
+                nonlocal last, current
+                events = await gw.store.events_after(job.id, last)
+                if events:
+                    current = await gw.store.get_job(job.id) or current
+                for ev in events:
+                    last = ev.seq
+                    yield ev, current
+
+            async for ev, cur in catch_up():
+                yield frame(ev.type, fmt.payload(cur, ev.type, ev.data), str(ev.seq))
+                if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
+                    return
+            latest = await gw.store.get_job(job.id) or current
+            if latest.terminal and latest.last_seq <= last:
+                return
+            if latest.status in (JobStatus.RUNNING, JobStatus.CANCELING):
+                yield frame("progress", {**latest.progress.to_dict(), "job_id": job.id})
+            while True:
+                live = await _next(sub, KEEPALIVE_S)
+                if live is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                if live.job_id != job.id:
+                    continue
+                if live.seq is None:
+                    yield frame(live.type, {**live.data, "job_id": job.id})
+                    continue
+                if live.seq <= last:
+                    continue
+                async for ev, cur in catch_up():
+                    yield frame(ev.type, fmt.payload(cur, ev.type, ev.data), str(ev.seq))
+                    if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
+                        return
+        except SubscriberOverflow:
+            return
+        finally:
+            await sub.aclose()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def all_events(
+    request: Request,
+    gw: Annotated[Gateway, Depends(gateway)],
+    who: Annotated[Principal, Depends(current_principal)],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Every job of the caller on one connection; each event names its job. The event
+    id is a cursor; send it back as Last-Event-ID to resume."""
+    raw = _last_event_id(last_event_id, request)
+    cursor = StreamCursor.decode(raw) if raw else None
+    fmt = Formatter(gw, renderer(request))
+    sub = gw.bus.subscribe(who.id)
+    clock = gw.clock
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal cursor
+        resumed = cursor is not None
+        cur = cursor or StreamCursor(watermark=clock.now())
+        try:
+            yield "retry: 1000\n\n"
+
+            async def catch_up(job: Job) -> AsyncIterator[str]:
+                events = await gw.store.events_after(job.id, cur.seqs.get(job.id, 0))
+                for ev in events:
+                    terminal = ev.type == "status" and JobStatus(ev.data["status"]).terminal
+                    cur.advance(job.id, ev.seq, clock.now(), terminal=terminal)
+                    yield frame(ev.type, fmt.payload(job, ev.type, ev.data), cur.encode())
+
+            if resumed:
+                from comfygate.api.cursor import SLACK
+
+                changed = await gw.store.jobs_changed_since(
+                    owner_id=who.id, since=cur.watermark - SLACK
+                )
+                for job in changed:
+                    async for chunk in catch_up(job):
+                        yield chunk
+                for job in changed:
+                    if job.status in (JobStatus.RUNNING, JobStatus.CANCELING):
+                        yield frame("progress", {**job.progress.to_dict(), "job_id": job.id})
+            while True:
+                live = await _next(sub, KEEPALIVE_S)
+                if live is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                if live.seq is None:
+                    yield frame(live.type, {**live.data, "job_id": live.job_id})
+                    continue
+                if live.seq <= cur.seqs.get(live.job_id, 0) and live.job_id in cur.seqs:
+                    continue
+                seen = await gw.store.get_job(live.job_id)
+                if seen is None:
+                    continue
+                job = seen
+                if live.job_id not in cur.seqs:
+                    # First sight of this job on this stream: start from the live event.
+                    cur.seqs[live.job_id] = live.seq - 1
+                async for chunk in catch_up(job):
+                    yield chunk
+        except SubscriberOverflow:
+            return
+        finally:
+            await sub.aclose()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

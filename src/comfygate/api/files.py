@@ -1,0 +1,75 @@
+"""The local storage's signed URLs: GET downloads, PUT uploads. S3 serves its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from comfygate.api.deps import gateway
+from comfygate.errors import ComfygateError, InvalidUpload
+from comfygate.gateway import Gateway
+from comfygate.storage.local import content_type_for
+
+router = APIRouter(tags=["files"], include_in_schema=False)
+
+
+class Forbidden(ComfygateError):
+    """The link is invalid or has expired."""
+
+    code = "invalid_signature"
+    status_code = 403
+
+
+@router.get("/files/{key:path}")
+async def download(
+    key: str,
+    gw: Annotated[Gateway, Depends(gateway)],
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query()],
+) -> StreamingResponse:
+    if not gw.storage.verify("GET", key, exp, sig):
+        raise Forbidden
+    info = await gw.storage.stat(key)
+    if info is None:
+        raise Forbidden("the file is gone")
+    name = key.rsplit("/", 1)[-1]
+    return StreamingResponse(
+        gw.storage.open(key),
+        media_type=content_type_for(key),
+        headers={
+            "Content-Length": str(info.bytes),
+            "Content-Disposition": f'inline; filename="{name}"',
+            "Cache-Control": "private, max-age=3600, immutable",
+        },
+    )
+
+
+@router.put("/files/{key:path}", status_code=204)
+async def upload(
+    key: str,
+    request: Request,
+    gw: Annotated[Gateway, Depends(gateway)],
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query()],
+    ct: Annotated[str, Query()],
+    max: Annotated[int, Query()],
+) -> Response:
+    if not gw.storage.verify("PUT", key, exp, sig, ct, str(max)):
+        raise Forbidden
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max:
+        raise InvalidUpload(f"the body is larger than the declared {max} bytes")
+
+    async def limited() -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > max:
+                raise InvalidUpload(f"the body is larger than the declared {max} bytes")
+            yield chunk
+
+    await gw.storage.put_stream(key, limited(), ct)
+    return Response(status_code=204)

@@ -1,0 +1,84 @@
+"""Reading, listing and canceling jobs; all scoped to the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.errors import InvalidParams, NotFound
+from comfygate.gateway import Gateway
+from comfygate.ids import is_uuid
+from comfygate.jobs.model import JobStatus
+from comfygate.principal import Principal
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+GW = Annotated[Gateway, Depends(gateway)]
+Who = Annotated[Principal, Depends(current_principal)]
+
+
+def _check_id(job_id: str) -> str:
+    if not is_uuid(job_id):
+        raise NotFound(f"no job {job_id!r}")
+    return job_id
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[str, Any]:
+    job = await gw.service.get(who, _check_id(job_id))
+    return renderer(request).job(job, queue_position=await gw.store.queue_position(job))
+
+
+@router.get("/jobs")
+async def list_jobs(
+    request: Request,
+    gw: GW,
+    who: Who,
+    status: Annotated[JobStatus | None, Query()] = None,
+    workflow: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    if cursor is not None and not is_uuid(cursor):
+        raise InvalidParams(
+            details=[
+                {"path": "/cursor", "keyword": "format", "message": "not a cursor from this API"}
+            ]
+        )
+    jobs = await gw.store.list_jobs(
+        owner_id=who.id, status=status, workflow=workflow, before_id=cursor, limit=limit + 1
+    )
+    page, more = jobs[:limit], len(jobs) > limit
+    r = renderer(request)
+    return {
+        "jobs": [r.job(j) for j in page],
+        "next_cursor": page[-1].id if more and page else None,
+    }
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202)
+async def cancel_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[str, Any]:
+    """A queued job is canceled at once; a running one is ``canceling`` until its
+    backend prompt is removed or interrupted. Canceling a finished job is a 409."""
+    job = await gw.service.cancel(who, _check_id(job_id))
+    return renderer(request).job(job)
+
+
+@router.get("/jobs/{job_id}/attempts")
+async def job_attempts(job_id: str, gw: GW, who: Who) -> dict[str, Any]:
+    job = await gw.service.get(who, _check_id(job_id))
+    return {
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "backend": a.backend,
+                "prompt_id": a.prompt_id,
+                "started_at": a.started_at.isoformat(),
+                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+                "outcome": a.outcome,
+            }
+            for a in await gw.store.attempts(job.id)
+        ]
+    }

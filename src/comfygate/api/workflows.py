@@ -1,0 +1,241 @@
+"""Workflows and job submission: one documented submit operation per workflow."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.contracts import Workflow
+from comfygate.errors import InvalidParams, InvalidUpload
+from comfygate.gateway import Gateway
+from comfygate.principal import Principal
+
+router = APIRouter(prefix="/v1", tags=["workflows"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Replays within 24 h return the first answer; another body → 422.",
+    ),
+]
+
+
+def public_schema(workflow: Workflow) -> dict[str, Any]:
+    """The contract as clients see it: JSON Schema with our x- keywords kept (the web
+    form reads x-kind, x-random, x-advanced) and x-bind dropped (graph internals)."""
+    schema = copy.deepcopy(workflow.contract)
+    schema.pop("x-comfygate", None)
+    for prop in (schema.get("properties") or {}).values():
+        if isinstance(prop, dict):
+            prop.pop("x-bind", None)
+    return schema
+
+
+def describe(gw: Gateway, workflow: Workflow) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "title": workflow.title,
+        "description": workflow.description,
+        "version": workflow.version,
+        "schema": public_schema(workflow),
+        "examples": list(workflow.examples),
+        "outputs": list(workflow.outputs),
+        "available": gw.pool_available(workflow.pool),
+    }
+
+
+@router.get("/workflows")
+async def list_workflows(gw: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+    return {"workflows": [describe(gw, wf) for wf in gw.workflows.values()]}
+
+
+@router.get("/workflows/{name}")
+async def get_workflow(name: str, gw: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+    return describe(gw, gw.service.workflow(name))
+
+
+async def _read_submission(
+    gw: Gateway, principal: Principal, workflow: Workflow, request: Request
+) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    content_type = request.headers.get("content-type", "")
+    digests: list[str] = []
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=16, max_fields=64) as form:
+            raw = form.get("params")
+            if isinstance(raw, UploadFile):
+                raw = (await raw.read()).decode()
+            body = _parse_json(raw or "{}", "/params")
+            params = body.get("params", body)
+            metadata = body.get("metadata", {}) if "params" in body else {}
+            image_params = {n for n, p in workflow.parameters.items() if p.kind == "image"}
+            for name, value in form.multi_items():
+                if name == "params":
+                    continue
+                if name not in image_params or not isinstance(value, UploadFile):
+                    raise InvalidParams(
+                        details=[
+                            {
+                                "path": f"/{name}",
+                                "keyword": "x-kind",
+                                "message": "not an image parameter of this workflow",
+                            }
+                        ]
+                    )
+                data = await value.read()
+                try:
+                    info = await gw.uploads.put_direct(
+                        principal.id,
+                        filename=value.filename or name,
+                        content_type=value.content_type,
+                        data=data,
+                    )
+                except InvalidUpload as exc:
+                    raise InvalidParams(
+                        exc.message,
+                        details=[{"path": f"/{name}", "message": exc.message, "keyword": "x-kind"}],
+                    ) from None
+                params[name] = info["id"]
+                digests.append(info["sha256"])
+    else:
+        body = _parse_json((await request.body()).decode("utf-8", "replace") or "{}", "")
+        unknown = set(body) - {"params", "metadata"}
+        if unknown:
+            raise InvalidParams(
+                details=[
+                    {"path": f"/{k}", "keyword": "additionalProperties", "message": "unknown field"}
+                    for k in sorted(unknown)
+                ]
+            )
+        params = body.get("params", {})
+        metadata = body.get("metadata", {})
+    if not isinstance(params, dict):
+        raise InvalidParams(
+            details=[{"path": "/params", "keyword": "type", "message": "params must be an object"}]
+        )
+    return params, metadata, tuple(digests)
+
+
+def _parse_json(raw: str, path: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParams(
+            "the body is not valid JSON",
+            details=[{"path": path or "/", "keyword": "json", "message": str(exc)}],
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidParams(
+            details=[{"path": path or "/", "keyword": "type", "message": "must be a JSON object"}]
+        )
+    return value
+
+
+async def submit(
+    name: str,
+    request: Request,
+    gw: Gateway,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    workflow = gw.service.workflow(name)
+    params, metadata, digests = await _read_submission(gw, principal, workflow, request)
+
+    result = await gw.service.submit(
+        principal,
+        name,
+        params,
+        metadata,
+        idempotency_key=idempotency_key,
+        file_digests=digests,
+        render=renderer(request).job,
+    )
+    headers = {"Location": f"/v1/jobs/{result.job_id}"} if result.job_id else {}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(result.body, result.status_code, headers=headers)
+
+
+def submit_openapi(workflow: Workflow) -> dict[str, Any]:
+    schema = public_schema(workflow)
+    body = {
+        "type": "object",
+        "properties": {"params": schema, "metadata": {"type": "object"}},
+        "required": ["params"],
+        "additionalProperties": False,
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": body,
+                    "examples": {
+                        f"example{i}": {
+                            "summary": ex.get("title", f"example {i}"),
+                            "value": {"params": ex.get("params", {})},
+                        }
+                        for i, ex in enumerate(workflow.examples)
+                    },
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "params": {"type": "string", "description": "JSON: {params, metadata}"},
+                            **{
+                                n: {"type": "string", "format": "binary"}
+                                for n, p in workflow.parameters.items()
+                                if p.kind == "image"
+                            },
+                        },
+                    }
+                },
+            },
+        },
+        "responses": {"202": {"description": "The job was accepted."}},
+    }
+
+
+def add_submit_routes(app: FastAPI, workflows: dict[str, Workflow]) -> None:
+    """A documented operation per workflow, then a catch-all that answers 404 for others."""
+    for wf in workflows.values():
+
+        def make(name: str) -> Any:
+            async def endpoint(
+                request: Request,
+                gw: Annotated[Gateway, Depends(gateway)],
+                principal: Annotated[Principal, Depends(current_principal)],
+                idempotency_key: IdempotencyKey = None,
+            ) -> JSONResponse:
+                return await submit(name, request, gw, principal, idempotency_key)
+
+            return endpoint
+
+        app.add_api_route(
+            f"/v1/workflows/{wf.name}/jobs",
+            make(wf.name),
+            methods=["POST"],
+            status_code=202,
+            tags=["jobs"],
+            summary=f"Run {wf.title}",
+            operation_id=f"submit_{wf.name.replace('-', '_')}",
+            openapi_extra=submit_openapi(wf),
+        )
+
+    @app.post("/v1/workflows/{name}/jobs", include_in_schema=False)
+    async def unknown_workflow(
+        name: str,
+        request: Request,
+        gw: Annotated[Gateway, Depends(gateway)],
+        principal: Annotated[Principal, Depends(current_principal)],
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        return await submit(name, request, gw, principal, idempotency_key)

@@ -1,0 +1,235 @@
+"""The command line. Each command only parses, builds settings and calls one function."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from comfygate.config import load_settings
+
+app = typer.Typer(help="comfygate: run ComfyUI workflows as jobs.", no_args_is_help=True)
+workflows_app = typer.Typer(help="Inspect workflow folders.", no_args_is_help=True)
+app.add_typer(workflows_app, name="workflows")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="COMFYGATE_CONFIG", help="TOML settings file (default ./comfygate.toml)."
+    ),
+]
+HostOpt = Annotated[
+    str | None,
+    typer.Option(envvar="COMFYGATE_HOST", help="Address to listen on [default: 127.0.0.1]."),
+]
+PortOpt = Annotated[
+    int | None, typer.Option(envvar="COMFYGATE_PORT", help="Port to listen on [default: 8000].")
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="COMFYGATE_DATA_DIR",
+        help="SQLite database and stored files [default: ./data].",
+    ),
+]
+WorkflowsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workflows",
+        envvar="COMFYGATE_WORKFLOWS_DIR",
+        help="Folder of workflow folders [default: ./workflows].",
+    ),
+]
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    workflows: WorkflowsOpt = None,
+    config: ConfigOpt = None,
+    comfy: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="COMFYGATE_COMFY",
+            help="A ComfyUI backend as [POOL=]URL; repeat for more (pool 'default' if unnamed).",
+        ),
+    ] = None,
+) -> None:
+    """Run the gateway."""
+    from comfygate.serve import run_gateway
+
+    settings = load_settings(
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workflows_dir=workflows,
+        comfy=comfy or None,
+    )
+    if not settings.backends:
+        typer.echo("warning: no --comfy backend: jobs will wait in the queue", err=True)
+    url = f"http://{settings.host}:{settings.port}"
+    asyncio.run(run_gateway(settings, on_ready=f"comfygate on {url}  (API docs: {url}/docs)"))
+
+
+@app.command()
+def demo(
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    workflows: WorkflowsOpt = None,
+    step_ms: Annotated[float, typer.Option(help="Simulated sampler step time.")] = 50.0,
+) -> None:
+    """Start a ComfyUI simulator and the gateway on the embedded defaults."""
+    from comfygate.serve import run_gateway, start_simulator, stop_process
+
+    settings = load_settings(None, port=port, data_dir=data_dir, workflows_dir=workflows)
+    sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
+    settings = settings.model_copy(update={"comfy": [sim_url]})
+    url = f"http://{settings.host}:{settings.port}"
+    banner = "\n".join(
+        [
+            f"comfygate demo: gateway {url}  (simulated ComfyUI at {sim_url})",
+            f"  API docs   {url}/docs",
+            f"  workflows  {url}/v1/workflows",
+            f"  try        curl -s -X POST {url}/v1/workflows/image-ops/jobs "
+            "-H 'content-type: application/json' -d '{\"params\": {}}'",
+            f"  or         comfygate submit txt2img -p prompt='a lighthouse at dusk' "
+            f"--gateway {url} --wait",
+        ]
+    )
+    try:
+        asyncio.run(run_gateway(settings, on_ready=banner))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_process(sim)
+
+
+@app.command()
+def sim(
+    port: Annotated[
+        int, typer.Option(envvar="COMFYGATE_SIM_PORT", help="Port to listen on.")
+    ] = 8188,
+    host: Annotated[
+        str, typer.Option(envvar="COMFYGATE_SIM_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir", envvar="COMFYGATE_SIM_DATA_DIR", help="input/, output/ and temp/ folders."
+        ),
+    ] = Path("data/sim"),
+    step_ms: Annotated[
+        float, typer.Option(envvar="COMFYGATE_SIM_STEP_MS", help="Time per sampler step.")
+    ] = 50.0,
+    fail_rate: Annotated[
+        float,
+        typer.Option(envvar="COMFYGATE_SIM_FAIL_RATE", help="Share of prompts that fail, 0..1."),
+    ] = 0.0,
+    crash_after_steps: Annotated[
+        int | None,
+        typer.Option(
+            envvar="COMFYGATE_SIM_CRASH_AFTER_STEPS",
+            help="Exit hard after this many sampler steps.",
+        ),
+    ] = None,
+) -> None:
+    """Run the ComfyUI simulator."""
+    from comfygate.sim import SimConfig, run_sim
+
+    cfg = SimConfig(
+        data_dir=data_dir, step_ms=step_ms, fail_rate=fail_rate, crash_after_steps=crash_after_steps
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_sim(cfg, host, port))
+
+
+@app.command()
+def submit(
+    workflow: Annotated[str, typer.Argument(help="Workflow name, e.g. txt2img.")],
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE (JSON or text); repeat.")
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--file", help="NAME=@PATH for an image parameter; repeat."),
+    ] = None,
+    gateway: Annotated[
+        str, typer.Option(envvar="COMFYGATE_GATEWAY", help="Gateway URL.")
+    ] = "http://127.0.0.1:8000",
+    out: Annotated[Path, typer.Option(help="Where --wait saves the outputs.")] = Path("outputs"),
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job and save its outputs.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes a retried submit safe.")
+    ] = None,
+) -> None:
+    """Submit a job; with --wait show its progress and save its outputs."""
+    from comfygate.submit import SubmitError, run_submit
+
+    try:
+        code = run_submit(
+            gateway,
+            workflow,
+            param or [],
+            file or [],
+            wait=wait,
+            out=out,
+            idempotency_key=idempotency_key,
+        )
+    except SubmitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = 2
+    raise typer.Exit(code)
+
+
+@workflows_app.command("list")
+def workflows_list(workflows: WorkflowsOpt = None, config: ConfigOpt = None) -> None:
+    """List the workflows with their versions."""
+    from comfygate.contracts import load_workflows
+
+    settings = load_settings(config, workflows_dir=workflows)
+    for wf in load_workflows(settings.workflows_dir).values():
+        typer.echo(f"{wf.name:<16} {wf.version[:12]}  pool={wf.pool:<10} {wf.title}")
+
+
+@workflows_app.command("check")
+def workflows_check(
+    workflows: WorkflowsOpt = None,
+    config: ConfigOpt = None,
+    object_info: Annotated[
+        Path | None, typer.Option(help="A ComfyUI /object_info JSON to check nodes against.")
+    ] = None,
+) -> None:
+    """Load every workflow as the gateway would and report every problem."""
+    import json
+
+    from comfygate.contracts import load_workflows, validate_against_object_info
+    from comfygate.errors import ContractError
+
+    settings = load_settings(config, workflows_dir=workflows)
+    try:
+        loaded = load_workflows(settings.workflows_dir)
+    except ContractError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    problems: list[str] = []
+    if object_info is not None:
+        info = json.loads(object_info.read_text())
+        for wf in loaded.values():
+            problems += [f"{wf.name}: {p}" for p in validate_against_object_info(wf, info)]
+    for p in problems:
+        typer.echo(p, err=True)
+    typer.echo(f"{len(loaded)} workflows, {len(problems)} problems")
+    raise typer.Exit(1 if problems else 0)
+
+
+def main() -> None:  # pragma: no cover
+    app()

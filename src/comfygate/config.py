@@ -1,0 +1,154 @@
+"""One Settings object, read once at start and passed down.
+
+Sources, strongest first: keyword arguments (the CLI's options), ``COMFYGATE_*``
+environment variables, the TOML file (``--config`` or ``./comfygate.toml``), defaults.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_TOML = Path("comfygate.toml")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A ComfyUI server the gateway runs jobs on."""
+
+    pool: str
+    url: str
+
+    @classmethod
+    def parse(cls, spec: str) -> Backend:
+        """``POOL=URL`` or ``URL`` (pool ``default``)."""
+        pool, sep, url = spec.partition("=")
+        if not sep:
+            pool, url = "default", spec
+        pool, url = pool.strip(), url.strip().rstrip("/")
+        if not pool or not url.startswith(("http://", "https://")):
+            raise ValueError(f"backend {spec!r} must be URL or POOL=URL with an http(s) URL")
+        return cls(pool=pool, url=url)
+
+
+class LeaseSettings(BaseModel):
+    ttl_s: float = 30.0
+    heartbeat_s: float = 10.0
+
+
+class UploadSettings(BaseModel):
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "GIF"])
+    url_ttl_s: int = 900
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COMFYGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    workflows_dir: Path = Path("workflows")
+    #: ComfyUI backends as ``POOL=URL`` or ``URL``
+    comfy: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: SQLAlchemy URL; empty means SQLite in the data directory
+    database_url: str = ""
+    #: signs URLs and cookies; empty means a key kept in the data directory
+    secret_key: str = ""
+    #: how long signed output URLs live
+    url_ttl_s: int = 3600
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
+    #: idempotency keys are kept at least this long
+    idempotency_ttl_s: int = 24 * 3600
+
+    @field_validator("comfy", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("comfy")
+    @classmethod
+    def _check_backends(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            Backend.parse(spec)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @property
+    def backends(self) -> list[Backend]:
+        return [Backend.parse(spec) for spec in self.comfy]
+
+    @property
+    def db_url(self) -> str:
+        return (
+            self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'comfygate.db').resolve()}"
+        )
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    def signing_key(self) -> bytes:
+        """The configured secret, or one generated once and kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+_toml_file: Path | None = None
+
+
+def _toml_path() -> Path | None:
+    if _toml_file is not None:
+        return _toml_file
+    return DEFAULT_TOML if DEFAULT_TOML.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; ``overrides`` are options given on the command line (None = not given)."""
+    global _toml_file
+    if config_file is not None and not config_file.exists():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    _toml_file = config_file
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _toml_file = None

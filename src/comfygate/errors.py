@@ -1,0 +1,185 @@
+"""Every error comfygate raises, as one tree; the tree decides retries.
+
+    ComfygateError
+      ContractError                 a workflow folder or contract is broken (load time)
+      InvalidParams                 parameters fail the contract (422, names each field)
+      NotFound                      no such workflow / job / upload visible to the caller (404)
+      Conflict                      request conflicts with current state (409)
+        IdempotencyKeyInFlight
+      IdempotencyKeyReuse           same key, another body (422)
+      InvalidTransition             a job is not in a state that allows the change
+      LeaseLost                     a fenced worker write matched no row
+      InvalidUpload                 an uploaded file failed its checks (422)
+      JobError                      why one attempt of a job did not succeed
+        RetryableJobError           the job goes back to the queue while attempts remain
+          BackendUnreachable
+          WebSocketLost
+          BackendRestarted
+          OutOfMemory
+          LeaseExpired
+        PermanentJobError           the job fails at once
+          PromptRejected            ComfyUI refused the graph (node_errors)
+          ExecutionFailed           a node raised while running
+          JobTimeout                the prompt ran past the workflow's timeout
+          OutputMissing             history listed a file that /view would not serve
+
+Exception docstrings are the default messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ComfygateError(Exception):
+    """Something went wrong in comfygate."""
+
+    code = "error"
+    status_code = 400
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.details = details
+        super().__init__(self.message)
+
+
+class ContractError(ComfygateError):
+    """The workflow contract is invalid."""
+
+    code = "invalid_contract"
+
+
+class InvalidParams(ComfygateError):
+    """The parameters do not satisfy the workflow contract."""
+
+    code = "invalid_params"
+    status_code = 422
+
+
+class NotFound(ComfygateError):
+    """Not found."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(ComfygateError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    code = "idempotency_key_in_flight"
+
+
+class IdempotencyKeyReuse(ComfygateError):
+    """This Idempotency-Key was already used with a different request body."""
+
+    code = "idempotency_key_reuse"
+    status_code = 422
+
+
+class InvalidTransition(Conflict):
+    """The job is not in a state that allows this change."""
+
+    code = "invalid_transition"
+
+
+class LeaseLost(Conflict):
+    """The lease is no longer held: the job was rescued, canceled or finished elsewhere."""
+
+    code = "lease_lost"
+
+
+class InvalidUpload(ComfygateError):
+    """The uploaded file was refused."""
+
+    code = "invalid_upload"
+    status_code = 422
+
+
+class JobError(ComfygateError):
+    """The job attempt failed."""
+
+    code = "job_failed"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        node_id: str | None = None,
+        class_type: str | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.node_id = node_id
+        self.class_type = class_type
+
+
+class RetryableJobError(JobError):
+    """The attempt failed for a reason another attempt may not meet."""
+
+    retryable = True
+
+
+class BackendUnreachable(RetryableJobError):
+    """The ComfyUI backend could not be reached."""
+
+    code = "backend_unreachable"
+
+
+class WebSocketLost(RetryableJobError):
+    """The WebSocket to the backend was lost and the prompt's fate is unknown."""
+
+    code = "websocket_lost"
+
+
+class BackendRestarted(RetryableJobError):
+    """The backend restarted and forgot the prompt."""
+
+    code = "backend_restarted"
+
+
+class OutOfMemory(RetryableJobError):
+    """The backend ran out of memory."""
+
+    code = "out_of_memory"
+
+
+class LeaseExpired(RetryableJobError):
+    """The worker stopped renewing its lease."""
+
+    code = "lease_expired"
+
+
+class PermanentJobError(JobError):
+    """The attempt failed in a way another attempt would repeat."""
+
+
+class PromptRejected(PermanentJobError):
+    """ComfyUI refused the workflow graph."""
+
+    code = "prompt_rejected"
+
+
+class ExecutionFailed(PermanentJobError):
+    """A node failed while the workflow ran."""
+
+    code = "execution_failed"
+
+
+class JobTimeout(PermanentJobError):
+    """The job ran past its workflow's time limit."""
+
+    code = "timeout"
+
+
+class OutputMissing(PermanentJobError):
+    """An output the backend reported could not be fetched."""
+
+    code = "output_missing"

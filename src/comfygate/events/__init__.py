@@ -1,0 +1,3 @@
+"""Event bus adapters: committed job changes and live progress, fanned out to streams."""
+
+from __future__ import annotations

@@ -1,0 +1,57 @@
+"""The in-process event bus of the embedded mode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from comfygate.jobs.model import LiveEvent
+
+#: a subscriber this far behind is cut off; it reconnects and resumes from the store
+MAX_BACKLOG = 1000
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell too far behind; it must resume with Last-Event-ID."""
+
+
+class MemorySubscription:
+    """Registered at creation, so nothing published after ``subscribe`` returns is missed."""
+
+    def __init__(self, bus: MemoryBus, owner_id: str) -> None:
+        self._bus = bus
+        self._owner_id = owner_id
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
+        bus._subscribers[owner_id].add(self)
+
+    def __aiter__(self) -> MemorySubscription:
+        return self
+
+    async def __anext__(self) -> LiveEvent:
+        event = await self.queue.get()
+        if event is None:
+            raise SubscriberOverflow
+        return event
+
+    async def aclose(self) -> None:
+        subs = self._bus._subscribers.get(self._owner_id)
+        if subs is not None:
+            subs.discard(self)
+            if not subs:
+                del self._bus._subscribers[self._owner_id]
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
+
+    async def publish(self, event: LiveEvent) -> None:
+        for sub in list(self._subscribers.get(event.owner_id, ())):
+            if sub.queue.qsize() >= MAX_BACKLOG:
+                sub.queue.put_nowait(None)
+                await sub.aclose()
+            else:
+                sub.queue.put_nowait(event)
+
+    def subscribe(self, owner_id: str) -> MemorySubscription:
+        return MemorySubscription(self, owner_id)

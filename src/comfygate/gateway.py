@@ -1,0 +1,155 @@
+"""The composition root: builds every part from Settings and runs the background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+
+from comfygate.clock import SYSTEM_CLOCK, Clock
+from comfygate.comfy.client import ComfyClient
+from comfygate.config import Settings
+from comfygate.contracts import Workflow, load_workflows
+from comfygate.events.memory import MemoryBus
+from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.model import WorkflowVersion
+from comfygate.jobs.service import JobService
+from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.storage.local import LocalStorage
+from comfygate.storage.signing import Signer
+from comfygate.storage.uploads import UploadLimits, Uploads
+from comfygate.store import SqlJobStore, open_store
+from comfygate.worker.agent import Agent
+from comfygate.worker.transport.inprocess import InProcessTransport
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_EVERY_S = 5.0
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock
+    store: SqlJobStore
+    storage: LocalStorage
+    bus: MemoryBus
+    workflows: dict[str, Workflow]
+    service: JobService
+    gate: WorkerGate
+    uploads: Uploads
+    agents: list[Agent] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _http: httpx.AsyncClient | None = None
+
+    def pool_available(self, pool: str) -> bool:
+        return any(a.pool == pool and a.connected for a in self.agents)
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        for i, backend in enumerate(self.settings.backends):
+            comfy = ComfyClient(backend.url, http=self._http)
+            agent = Agent(
+                agent_id=f"local-{i}",
+                pool=backend.pool,
+                comfy=comfy,
+                transport=InProcessTransport(self.gate),
+                storage=self.storage,
+                clock=self.clock,
+            )
+            self.agents.append(agent)
+            self._tasks.append(asyncio.create_task(agent.run(), name=f"agent-{i}"))
+        self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
+
+    async def _maintenance(self) -> None:
+        while True:
+            try:
+                await self.service.expire_due()
+                await self.store.purge_idempotency_keys(
+                    older_than=self.clock.now() - timedelta(seconds=self.settings.idempotency_ttl_s)
+                )
+            except Exception:
+                log.exception("maintenance pass failed")
+            await self.clock.sleep(MAINTENANCE_EVERY_S)
+
+    async def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.aclose()
+        await self.store.close()
+
+
+async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Gateway:
+    """Load every workflow (failing loudly), migrate the database, wire the parts."""
+    workflows = load_workflows(settings.workflows_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.db_url, clock=clock)
+    for wf in workflows.values():
+        await store.save_workflow_version(
+            WorkflowVersion(
+                version=wf.version,
+                name=wf.name,
+                graph=wf.graph,
+                contract=wf.contract,
+                created_at=clock.now(),
+            )
+        )
+    signer = Signer(settings.signing_key(), clock)
+    storage = LocalStorage(settings.storage_dir, signer)
+    bus = MemoryBus()
+    doorbell = Doorbell()
+    uploads = Uploads(
+        storage,
+        UploadLimits(
+            max_bytes=settings.uploads.max_bytes,
+            max_pixels=settings.uploads.max_pixels,
+            formats=tuple(settings.uploads.formats),
+            url_ttl_s=settings.uploads.url_ttl_s,
+        ),
+        clock,
+    )
+    rng = random.SystemRandom()
+    service = JobService(
+        store=store,
+        blobs=storage,
+        events=bus,
+        uploads=uploads,
+        doorbell=doorbell,
+        workflows=workflows,
+        clock=clock,
+        rng=rng,
+    )
+    gate = WorkerGate(
+        store=store,
+        blobs=storage,
+        events=bus,
+        doorbell=doorbell,
+        clock=clock,
+        lease_times=LeaseTimes(ttl_s=settings.lease.ttl_s, heartbeat_s=settings.lease.heartbeat_s),
+    )
+    return Gateway(
+        settings=settings,
+        clock=clock,
+        store=store,
+        storage=storage,
+        bus=bus,
+        workflows=workflows,
+        service=service,
+        gate=gate,
+        uploads=uploads,
+    )

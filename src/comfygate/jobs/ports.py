@@ -1,0 +1,177 @@
+"""The ports the job domain needs. ``store/``, ``events/`` and ``storage/`` implement them.
+
+Every transition method states its source states and raises
+:class:`~comfygate.errors.InvalidTransition` or :class:`~comfygate.errors.LeaseLost`
+when the job is not in one of them; none silently succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from comfygate.jobs.model import (
+    Attempt,
+    IdempotencyRecord,
+    Job,
+    JobEvent,
+    JobFailure,
+    JobStatus,
+    LiveEvent,
+    NewJob,
+    OutputFile,
+    Progress,
+    WorkflowVersion,
+)
+
+
+class JobStore(Protocol):
+    # -- workflow versions ---------------------------------------------------------
+    async def save_workflow_version(self, version: WorkflowVersion) -> None:
+        """Insert the version unless it exists (versions are content hashes)."""
+
+    async def get_workflow_version(self, version: str) -> WorkflowVersion | None: ...
+
+    # -- idempotency keys ----------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, *, owner_id: str, key: str, fingerprint: str, now: datetime
+    ) -> IdempotencyRecord | None:
+        """Insert an in-flight row for (owner, key); return the existing row instead
+        if one exists (then nothing is inserted). Concurrent callers: exactly one gets
+        None."""
+
+    async def finish_idempotency_key(
+        self, *, owner_id: str, key: str, status_code: int, body: dict[str, Any], job_id: str | None
+    ) -> None: ...
+
+    async def release_idempotency_key(self, *, owner_id: str, key: str) -> None:
+        """Drop an in-flight row whose request failed before a job was made, so the
+        client may retry with the same key."""
+
+    async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
+
+    # -- jobs: create and read -----------------------------------------------------
+    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
+        """Insert a queued job and its first timeline event (seq 1, ``status``)."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(
+        self,
+        *,
+        owner_id: str | None,
+        status: JobStatus | None = None,
+        workflow: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Newest first; ``before_id`` is the last id of the previous page."""
+
+    async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
+        """The owner's jobs whose ``updated_at`` is at or after ``since``, oldest first."""
+
+    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]: ...
+
+    async def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    async def queue_position(self, job: Job) -> int | None:
+        """Jobs of the same pool that a claim would take before this one (0 = next)."""
+
+    # -- jobs: client-side transitions ---------------------------------------------
+    async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
+        """queued → canceled; running → canceling. Other states: InvalidTransition."""
+
+    async def expire_queued(self, *, now: datetime) -> list[Job]:
+        """queued jobs past ``expires_at`` → expired."""
+
+    # -- the worker protocol, fenced by lease token ---------------------------------
+    async def claim(
+        self,
+        *,
+        pool: str,
+        agent_id: str,
+        backend: str,
+        prompt_id: str,
+        lease_token: str,
+        lease_ttl_s: float,
+        now: datetime,
+    ) -> tuple[Job, Attempt] | None:
+        """Lease the next queued job of ``pool`` (priority DESC, id): status running,
+        attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status`` event."""
+
+    async def heartbeat(
+        self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
+    ) -> Job:
+        """Renew the lease. Fenced: LeaseLost when id/token/status do not match."""
+
+    async def save_progress(self, job_id: str, lease_token: str, progress: Progress) -> Job:
+        """Store the latest progress snapshot on the job row (no timeline event). Fenced."""
+
+    async def complete(
+        self, job_id: str, lease_token: str, outputs: Sequence[OutputFile], *, now: datetime
+    ) -> Job:
+        """running|canceling → succeeded, with one ``output`` event per output and a
+        ``status`` event; the attempt's outcome is ``succeeded``. Fenced."""
+
+    async def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        failure: JobFailure,
+        *,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Job:
+        """running|canceling → queued (``retry_at`` set, not when canceling) or failed.
+        Fenced."""
+
+    async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
+        """canceling|running → canceled, after the agent stopped the prompt. Fenced."""
+
+
+class EventSink(Protocol):
+    """Where committed changes and transient progress go, after the transaction."""
+
+    async def publish(self, event: LiveEvent) -> None: ...
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[LiveEvent]: ...
+
+    async def __anext__(self) -> LiveEvent: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EventSource(Protocol):
+    def subscribe(self, owner_id: str) -> Subscription:
+        """Live events of one owner's jobs from the moment this returns, until closed."""
+
+
+class Blobs(Protocol):
+    """The slice of object storage the domain uses."""
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str
+    ) -> tuple[int, str]:
+        """Store a stream; returns (bytes, sha256 hex)."""
+
+    async def get_bytes(self, key: str) -> bytes: ...
+
+    async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]: ...
+
+
+@dataclass(frozen=True)
+class ResolvedUpload:
+    key: str
+    filename: str
+    sha256: str
+
+
+class UploadResolver(Protocol):
+    async def resolve(self, owner_id: str, upload_id: str) -> ResolvedUpload | None:
+        """A completed upload of this owner, or None."""

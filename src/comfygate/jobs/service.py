@@ -1,0 +1,238 @@
+"""Client-side job operations: submit, read, cancel. Publishes after every commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from comfygate.clock import Clock
+from comfygate.contracts import (
+    Workflow,
+    canonical_json,
+    image_bindings,
+    patch_graph,
+    validate_params,
+)
+from comfygate.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReuse,
+    InvalidParams,
+    NotFound,
+)
+from comfygate.ids import new_id
+from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.model import InputFile, Job, LiveEvent, NewJob
+from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
+from comfygate.jobs.snapshot import status_data
+from comfygate.principal import Principal
+
+
+@dataclass(frozen=True)
+class Submitted:
+    status_code: int
+    body: dict[str, Any]
+    job_id: str | None
+    replayed: bool
+
+
+def request_key(job_id: str) -> str:
+    return f"jobs/{job_id}/request.json"
+
+
+def prompt_key(job_id: str) -> str:
+    return f"jobs/{job_id}/prompt.json"
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        blobs: Blobs,
+        events: EventSink,
+        uploads: UploadResolver,
+        doorbell: Doorbell,
+        workflows: Mapping[str, Workflow],
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.events = events
+        self.uploads = uploads
+        self.doorbell = doorbell
+        self.workflows = workflows
+        self.clock = clock
+        self.rng = rng or random.SystemRandom()
+
+    def workflow(self, name: str) -> Workflow:
+        try:
+            return self.workflows[name]
+        except KeyError:
+            raise NotFound(f"no workflow named {name!r}") from None
+
+    async def submit(
+        self,
+        principal: Principal,
+        workflow_name: str,
+        params: dict[str, Any],
+        metadata: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        file_digests: tuple[str, ...] = (),
+        render: Callable[[Job], dict[str, Any]],
+    ) -> Submitted:
+        """Accept a job. With an idempotency key, a replay returns the first answer."""
+        workflow = self.workflow(workflow_name)
+        if idempotency_key is None:
+            job = await self._create(principal, workflow, params, metadata)
+            return Submitted(202, render(job), job.id, replayed=False)
+
+        fingerprint = hashlib.sha256(
+            canonical_json(
+                {
+                    "workflow": workflow_name,
+                    "params": params,
+                    "metadata": metadata,
+                    "files": sorted(file_digests),
+                }
+            )
+        ).hexdigest()
+        existing = await self.store.reserve_idempotency_key(
+            owner_id=principal.id,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            now=self.clock.now(),
+        )
+        if existing is not None:
+            if existing.status_code is None or existing.body is None:
+                raise IdempotencyKeyInFlight
+            if existing.fingerprint != fingerprint:
+                raise IdempotencyKeyReuse
+            return Submitted(existing.status_code, existing.body, existing.job_id, replayed=True)
+        try:
+            job = await self._create(principal, workflow, params, metadata)
+        except BaseException:
+            # Refused requests are not remembered (Stripe): the client may fix and retry.
+            await self.store.release_idempotency_key(owner_id=principal.id, key=idempotency_key)
+            raise
+        body = render(job)
+        await self.store.finish_idempotency_key(
+            owner_id=principal.id, key=idempotency_key, status_code=202, body=body, job_id=job.id
+        )
+        return Submitted(202, body, job.id, replayed=False)
+
+    async def _create(
+        self,
+        principal: Principal,
+        workflow: Workflow,
+        params: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> Job:
+        if not isinstance(metadata, dict):
+            raise InvalidParams(
+                "metadata must be an object",
+                details=[{"path": "/metadata", "message": "must be an object", "keyword": "type"}],
+            )
+        valid = validate_params(workflow, params, rng=self.rng)
+        inputs = []
+        missing = []
+        for name, upload_id, bindings in image_bindings(workflow, valid):
+            upload = await self.uploads.resolve(principal.id, upload_id)
+            if upload is None:
+                missing.append(
+                    {
+                        "path": f"/{name}",
+                        "message": f"no completed upload {upload_id!r}",
+                        "keyword": "x-kind",
+                    }
+                )
+                continue
+            inputs.append(
+                InputFile(
+                    key=upload.key,
+                    filename=upload.filename,
+                    bindings=tuple((b.node_id, b.input) for b in bindings),
+                )
+            )
+        if missing:
+            raise InvalidParams(details=missing)
+
+        job_id = new_id()
+        now = self.clock.now()
+        graph = patch_graph(workflow, valid)
+        # The patched graph is stored before the row exists, so no agent can lease a job
+        # whose prompt is not there yet; an orphan object on a failed insert is harmless.
+        await self.blobs.put_bytes(
+            prompt_key(job_id), json.dumps(graph).encode(), "application/json"
+        )
+        request = {
+            "workflow": workflow.name,
+            "workflow_version": workflow.version,
+            "params": valid,
+            "metadata": metadata,
+            "owner_id": principal.id,
+            "accepted_at": now.isoformat(),
+        }
+        await self.blobs.put_bytes(
+            request_key(job_id), json.dumps(request).encode(), "application/json"
+        )
+        job = await self.store.create_job(
+            NewJob(
+                id=job_id,
+                owner_id=principal.id,
+                workflow=workflow.name,
+                workflow_version=workflow.version,
+                pool=workflow.pool,
+                params=valid,
+                metadata=metadata,
+                inputs=tuple(inputs),
+                priority=5,
+                max_attempts=workflow.max_attempts,
+                timeout_s=workflow.timeout_s,
+                expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
+            ),
+            now=now,
+        )
+        self.doorbell.ring(job.pool)
+        await self._publish_status(job)
+        return job
+
+    async def get(self, principal: Principal, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None or not self.visible(principal, job):
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    @staticmethod
+    def visible(principal: Principal, job: Job) -> bool:
+        return job.owner_id == principal.id
+
+    async def cancel(self, principal: Principal, job_id: str) -> Job:
+        await self.get(principal, job_id)
+        job = await self.store.request_cancel(job_id, now=self.clock.now())
+        self.doorbell.ring(f"cancel:{job_id}")
+        await self._publish_status(job)
+        return job
+
+    async def expire_due(self) -> list[Job]:
+        expired = await self.store.expire_queued(now=self.clock.now())
+        for job in expired:
+            await self._publish_status(job)
+        return expired
+
+    async def _publish_status(self, job: Job) -> None:
+        await self.events.publish(
+            LiveEvent(
+                job_id=job.id,
+                owner_id=job.owner_id,
+                type="status",
+                data=status_data(job),
+                seq=job.last_seq,
+            )
+        )

@@ -1,0 +1,207 @@
+"""The gateway side of the worker protocol: lease, heartbeat, progress, complete, fail.
+
+Every call but ``lease`` carries the lease token; the store fences each write on it.
+Agents reach this only through a transport (in-process now, HTTP for remote agents).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from comfygate.clock import Clock
+from comfygate.ids import new_prompt_id
+from comfygate.jobs.backoff import retry_delay_s
+from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.model import (
+    HeartbeatReply,
+    Job,
+    JobFailure,
+    JobStatus,
+    Lease,
+    LiveEvent,
+    OutputFile,
+    Progress,
+)
+from comfygate.jobs.ports import Blobs, EventSink, JobStore
+from comfygate.jobs.service import prompt_key
+from comfygate.jobs.snapshot import status_data
+
+PREVIEW_TTL_S = 300
+
+
+@dataclass(frozen=True)
+class LeaseTimes:
+    ttl_s: float = 30.0
+    heartbeat_s: float = 10.0
+
+
+def cancel_bell(job_id: str) -> str:
+    return f"cancel:{job_id}"
+
+
+def manifest_key(job_id: str) -> str:
+    return f"jobs/{job_id}/output.json"
+
+
+def error_key(job_id: str) -> str:
+    return f"jobs/{job_id}/error.json"
+
+
+class WorkerGate:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        blobs: Blobs,
+        events: EventSink,
+        doorbell: Doorbell,
+        clock: Clock,
+        lease_times: LeaseTimes,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.events = events
+        self.doorbell = doorbell
+        self.clock = clock
+        self.times = lease_times
+        self.rng = rng or random.Random()
+
+    async def lease(self, *, agent_id: str, backend: str, pool: str, wait_s: float) -> Lease | None:
+        """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive."""
+        deadline = self.clock.monotonic() + wait_s
+        while True:
+            claimed = await self.store.claim(
+                pool=pool,
+                agent_id=agent_id,
+                backend=backend,
+                prompt_id=new_prompt_id(),
+                lease_token=secrets.token_urlsafe(24),
+                lease_ttl_s=self.times.ttl_s,
+                now=self.clock.now(),
+            )
+            if claimed is not None:
+                job, attempt = claimed
+                await self._publish_status(job)
+                assert job.lease_token is not None
+                return Lease(
+                    job_id=job.id,
+                    lease_token=job.lease_token,
+                    attempt=attempt.attempt,
+                    prompt_id=attempt.prompt_id,
+                    prompt_key=prompt_key(job.id),
+                    inputs=job.inputs,
+                    outputs_prefix=f"outputs/{job.id}/main/{attempt.attempt}",
+                    timeout_s=job.timeout_s,
+                    lease_ttl_s=self.times.ttl_s,
+                    heartbeat_s=self.times.heartbeat_s,
+                )
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                return None
+            # Poll at least every second: a ring can be missed between claim and wait.
+            await self.doorbell.wait(pool, min(remaining, 1.0))
+
+    async def heartbeat(self, lease: Lease) -> HeartbeatReply:
+        job = await self.store.heartbeat(
+            lease.job_id, lease.lease_token, lease_ttl_s=self.times.ttl_s, now=self.clock.now()
+        )
+        return HeartbeatReply(cancel=job.status is JobStatus.CANCELING)
+
+    async def wait_cancel(self, lease: Lease, timeout_s: float) -> bool:
+        await self.doorbell.wait(cancel_bell(lease.job_id), timeout_s)
+        job = await self.store.get_job(lease.job_id)
+        return job is not None and job.status is JobStatus.CANCELING
+
+    async def progress(self, lease: Lease, progress: Progress) -> HeartbeatReply:
+        job = await self.store.save_progress(lease.job_id, lease.lease_token, progress)
+        await self.events.publish(
+            LiveEvent(
+                job_id=job.id, owner_id=job.owner_id, type="progress", data=progress.to_dict()
+            )
+        )
+        return HeartbeatReply(cancel=job.status is JobStatus.CANCELING)
+
+    async def preview(
+        self, lease: Lease, *, node_id: str | None, content_type: str, data: bytes
+    ) -> None:
+        job = await self.store.get_job(lease.job_id)
+        if job is None or job.lease_token != lease.lease_token:
+            return
+        ext = "png" if content_type == "image/png" else "jpg"
+        key = f"previews/{job.id}/latest.{ext}"
+        await self.blobs.put_bytes(key, data, content_type)
+        url, expires_at = await self.blobs.signed_url(key, PREVIEW_TTL_S)
+        await self.events.publish(
+            LiveEvent(
+                job_id=job.id,
+                owner_id=job.owner_id,
+                type="preview",
+                data={"url": url, "node_id": node_id, "expires_at": expires_at.isoformat()},
+            )
+        )
+
+    async def complete(self, lease: Lease, outputs: Sequence[OutputFile]) -> Job:
+        job = await self.store.complete(
+            lease.job_id, lease.lease_token, outputs, now=self.clock.now()
+        )
+        # Written only after the fenced commit: clients never see an uncommitted output.
+        manifest = {"job_id": job.id, "outputs": [o.to_dict() for o in job.outputs]}
+        await self.blobs.put_bytes(
+            manifest_key(job.id), json.dumps(manifest).encode(), "application/json"
+        )
+        first_output_seq = job.last_seq - len(job.outputs)
+        for i, output in enumerate(job.outputs):
+            await self.events.publish(
+                LiveEvent(
+                    job_id=job.id,
+                    owner_id=job.owner_id,
+                    type="output",
+                    data=output.to_dict(),
+                    seq=first_output_seq + i,
+                )
+            )
+        self.doorbell.forget(cancel_bell(job.id))
+        await self._publish_status(job)
+        return job
+
+    async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> Job:
+        current = await self.store.get_job(lease.job_id)
+        retry_at = None
+        if retryable and current is not None and current.attempts < current.max_attempts:
+            retry_at = self.clock.now() + timedelta(
+                seconds=retry_delay_s(current.attempts, self.rng)
+            )
+        job = await self.store.fail(
+            lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
+        )
+        if job.status is JobStatus.FAILED:
+            record = {**failure.to_dict(), "attempt": lease.attempt}
+            await self.blobs.put_bytes(
+                error_key(job.id), json.dumps(record).encode(), "application/json"
+            )
+        elif job.status is JobStatus.QUEUED:
+            self.doorbell.ring(job.pool)
+        await self._publish_status(job)
+        return job
+
+    async def canceled(self, lease: Lease) -> Job:
+        job = await self.store.finish_cancel(lease.job_id, lease.lease_token, now=self.clock.now())
+        await self._publish_status(job)
+        return job
+
+    async def _publish_status(self, job: Job) -> None:
+        await self.events.publish(
+            LiveEvent(
+                job_id=job.id,
+                owner_id=job.owner_id,
+                type="status",
+                data=status_data(job),
+                seq=job.last_seq,
+            )
+        )

@@ -1,0 +1,93 @@
+"""Running the gateway (and the demo's simulator beside it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from comfygate.api.app import create_app
+from comfygate.config import Settings
+from comfygate.gateway import build_gateway
+
+
+async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:
+    gw = await build_gateway(settings)
+    app = create_app(gw)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
+    server = uvicorn.Server(config)
+    if on_ready:
+
+        async def announce() -> None:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers only a flag
+                await asyncio.sleep(0.05)
+            print(on_ready, flush=True)
+
+        task = asyncio.create_task(announce())
+    await server.serve()
+    if on_ready:
+        task.cancel()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(
+    data_dir: Path, *, step_ms: float = 50.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The demo's ComfyUI: the simulator in its own process, as a real backend would be."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "comfygate",
+            "sim",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--step-ms",
+            str(step_ms),
+        ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the simulator exited at start")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/system_stats", timeout=1).status_code == 200:
+                return proc, url
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the simulator did not answer within 30 s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

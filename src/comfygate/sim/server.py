@@ -1,0 +1,89 @@
+"""Running the simulator: in-process for tests (:class:`SimServer`) or as a command."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+
+from comfygate.clock import SYSTEM_CLOCK, Clock
+from comfygate.sim.app import LogEntry, Record, create_app
+from comfygate.sim.config import SimConfig
+
+
+class SimServer:
+    """A simulated ComfyUI on a loopback port.
+
+    ``log`` lists the control requests received (``POST`` to /prompt, /queue, /interrupt
+    and /upload/image, path without any ``/api`` prefix) as ``(method, path, json_body)``;
+    it and ``max_concurrent`` survive :meth:`restart`.
+    """
+
+    def __init__(
+        self,
+        config: SimConfig,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_crash: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._on_crash = on_crash
+        self._record = Record()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log(self) -> list[LogEntry]:
+        return self._record.log
+
+    @property
+    def max_concurrent(self) -> int:
+        return self._record.max_concurrent
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the simulator is already running")
+        app = create_app(
+            self.config, clock=self._clock, record=self._record, on_crash=self._on_crash
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Go away like a killed ComfyUI: sockets drop, queued and running prompts are lost."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def restart(self) -> None:
+        """Stop and start on the same port, with an empty queue, history and cache."""
+        await self.stop()
+        await self.start()
+
+
+async def run_sim(config: SimConfig, host: str = "127.0.0.1", port: int = 8188) -> None:
+    """Serve a simulator until cancelled (Ctrl-C under ``asyncio.run``)."""
+    server = SimServer(config, host, port)
+    await server.start()
+    print(f"comfygate sim: simulated ComfyUI 0.3.64 at {server.url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

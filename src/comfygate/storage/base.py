@@ -1,0 +1,75 @@
+"""The storage port. Keys are ``/``-separated relative paths (DESIGN.md, object layout)."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\- ()]*)*$")
+
+
+class InvalidKey(ValueError):
+    """A storage key that could escape its root or is not plain."""
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key) or ".." in key.split("/"):
+        raise InvalidKey(f"invalid storage key {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    bytes: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request a client may make without credentials until ``expires_at``."""
+
+    method: str
+    url: str
+    expires_at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(ABC):
+    @abstractmethod
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    @abstractmethod
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str
+    ) -> tuple[int, str]:
+        """Store a stream without holding it whole; returns (bytes, sha256 hex)."""
+
+    @abstractmethod
+    async def get_bytes(self, key: str) -> bytes:
+        """A small object whole (JSON documents, inputs for the agent). FileNotFoundError."""
+
+    @abstractmethod
+    def open(self, key: str) -> AsyncIterator[bytes]:
+        """Stream an object in chunks. FileNotFoundError when absent."""
+
+    @abstractmethod
+    async def stat(self, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest: ...
+
+    @abstractmethod
+    def sign_put(
+        self, key: str, *, ttl_s: int, content_type: str, max_bytes: int
+    ) -> SignedRequest: ...
+
+    async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]:
+        signed = self.sign_get(key, ttl_s=ttl_s)
+        return signed.url, signed.expires_at

@@ -1,0 +1,577 @@
+"""The job store on SQLAlchemy Core: every transition one guarded UPDATE … RETURNING,
+with its timeline row in the same transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from comfygate.clock import Clock
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.jobs.model import (
+    LEASED,
+    Attempt,
+    IdempotencyRecord,
+    Job,
+    JobEvent,
+    JobFailure,
+    JobStatus,
+    NewJob,
+    OutputFile,
+    Progress,
+    WorkflowVersion,
+)
+from comfygate.jobs.snapshot import status_data
+from comfygate.store import migrate
+from comfygate.store.engine import Engines, make_engines
+from comfygate.store.rows import (
+    attempt_from_row,
+    event_from_row,
+    idempotency_from_row,
+    job_from_row,
+    version_from_row,
+)
+from comfygate.store.tables import (
+    idempotency_keys,
+    job_attempts,
+    job_events,
+    jobs,
+    workflow_versions,
+)
+
+Q, R, C = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.CANCELING.value
+LEASED_VALUES = [s.value for s in LEASED]
+
+
+class SqlJobStore:
+    def __init__(self, engines: Engines, clock: Clock) -> None:
+        self._engines = engines
+        self._clock = clock
+        # One writer at a time on SQLite; PostgreSQL serialises with row locks instead.
+        self._write_lock = asyncio.Lock() if engines.sqlite else None
+
+    async def close(self) -> None:
+        await self._engines.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._write_lock is None:
+            async with self._engines.writer.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._engines.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engines.reader.connect() as conn:
+            yield conn
+
+    # -- timeline --------------------------------------------------------------------
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        kind: str,
+        data: dict[str, Any],
+        seq: int,
+        at: datetime,
+    ) -> None:
+        await conn.execute(
+            insert(job_events).values(job_id=job.id, seq=seq, type=kind, data=data, at=at)
+        )
+
+    async def _transition(
+        self,
+        conn: AsyncConnection,
+        job_id: str,
+        where: Any,
+        values: dict[str, Any],
+        *,
+        now: datetime,
+        extra_events: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> Job | None:
+        """One guarded UPDATE; bumps last_seq by the events it appends (status last)."""
+        count = len(extra_events) + 1
+        result = await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, where)
+            .values(**values, last_seq=jobs.c.last_seq + count, updated_at=now)
+            .returning(*jobs.c)
+        )
+        row = result.first()
+        if row is None:
+            return None
+        job = job_from_row(row)
+        first = job.last_seq - count + 1
+        for i, (kind, data) in enumerate(extra_events):
+            await self._append(conn, job, kind, data, first + i, now)
+        await self._append(conn, job, "status", status_data(job), job.last_seq, now)
+        return job
+
+    async def _missing_or(self, conn: AsyncConnection, job_id: str, exc: Exception) -> Exception:
+        exists = (await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id))).first()
+        return exc if exists else NotFound(f"no job {job_id!r}")
+
+    # -- workflow versions -------------------------------------------------------------
+    async def save_workflow_version(self, version: WorkflowVersion) -> None:
+        async with self._write() as conn:
+            exists = (
+                await conn.execute(
+                    select(workflow_versions.c.version).where(
+                        workflow_versions.c.version == version.version
+                    )
+                )
+            ).first()
+            if not exists:
+                await conn.execute(
+                    insert(workflow_versions).values(
+                        version=version.version,
+                        name=version.name,
+                        graph=version.graph,
+                        contract=version.contract,
+                        created_at=version.created_at,
+                    )
+                )
+
+    async def get_workflow_version(self, version: str) -> WorkflowVersion | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(workflow_versions).where(workflow_versions.c.version == version)
+                )
+            ).first()
+        return version_from_row(row) if row else None
+
+    # -- idempotency ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, *, owner_id: str, key: str, fingerprint: str, now: datetime
+    ) -> IdempotencyRecord | None:
+        try:
+            async with self._write() as conn:
+                await conn.execute(
+                    insert(idempotency_keys).values(
+                        owner_id=owner_id, key=key, fingerprint=fingerprint, created_at=now
+                    )
+                )
+            return None
+        except IntegrityError:
+            async with self._read() as conn:
+                row = (
+                    await conn.execute(
+                        select(idempotency_keys).where(
+                            idempotency_keys.c.owner_id == owner_id, idempotency_keys.c.key == key
+                        )
+                    )
+                ).first()
+            if row is None:  # released in between: try once more
+                return await self.reserve_idempotency_key(
+                    owner_id=owner_id, key=key, fingerprint=fingerprint, now=now
+                )
+            return idempotency_from_row(row)
+
+    async def finish_idempotency_key(
+        self, *, owner_id: str, key: str, status_code: int, body: dict[str, Any], job_id: str | None
+    ) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.owner_id == owner_id, idempotency_keys.c.key == key)
+                .values(status_code=status_code, body=body, job_id=job_id)
+            )
+
+    async def release_idempotency_key(self, *, owner_id: str, key: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.owner_id == owner_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.status_code.is_(None),
+                )
+            )
+
+    async def purge_idempotency_keys(self, *, older_than: datetime) -> int:
+        async with self._write() as conn:
+            result = await conn.execute(
+                delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
+            )
+        return int(result.rowcount or 0)
+
+    # -- jobs: create and read ------------------------------------------------------------
+    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    insert(jobs)
+                    .values(
+                        id=job.id,
+                        owner_id=job.owner_id,
+                        workflow=job.workflow,
+                        workflow_version=job.workflow_version,
+                        pool=job.pool,
+                        status=Q,
+                        priority=job.priority,
+                        attempts=0,
+                        max_attempts=job.max_attempts,
+                        timeout_s=job.timeout_s,
+                        params=job.params,
+                        metadata=job.metadata,
+                        inputs=[i.to_dict() for i in job.inputs],
+                        progress=None,
+                        error=None,
+                        outputs=[],
+                        last_seq=1,
+                        retry_of=job.retry_of,
+                        expires_at=job.expires_at,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*jobs.c)
+                )
+            ).one()
+            created = job_from_row(row)
+            await self._append(conn, created, "status", status_data(created), 1, now)
+        return created
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return job_from_row(row) if row else None
+
+    async def list_jobs(
+        self,
+        *,
+        owner_id: str | None,
+        status: JobStatus | None = None,
+        workflow: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if owner_id is not None:
+            query = query.where(jobs.c.owner_id == owner_id)
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        if workflow is not None:
+            query = query.where(jobs.c.workflow == workflow)
+        if before_id is not None:
+            query = query.where(jobs.c.id < before_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [job_from_row(r) for r in rows]
+
+    async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(jobs)
+                    .where(jobs.c.owner_id == owner_id, jobs.c.updated_at >= since)
+                    .order_by(jobs.c.updated_at, jobs.c.id)
+                )
+            ).all()
+        return [job_from_row(r) for r in rows]
+
+    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]:
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(job_events)
+                    .where(job_events.c.job_id == job_id, job_events.c.seq > seq)
+                    .order_by(job_events.c.seq)
+                )
+            ).all()
+        return [event_from_row(r) for r in rows]
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(job_attempts)
+                    .where(job_attempts.c.job_id == job_id)
+                    .order_by(job_attempts.c.attempt)
+                )
+            ).all()
+        return [attempt_from_row(r) for r in rows]
+
+    async def queue_position(self, job: Job) -> int | None:
+        if job.status is not JobStatus.QUEUED:
+            return None
+        ahead = and_(
+            jobs.c.status == Q,
+            jobs.c.pool == job.pool,
+            or_(
+                jobs.c.priority > job.priority,
+                and_(jobs.c.priority == job.priority, jobs.c.id < job.id),
+            ),
+        )
+        async with self._read() as conn:
+            count = (
+                await conn.execute(select(func.count()).select_from(jobs).where(ahead))
+            ).scalar()
+        return int(count or 0)
+
+    # -- client-side transitions ------------------------------------------------------------
+    async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
+        async with self._write() as conn:
+            job = await self._transition(
+                conn,
+                job_id,
+                jobs.c.status == Q,
+                {"status": JobStatus.CANCELED.value, "finished_at": now},
+                now=now,
+            )
+            if job is None:
+                job = await self._transition(
+                    conn,
+                    job_id,
+                    jobs.c.status == R,
+                    {"status": C, "cancel_requested_at": now},
+                    now=now,
+                )
+            if job is not None:
+                return job
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        current = job_from_row(row)
+        if current.status is JobStatus.CANCELING:
+            return current
+        raise InvalidTransition(f"the job is already {current.status.value}")
+
+    async def expire_queued(self, *, now: datetime) -> list[Job]:
+        async with self._write() as conn:
+            due = (
+                (
+                    await conn.execute(
+                        select(jobs.c.id)
+                        .where(
+                            jobs.c.status == Q,
+                            jobs.c.expires_at.is_not(None),
+                            jobs.c.expires_at <= now,
+                        )
+                        .limit(100)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            expired = []
+            for job_id in due:
+                job = await self._transition(
+                    conn,
+                    job_id,
+                    jobs.c.status == Q,
+                    {
+                        "status": JobStatus.EXPIRED.value,
+                        "finished_at": now,
+                        "error": {"code": "expired", "message": "no backend took the job in time"},
+                    },
+                    now=now,
+                )
+                if job is not None:
+                    expired.append(job)
+        return expired
+
+    # -- the worker protocol ----------------------------------------------------------------
+    async def claim(
+        self,
+        *,
+        pool: str,
+        agent_id: str,
+        backend: str,
+        prompt_id: str,
+        lease_token: str,
+        lease_ttl_s: float,
+        now: datetime,
+    ) -> tuple[Job, Attempt] | None:
+        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC, id
+        LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR UPDATE dropped;
+        the writer holds BEGIN IMMEDIATE."""
+        next_id = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.status == Q,
+                jobs.c.pool == pool,
+                or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+                or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+            )
+            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == next_id, jobs.c.status == Q)
+                .values(
+                    status=R,
+                    attempts=jobs.c.attempts + 1,
+                    lease_owner=agent_id,
+                    lease_token=lease_token,
+                    lease_expires_at=now + timedelta(seconds=lease_ttl_s),
+                    heartbeat_at=now,
+                    not_before=None,
+                    cancel_requested_at=None,
+                    started_at=func.coalesce(jobs.c.started_at, now),
+                    progress=None,
+                    last_seq=jobs.c.last_seq + 1,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+            row = result.first()
+            if row is None:
+                return None
+            job = job_from_row(row)
+            attempt = Attempt(
+                job_id=job.id,
+                attempt=job.attempts,
+                backend=backend,
+                prompt_id=prompt_id,
+                started_at=now,
+            )
+            await conn.execute(
+                insert(job_attempts).values(
+                    job_id=job.id,
+                    attempt=attempt.attempt,
+                    backend=backend,
+                    prompt_id=prompt_id,
+                    started_at=now,
+                )
+            )
+            await self._append(conn, job, "status", status_data(job), job.last_seq, now)
+        return job, attempt
+
+    def _fence(self, lease_token: str) -> Any:
+        return and_(jobs.c.lease_token == lease_token, jobs.c.status.in_(LEASED_VALUES))
+
+    async def heartbeat(
+        self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
+    ) -> Job:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, self._fence(lease_token))
+                    .values(lease_expires_at=now + timedelta(seconds=lease_ttl_s), heartbeat_at=now)
+                    .returning(*jobs.c)
+                )
+            ).first()
+        if row is None:
+            raise LeaseLost
+        return job_from_row(row)
+
+    async def save_progress(self, job_id: str, lease_token: str, progress: Progress) -> Job:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, self._fence(lease_token))
+                    .values(progress=progress.to_dict())
+                    .returning(*jobs.c)
+                )
+            ).first()
+        if row is None:
+            raise LeaseLost
+        return job_from_row(row)
+
+    async def _finish_attempt(
+        self, conn: AsyncConnection, job: Job, outcome: str, now: datetime
+    ) -> None:
+        await conn.execute(
+            update(job_attempts)
+            .where(job_attempts.c.job_id == job.id, job_attempts.c.attempt == job.attempts)
+            .values(finished_at=now, outcome=outcome)
+        )
+
+    def _released(self) -> dict[str, Any]:
+        return {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
+    async def complete(
+        self, job_id: str, lease_token: str, outputs: Sequence[OutputFile], *, now: datetime
+    ) -> Job:
+        listed = [o.to_dict() for o in outputs]
+        async with self._write() as conn:
+            job = await self._transition(
+                conn,
+                job_id,
+                self._fence(lease_token),
+                {
+                    "status": JobStatus.SUCCEEDED.value,
+                    "outputs": listed,
+                    "finished_at": now,
+                    "error": None,
+                    **self._released(),
+                },
+                now=now,
+                extra_events=[("output", o) for o in listed],
+            )
+            if job is None:
+                raise LeaseLost
+            await self._finish_attempt(conn, job, "succeeded", now)
+        return job
+
+    async def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        failure: JobFailure,
+        *,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Job:
+        error = failure.to_dict()
+        async with self._write() as conn:
+            job = await self._transition(
+                conn,
+                job_id,
+                and_(jobs.c.lease_token == lease_token, jobs.c.status == C),
+                {"status": JobStatus.CANCELED.value, "finished_at": now, **self._released()},
+                now=now,
+            )
+            if job is None:
+                values: dict[str, Any] = (
+                    {"status": Q, "not_before": retry_at, "error": error}
+                    if retry_at is not None
+                    else {"status": JobStatus.FAILED.value, "error": error, "finished_at": now}
+                )
+                job = await self._transition(
+                    conn,
+                    job_id,
+                    and_(jobs.c.lease_token == lease_token, jobs.c.status == R),
+                    {**values, **self._released()},
+                    now=now,
+                )
+            if job is None:
+                raise LeaseLost
+            await self._finish_attempt(conn, job, failure.code, now)
+        return job
+
+    async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
+        async with self._write() as conn:
+            job = await self._transition(
+                conn,
+                job_id,
+                self._fence(lease_token),
+                {"status": JobStatus.CANCELED.value, "finished_at": now, **self._released()},
+                now=now,
+            )
+            if job is None:
+                raise LeaseLost
+            await self._finish_attempt(conn, job, "canceled", now)
+        return job
+
+
+async def open_store(database_url: str, *, clock: Clock) -> SqlJobStore:
+    """Migrate to head, then hand out the store."""
+    engines = make_engines(database_url)
+    await migrate.upgrade(engines.writer)
+    return SqlJobStore(engines, clock)

@@ -1,0 +1,121 @@
+"""The schema. Migrations in ``migrations/`` must produce exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("graph", JSON, nullable=False),
+    Column("contract", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner_id", String(200), nullable=False),
+    Column("workflow", String(100), nullable=False),
+    Column("workflow_version", String(64), ForeignKey("workflow_versions.version"), nullable=False),
+    Column("pool", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("timeout_s", Float, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("progress", JSON, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("outputs", JSON, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("retry_of", String(36), nullable=True),
+    Column("not_before", TS, nullable=True),
+    Column("expires_at", TS, nullable=True),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_expires_at", TS, nullable=True),
+    Column("heartbeat_at", TS, nullable=True),
+    Column("cancel_requested_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("started_at", TS, nullable=True),
+    Column("finished_at", TS, nullable=True),
+    Index(
+        "jobs_claim",
+        "pool",
+        text("priority DESC"),
+        "id",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+    Index(
+        "jobs_leases",
+        "lease_expires_at",
+        sqlite_where=text("status IN ('running', 'canceling')"),
+        postgresql_where=text("status IN ('running', 'canceling')"),
+    ),
+    Index("jobs_owner", "owner_id", "id"),
+    Index("jobs_owner_changes", "owner_id", "updated_at"),
+)
+
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("backend", String(500), nullable=False),
+    Column("prompt_id", String(36), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("outcome", String(64), nullable=True),
+    PrimaryKeyConstraint("job_id", "attempt"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("at", TS, nullable=False),
+    UniqueConstraint("job_id", "seq", name="job_events_job_seq"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("owner_id", String(200), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("body", JSON, nullable=True),
+    Column("job_id", String(36), nullable=True),
+    Column("created_at", TS, nullable=False),
+    PrimaryKeyConstraint("owner_id", "key"),
+)

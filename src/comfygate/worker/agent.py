@@ -1,0 +1,330 @@
+"""One agent per ComfyUI backend: lease a job, run it, report through the fence.
+
+The agent keeps one WebSocket to its backend open across jobs. It never trusts the
+socket alone: when it goes quiet, the prompt's fate is read from /history and /queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from comfygate.clock import Clock
+from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.graph import set_input, set_output_prefix
+from comfygate.comfy.messages import (
+    Executing,
+    ExecutionError,
+    ExecutionInterrupted,
+    ExecutionSuccess,
+    Message,
+    Preview,
+)
+from comfygate.errors import (
+    BackendRestarted,
+    ComfygateError,
+    ExecutionFailed,
+    JobError,
+    JobTimeout,
+    LeaseLost,
+    WebSocketLost,
+)
+from comfygate.jobs.model import JobFailure, Lease
+from comfygate.storage.base import Storage
+from comfygate.worker.outputs import collect_outputs
+from comfygate.worker.progress import ProgressTracker
+from comfygate.worker.transport.base import WorkerTransport
+
+log = logging.getLogger(__name__)
+
+#: how long a silent socket is trusted before /history and /queue are asked
+QUIET_S = 2.0
+#: at most four progress reports a second
+PROGRESS_EVERY_S = 0.25
+PREVIEW_EVERY_S = 0.5
+
+
+class _Wake:
+    """Put in the inbox to wake the follower at once (a cancel, a lost lease)."""
+
+
+WAKE = _Wake()
+
+
+class Canceled(Exception):
+    """The job was canceled while the agent ran it."""
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        pool: str,
+        comfy: ComfyClient,
+        transport: WorkerTransport,
+        storage: Storage,
+        clock: Clock,
+        lease_wait_s: float = 25.0,
+    ) -> None:
+        self.agent_id = agent_id
+        self.pool = pool
+        self.comfy = comfy
+        self.transport = transport
+        self.storage = storage
+        self.clock = clock
+        self.lease_wait_s = lease_wait_s
+        self._inbox: asyncio.Queue[Message | _Wake] = asyncio.Queue()
+        self._socket_up = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.current: Lease | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._socket_up.is_set()
+
+    @property
+    def backend(self) -> str:
+        return self.comfy.base_url
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    lease = await self.transport.lease(
+                        agent_id=self.agent_id,
+                        backend=self.backend,
+                        pool=self.pool,
+                        wait_s=self.lease_wait_s,
+                    )
+                except Exception:
+                    log.exception("lease failed; backing off")
+                    await self.clock.sleep(1.0)
+                    continue
+                if lease is not None:
+                    await self.execute(lease)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    def stop(self) -> None:
+        """Lease no more work; a running job finishes first."""
+        self._stopping.set()
+
+    async def _read_socket(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async with self.comfy.socket() as sock:
+                    self._socket_up.set()
+                    delay = 0.2
+                    async for message in sock:
+                        self._inbox.put_nowait(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the socket is best effort; /history is the truth
+                log.debug("socket to %s lost: %s", self.backend, exc)
+            self._socket_up.clear()
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def execute(self, lease: Lease) -> None:
+        self.current = lease
+        cancel = asyncio.Event()
+        lost = asyncio.Event()
+        beats = asyncio.create_task(self._heartbeats(lease, cancel, lost))
+        try:
+            await self._run(lease, cancel, lost)
+        except LeaseLost:
+            log.info("lease on job %s lost; outputs discarded", lease.job_id)
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+            self.current = None
+
+    async def _heartbeats(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
+        while True:
+            try:
+                if await self.transport.wait_cancel(lease, lease.heartbeat_s):
+                    cancel.set()
+                reply = await self.transport.heartbeat(lease)
+                if reply.cancel:
+                    cancel.set()
+                if cancel.is_set():
+                    self._inbox.put_nowait(WAKE)
+            except LeaseLost:
+                lost.set()
+                self._inbox.put_nowait(WAKE)
+                return
+            except Exception:
+                log.exception("heartbeat for job %s failed", lease.job_id)
+                await self.clock.sleep(1.0)
+
+    async def _run(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
+        try:
+            graph = await self._prepare(lease)
+            while not self._inbox.empty():  # messages of earlier prompts
+                self._inbox.get_nowait()
+            await self.comfy.submit(
+                graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
+            )
+            await self._follow(lease, graph, cancel, lost)
+        except Canceled:
+            await self.transport.canceled(lease)
+            return
+        except LeaseLost:
+            raise
+        except JobError as exc:
+            await self._fail(lease, exc)
+            return
+        except ComfygateError as exc:
+            await self._fail(lease, ExecutionFailed(exc.message))
+            return
+        entry = await self.comfy.history(lease.prompt_id)
+        if entry is None:
+            await self._fail(lease, BackendRestarted())
+            return
+        try:
+            outputs = await collect_outputs(self.comfy, self.storage, lease, entry)
+        except JobError as exc:
+            await self._fail(lease, exc)
+            return
+        await self.transport.complete(lease, outputs)
+
+    async def _prepare(self, lease: Lease) -> dict[str, Any]:
+        graph: dict[str, Any] = json.loads(await self.storage.get_bytes(lease.prompt_key))
+        for item in lease.inputs:
+            data = await self.storage.get_bytes(item.key)
+            name = await self.comfy.upload_image(
+                data, f"{lease.job_id}-{item.filename}", subfolder="comfygate"
+            )
+            for node_id, input_name in item.bindings:
+                graph = set_input(graph, node_id, input_name, name)
+        # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
+        return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
+
+    async def _follow(
+        self, lease: Lease, graph: dict[str, Any], cancel: asyncio.Event, lost: asyncio.Event
+    ) -> None:
+        tracker = ProgressTracker(graph)
+        deadline = self.clock.monotonic() + lease.timeout_s
+        last_progress = last_preview = 0.0
+        interrupted = False
+        while True:
+            if lost.is_set():
+                await self._stop_prompt(lease)
+                raise LeaseLost
+            if cancel.is_set() and not interrupted:
+                interrupted = True
+                if await self._stop_prompt(lease) == "gone":
+                    raise Canceled
+            if self.clock.monotonic() > deadline and not interrupted:
+                await self._stop_prompt(lease)
+                raise JobTimeout(f"the job ran longer than {lease.timeout_s:g} s")
+            quiet = 0.5 if cancel.is_set() else QUIET_S
+            message = await self._next_message(quiet)
+            if message is None:
+                if await self._settled(lease, interrupted):
+                    return
+                continue
+            if isinstance(message, _Wake):
+                continue
+            prompt_id = getattr(message, "prompt_id", None)
+            if prompt_id is not None and prompt_id != lease.prompt_id:
+                continue
+            if isinstance(message, ExecutionSuccess):
+                await self.transport.progress(lease, tracker.finish())
+                return
+            if isinstance(message, ExecutionError):
+                raise ExecutionFailed(
+                    message.exception_message or "a node failed",
+                    node_id=message.node_id,
+                    class_type=message.node_type,
+                )
+            if isinstance(message, ExecutionInterrupted):
+                if interrupted:
+                    raise Canceled
+                raise ExecutionFailed("the backend interrupted the prompt")
+            if isinstance(message, Executing) and message.node is None and prompt_id is not None:
+                # Legacy "done" signal without success/error seen: ask history.
+                continue
+            if isinstance(message, Preview):
+                now = self.clock.monotonic()
+                if now - last_preview >= PREVIEW_EVERY_S:
+                    last_preview = now
+                    await self.transport.preview(
+                        lease,
+                        node_id=message.node_id,
+                        content_type=message.content_type,
+                        data=message.data,
+                    )
+                continue
+            if tracker.feed(message):
+                now = self.clock.monotonic()
+                if now - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = now
+                    reply = await self.transport.progress(lease, tracker.snapshot())
+                    if reply.cancel:
+                        cancel.set()
+
+    async def _next_message(self, timeout_s: float) -> Message | _Wake | None:
+        try:
+            return await asyncio.wait_for(self._inbox.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    async def _settled(self, lease: Lease, interrupted: bool) -> bool:
+        """The socket went quiet: ask /history and /queue. True when the prompt
+        succeeded, False while it is still pending or running; raises otherwise."""
+        state = await self.comfy.prompt_state(lease.prompt_id)
+        if state in ("pending", "running"):
+            return False
+        if state == "done":
+            entry = await self.comfy.history(lease.prompt_id)
+            if entry is not None and entry.status_str == "success":
+                return True
+            if interrupted or (entry is not None and entry.interrupted):
+                raise Canceled
+            if entry is not None and entry.error is not None:
+                raise ExecutionFailed(
+                    entry.error.exception_message,
+                    node_id=entry.error.node_id,
+                    class_type=entry.error.node_type,
+                )
+            raise ExecutionFailed("the prompt ended without success")
+        # The backend does not know the prompt: it restarted, or was never reached.
+        if interrupted:
+            raise Canceled
+        if not self._socket_up.is_set():
+            raise WebSocketLost
+        raise BackendRestarted
+
+    async def _stop_prompt(self, lease: Lease) -> str:
+        """Interrupt a running prompt or remove a pending one; 'gone' if it will not run,
+        'done' if it already finished (a cancel that arrives after success changes nothing)."""
+        state = await self.comfy.prompt_state(lease.prompt_id)
+        if state == "done":
+            return "done"
+        if state == "pending":
+            await self.comfy.delete_queued([lease.prompt_id])
+            return "gone"
+        if state == "running":
+            await self.comfy.interrupt(lease.prompt_id)
+            return "interrupting"
+        return "gone"
+
+    async def _fail(self, lease: Lease, exc: JobError) -> None:
+        failure = JobFailure(
+            code=exc.code,
+            message=exc.message,
+            node_id=exc.node_id,
+            class_type=exc.class_type,
+            details=exc.details,
+        )
+        await self.transport.fail(lease, failure, retryable=exc.retryable)

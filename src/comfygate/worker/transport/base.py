@@ -1,0 +1,40 @@
+"""The worker protocol as an agent sees it. Every call after ``lease`` carries the token."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
+
+
+class WorkerTransport(ABC):
+    @abstractmethod
+    async def lease(
+        self, *, agent_id: str, backend: str, pool: str, wait_s: float
+    ) -> Lease | None: ...
+
+    @abstractmethod
+    async def heartbeat(self, lease: Lease) -> HeartbeatReply:
+        """Renew the lease; the reply says whether a cancel was requested. LeaseLost."""
+
+    @abstractmethod
+    async def wait_cancel(self, lease: Lease, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a cancel of this job; True if one was requested."""
+
+    @abstractmethod
+    async def progress(self, lease: Lease, progress: Progress) -> HeartbeatReply: ...
+
+    @abstractmethod
+    async def preview(
+        self, lease: Lease, *, node_id: str | None, content_type: str, data: bytes
+    ) -> None: ...
+
+    @abstractmethod
+    async def complete(self, lease: Lease, outputs: Sequence[OutputFile]) -> None: ...
+
+    @abstractmethod
+    async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> None: ...
+
+    @abstractmethod
+    async def canceled(self, lease: Lease) -> None: ...

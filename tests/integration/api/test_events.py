@@ -1,0 +1,94 @@
+"""Server-Sent Events: live progress, terminal close, and resume with Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.integration.conftest import RunningGateway, wait_status
+from tests.integration.sse import Frame, read_frames, terminal
+
+
+def stored(frames: list[Frame]) -> list[Frame]:
+    return [f for f in frames if f.id is not None]
+
+
+async def test_job_stream_shows_progress_and_ends_with_the_terminal_status(
+    gateway: RunningGateway,
+) -> None:
+    async with gateway.client() as c:
+        job = (
+            await c.post(
+                "/v1/workflows/txt2img/jobs", json={"params": {"prompt": "p", "steps": 40}}
+            )
+        ).json()
+        frames = await read_frames(c, job["urls"]["events"], until=terminal)
+    kinds = [f.type for f in frames]
+    assert kinds[-1] == "status" and frames[-1].data["status"] == "succeeded"
+    assert "output" in kinds and "progress" in kinds
+    values = [f.data["value"] for f in frames if f.type == "progress"]
+    assert values == sorted(values) and len(set(values)) > 2
+    assert [int(f.id) for f in stored(frames)] == list(range(1, len(stored(frames)) + 1))
+    assert frames[-1].data["outputs"][0]["url"].startswith("/files/")
+
+
+async def test_job_stream_resumes_after_a_dropped_connection(gateway: RunningGateway) -> None:
+    async with gateway.client() as c:
+        job = (
+            await c.post(
+                "/v1/workflows/txt2img/jobs", json={"params": {"prompt": "p", "steps": 25}}
+            )
+        ).json()
+        first = await read_frames(
+            c,
+            job["urls"]["events"],
+            until=lambda fs: any(f.type == "status" and f.data["status"] == "running" for f in fs),
+        )
+        last_id = stored(first)[-1].id
+        await wait_status(c, job["id"], "succeeded")
+        rest = await read_frames(c, job["urls"]["events"], last_event_id=last_id, until=terminal)
+    ids = [int(f.id) for f in stored(first) + stored(rest)]
+    assert ids == list(range(1, len(ids) + 1)), "no event lost, none twice"
+    assert rest[-1].data["status"] == "succeeded"
+
+
+async def test_all_jobs_stream_names_each_job_and_resumes_with_its_cursor(
+    gateway: RunningGateway,
+) -> None:
+    async with gateway.client() as c:
+        reader = asyncio.create_task(
+            read_frames(
+                c,
+                "/v1/events",
+                until=lambda fs: (
+                    sum(1 for f in fs if f.type == "status" and f.data["status"] == "running") >= 1
+                ),
+            )
+        )
+        await asyncio.sleep(0.2)
+        a = (
+            await c.post(
+                "/v1/workflows/txt2img/jobs", json={"params": {"prompt": "a", "steps": 15}}
+            )
+        ).json()
+        b = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        first = await asyncio.wait_for(reader, 20)
+        cursor = stored(first)[-1].id
+        await wait_status(c, a["id"], "succeeded")
+        await wait_status(c, b["id"], "succeeded")
+
+        def both_done(fs: list[Frame]) -> bool:
+            done = {
+                f.data["id"] for f in fs if f.type == "status" and f.data["status"] == "succeeded"
+            }
+            return {a["id"], b["id"]} <= done
+
+        rest = await asyncio.wait_for(
+            read_frames(c, "/v1/events", last_event_id=cursor, until=both_done), 20
+        )
+    per_job: dict[str, list[str]] = {}
+    for f in stored(first) + stored(rest):
+        per_job.setdefault(f.data.get("job_id") or f.data["id"], []).append(f.type)
+    for job_id in (a["id"], b["id"]):
+        kinds = per_job[job_id]
+        # every stored event once across the two connections: queued, running, output, succeeded
+        assert kinds == ["status", "status", "output", "status"], kinds

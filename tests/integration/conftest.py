@@ -1,0 +1,110 @@
+"""Real servers on loopback: the simulator and the gateway, each on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from comfygate.api.app import create_app
+from comfygate.config import Settings, load_settings
+from comfygate.gateway import Gateway, build_gateway
+from comfygate.sim import SimConfig, SimServer
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / "workflows"
+TEST_WORKFLOWS = ROOT / "tests" / "data" / "workflows"
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    gw: Gateway
+    settings: Settings
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    def client(self, **kw: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, **kw)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[SimServer]:
+    server = SimServer(SimConfig(data_dir=tmp_path / "sim", step_ms=20))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def workflows_dir(tmp_path: Path) -> Path:
+    """The example workflows plus the test-only ones, in a folder a test may edit."""
+    target = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, target)
+    for folder in TEST_WORKFLOWS.iterdir():
+        shutil.copytree(folder, target / folder.name)
+    return target
+
+
+GatewayFactory = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[GatewayFactory]:
+    running: list[RunningGateway] = []
+
+    async def start(*comfy: str, **overrides: Any) -> RunningGateway:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        overrides.setdefault("workflows_dir", workflows_dir)
+        settings = load_settings(None, comfy=list(comfy), port=0, **overrides)
+        gw = await build_gateway(settings)
+        config = uvicorn.Config(
+            create_app(gw), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        rg = RunningGateway(f"http://127.0.0.1:{port}", gw, settings, server, task)
+        running.append(rg)
+        return rg
+
+    yield start
+    for rg in running:
+        if not rg.task.done():
+            await rg.stop()
+
+
+@pytest.fixture
+async def gateway(sim: SimServer, start_gateway: GatewayFactory) -> RunningGateway:
+    return await start_gateway(sim.url)
+
+
+async def wait_status(
+    client: httpx.AsyncClient, job_id: str, *statuses: str, within_s: float = 20
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["status"] in statuses:
+            return job
+        if loop.time() > deadline:
+            raise AssertionError(f"job {job_id} is {job['status']}, wanted {statuses}: {job}")
+        await asyncio.sleep(0.02)

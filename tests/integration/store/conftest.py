@@ -1,0 +1,76 @@
+"""The store contract suite runs on SQLite and on PostgreSQL (a throwaway database)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from comfygate.clock import FakeClock
+from comfygate.jobs.model import WorkflowVersion
+from comfygate.store import SqlJobStore, open_store
+
+PG_HOST = os.environ.get("COMFYGATE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("COMFYGATE_TEST_PG_PORT", "5432")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"comfygate_test_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(
+            host=PG_HOST, port=int(PG_PORT), user="postgres", database="postgres"
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer: {exc}")
+    yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+    s = await open_store(database_url, clock=clock)
+    if not database_url.startswith("sqlite"):
+        async with s._engines.writer.begin() as conn:  # a clean slate per test
+            await conn.execute(
+                text(
+                    "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, "
+                    "workflow_versions CASCADE"
+                )
+            )
+    await s.save_workflow_version(
+        WorkflowVersion(version="v1", name="wf", graph={}, contract={}, created_at=clock.now())
+    )
+    try:
+        yield s
+    finally:
+        await s.close()

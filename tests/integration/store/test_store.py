@@ -1,0 +1,264 @@
+"""The JobStore contract, on every database the gateway runs on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from comfygate.clock import FakeClock
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.ids import new_id, new_prompt_id
+from comfygate.jobs.model import JobFailure, JobStatus, NewJob, OutputFile, Progress
+from comfygate.store import SqlJobStore
+
+
+def new_job(**kw: Any) -> NewJob:
+    base: dict[str, Any] = dict(
+        id=new_id(),
+        owner_id="alice",
+        workflow="wf",
+        workflow_version="v1",
+        pool="default",
+        params={"a": 1},
+        metadata={},
+        inputs=(),
+        priority=5,
+        max_attempts=3,
+        timeout_s=60.0,
+        expires_at=None,
+    )
+    base.update(kw)
+    return NewJob(**base)
+
+
+async def claim(
+    store: SqlJobStore, clock: FakeClock, pool: str = "default", agent: str = "a1"
+) -> Any:
+    return await store.claim(
+        pool=pool,
+        agent_id=agent,
+        backend="http://b",
+        prompt_id=new_prompt_id(),
+        lease_token=new_id(),
+        lease_ttl_s=30,
+        now=clock.now(),
+    )
+
+
+OUT = OutputFile(
+    key="outputs/x/main/1/9-0.png",
+    kind="image",
+    content_type="image/png",
+    bytes=3,
+    sha256="ab",
+    node_id="9",
+)
+
+
+async def test_create_get_list_and_page(store: SqlJobStore, clock: FakeClock) -> None:
+    ids = []
+    for _ in range(5):
+        job = await store.create_job(new_job(), now=clock.now())
+        assert job.status is JobStatus.QUEUED and job.last_seq == 1
+        ids.append(job.id)
+    await store.create_job(new_job(owner_id="bob"), now=clock.now())
+    got = await store.get_job(ids[0])
+    assert got is not None and got.params == {"a": 1} and got.created_at.tzinfo is not None
+    page1 = await store.list_jobs(owner_id="alice", limit=3)
+    page2 = await store.list_jobs(owner_id="alice", limit=3, before_id=page1[-1].id)
+    assert [j.id for j in page1 + page2] == ids[::-1]
+    assert await store.list_jobs(owner_id="alice", status=JobStatus.RUNNING) == []
+
+
+async def test_claim_order_priority_then_age_and_pool(store: SqlJobStore, clock: FakeClock) -> None:
+    low = await store.create_job(new_job(priority=1), now=clock.now())
+    a = await store.create_job(new_job(), now=clock.now())
+    b = await store.create_job(new_job(), now=clock.now())
+    high = await store.create_job(new_job(priority=9), now=clock.now())
+    other = await store.create_job(new_job(pool="gpu"), now=clock.now())
+    assert await store.queue_position(low) == 3
+    order = [(await claim(store, clock))[0].id for _ in range(4)]
+    assert order == [high.id, a.id, b.id, low.id]
+    assert await claim(store, clock) is None
+    job, attempt = await claim(store, clock, pool="gpu")
+    assert job.id == other.id and attempt.attempt == 1 and job.attempts == 1
+
+
+async def test_claim_skips_not_before_and_expired(store: SqlJobStore, clock: FakeClock) -> None:
+    await store.create_job(new_job(expires_at=clock.now() - timedelta(seconds=1)), now=clock.now())
+    assert await claim(store, clock) is None
+    expired = await store.expire_queued(now=clock.now())
+    assert [j.status for j in expired] == [JobStatus.EXPIRED]
+    job = await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim(store, clock)
+    await store.fail(
+        job.id,
+        leased.lease_token,
+        JobFailure(code="backend_unreachable", message="x"),
+        retry_at=clock.now() + timedelta(seconds=8),
+        now=clock.now(),
+    )
+    assert await claim(store, clock) is None
+    clock.advance(9)
+    again, attempt = await claim(store, clock)
+    assert again.id == job.id and attempt.attempt == 2
+    assert [a.attempt for a in await store.attempts(job.id)] == [1, 2]
+
+
+async def test_no_job_is_claimed_twice_under_concurrency(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    for _ in range(40):
+        await store.create_job(new_job(), now=clock.now())
+
+    async def worker(n: int) -> list[str]:
+        got = []
+        while (c := await claim(store, clock, agent=f"a{n}")) is not None:
+            got.append(c[0].id)
+        return got
+
+    results = await asyncio.gather(*[worker(n) for n in range(8)])
+    claimed = [j for r in results for j in r]
+    assert len(claimed) == 40 == len(set(claimed))
+
+
+async def test_fenced_writes_and_the_zombie_agent(store: SqlJobStore, clock: FakeClock) -> None:
+    job = await store.create_job(new_job(), now=clock.now())
+    first, _ = await claim(store, clock, agent="a1")
+    with pytest.raises(LeaseLost):
+        await store.heartbeat(job.id, "wrong", lease_ttl_s=30, now=clock.now())
+    with pytest.raises(LeaseLost):
+        await store.complete(job.id, "wrong", [OUT], now=clock.now())
+    await store.save_progress(job.id, first.lease_token, Progress(value=0.5, nodes_done=1))
+    await store.fail(
+        job.id,
+        first.lease_token,
+        JobFailure(code="websocket_lost", message="x"),
+        retry_at=clock.now(),
+        now=clock.now(),
+    )
+    second, _ = await claim(store, clock, agent="a2")
+    assert second.lease_token != first.lease_token
+    with pytest.raises(LeaseLost):
+        await store.complete(job.id, first.lease_token, [OUT], now=clock.now())
+    done = await store.complete(job.id, second.lease_token, [OUT], now=clock.now())
+    assert (
+        done.status is JobStatus.SUCCEEDED and done.outputs == (OUT,) and done.lease_token is None
+    )
+    with pytest.raises(LeaseLost):
+        await store.complete(job.id, second.lease_token, [OUT], now=clock.now())
+    events = await store.events_after(job.id, 0)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events] == ["status", "status", "status", "status", "output", "status"]
+    assert [e.data["status"] for e in events if e.type == "status"] == [
+        "queued",
+        "running",
+        "queued",
+        "running",
+        "succeeded",
+    ]
+    assert [e.seq for e in await store.events_after(job.id, 4)] == [5, 6]
+    outcomes = [a.outcome for a in await store.attempts(job.id)]
+    assert outcomes == ["websocket_lost", "succeeded"]
+
+
+async def test_cancel_rules(store: SqlJobStore, clock: FakeClock) -> None:
+    queued = await store.create_job(new_job(), now=clock.now())
+    assert (await store.request_cancel(queued.id, now=clock.now())).status is JobStatus.CANCELED
+    with pytest.raises(InvalidTransition):
+        await store.request_cancel(queued.id, now=clock.now())
+    with pytest.raises(NotFound):
+        await store.request_cancel(new_id(), now=clock.now())
+
+    running = await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim(store, clock)
+    canceling = await store.request_cancel(running.id, now=clock.now())
+    assert canceling.status is JobStatus.CANCELING and canceling.cancel_requested_at is not None
+    assert (await store.request_cancel(running.id, now=clock.now())).status is JobStatus.CANCELING
+    beat = await store.heartbeat(running.id, leased.lease_token, lease_ttl_s=30, now=clock.now())
+    assert beat.status is JobStatus.CANCELING
+    # a retryable failure while canceling ends canceled, not queued
+    ended = await store.fail(
+        running.id,
+        leased.lease_token,
+        JobFailure(code="x", message="y"),
+        retry_at=clock.now(),
+        now=clock.now(),
+    )
+    assert ended.status is JobStatus.CANCELED
+
+    racing = await store.create_job(new_job(), now=clock.now())
+    lease2, _ = await claim(store, clock)
+    await store.request_cancel(racing.id, now=clock.now())
+    done = await store.complete(racing.id, lease2.lease_token, [OUT], now=clock.now())
+    assert done.status is JobStatus.SUCCEEDED, "a complete that wins the race stands"
+
+    last = await store.create_job(new_job(), now=clock.now())
+    lease3, _ = await claim(store, clock)
+    await store.request_cancel(last.id, now=clock.now())
+    assert (await store.finish_cancel(last.id, lease3.lease_token, now=clock.now())).status is (
+        JobStatus.CANCELED
+    )
+
+
+async def test_fail_without_retry_is_terminal(store: SqlJobStore, clock: FakeClock) -> None:
+    job = await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim(store, clock)
+    failed = await store.fail(
+        job.id,
+        leased.lease_token,
+        JobFailure(code="prompt_rejected", message="bad", node_id="2"),
+        retry_at=None,
+        now=clock.now(),
+    )
+    assert failed.status is JobStatus.FAILED and failed.error is not None
+    assert failed.error.node_id == "2" and failed.finished_at is not None
+
+
+async def test_idempotency_reservation_race(store: SqlJobStore, clock: FakeClock) -> None:
+    results = await asyncio.gather(
+        *[
+            store.reserve_idempotency_key(
+                owner_id="alice", key="k", fingerprint="f", now=clock.now()
+            )
+            for _ in range(10)
+        ]
+    )
+    assert sum(r is None for r in results) == 1
+    await store.finish_idempotency_key(
+        owner_id="alice", key="k", status_code=202, body={"id": "x"}, job_id=None
+    )
+    again = await store.reserve_idempotency_key(
+        owner_id="alice", key="k", fingerprint="g", now=clock.now()
+    )
+    assert again is not None and again.status_code == 202 and again.fingerprint == "f"
+    assert (
+        await store.reserve_idempotency_key(
+            owner_id="bob", key="k", fingerprint="f", now=clock.now()
+        )
+        is None
+    )
+    await store.release_idempotency_key(owner_id="bob", key="k")
+    assert (
+        await store.reserve_idempotency_key(
+            owner_id="bob", key="k", fingerprint="f", now=clock.now()
+        )
+        is None
+    )
+    clock.advance(3600)
+    assert await store.purge_idempotency_keys(older_than=clock.now()) == 2
+
+
+async def test_changed_since_feeds_the_all_jobs_stream(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    old = await store.create_job(new_job(), now=clock.now())
+    clock.advance(60)
+    since = clock.now()
+    fresh = await store.create_job(new_job(), now=clock.now())
+    await store.request_cancel(old.id, now=clock.now())
+    changed = await store.jobs_changed_since(owner_id="alice", since=since)
+    assert {j.id for j in changed} == {old.id, fresh.id}

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comfygate.config import Backend, load_settings
+
+
+def test_env_then_toml_then_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('port = 9001\ncomfy = ["gpu=http://h:1"]\n[lease]\nttl_s = 12\n')
+    monkeypatch.setenv("COMFYGATE_PORT", "9002")
+    s = load_settings(toml)
+    assert s.port == 9002  # env beats the file
+    assert s.backends == [Backend("gpu", "http://h:1")]
+    assert s.lease.ttl_s == 12 and s.lease.heartbeat_s == 10
+    assert load_settings(toml, port=9003).port == 9003  # the command line beats both
+
+
+def test_comfy_list_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYGATE_COMFY", "http://a:1, gpu=http://b:2/")
+    s = load_settings()
+    assert s.backends == [Backend("default", "http://a:1"), Backend("gpu", "http://b:2")]
+
+
+@pytest.mark.parametrize("spec", ["ftp://x", "gpu=", "=http://x"])
+def test_bad_backend_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError):
+        Backend.parse(spec)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_signing_key_is_generated_once(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    assert s.signing_key() == s.signing_key()
+    assert len(s.signing_key()) >= 32

@@ -110,6 +110,13 @@ async def job_events(
                     continue
                 if live.seq <= last:
                     continue
+                if live.seq == last + 1:
+                    # In order: the bus carries the stored data, so no store read is needed.
+                    last = live.seq
+                    yield frame(live.type, fmt.payload(current, live.type, live.data), str(last))
+                    if live.type == "status" and JobStatus(live.data["status"]).terminal:
+                        return
+                    continue
                 async for ev, cur in catch_up():
                     yield frame(ev.type, fmt.payload(cur, ev.type, ev.data), str(ev.seq))
                     if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
@@ -141,6 +148,8 @@ async def all_events(
         nonlocal cursor
         resumed = cursor is not None
         cur = cursor or StreamCursor(watermark=clock.now())
+        #: the static part of each job (id, params, …) read once per stream
+        known: dict[str, Job] = {}
         try:
             yield "retry: 1000\n\n"
 
@@ -173,13 +182,22 @@ async def all_events(
                     continue
                 if live.seq <= cur.seqs.get(live.job_id, 0) and live.job_id in cur.seqs:
                     continue
-                seen = await gw.store.get_job(live.job_id)
-                if seen is None:
-                    continue
-                job = seen
+                if live.job_id not in known:
+                    seen = await gw.store.get_job(live.job_id)
+                    if seen is None:
+                        continue
+                    known[live.job_id] = seen
+                job = known[live.job_id]
                 if live.job_id not in cur.seqs:
                     # First sight of this job on this stream: start from the live event.
                     cur.seqs[live.job_id] = live.seq - 1
+                if live.seq == cur.seqs[live.job_id] + 1:
+                    terminal = live.type == "status" and JobStatus(live.data["status"]).terminal
+                    cur.advance(live.job_id, live.seq, clock.now(), terminal=terminal)
+                    yield frame(live.type, fmt.payload(job, live.type, live.data), cur.encode())
+                    if terminal:
+                        known.pop(live.job_id, None)
+                    continue
                 async for chunk in catch_up(job):
                     yield chunk
         except SubscriberOverflow:

@@ -18,10 +18,10 @@ SECRET_KEYS = frozenset({"traceback"})
 
 _PATHS = re.compile(
     r"""
-      <[A-Za-z_][\w-]*>(?:[/\\][^/\\\s'"<>]+)*[/\\]   # <comfy_root>/input/ placeholders of the captures
-    | <[A-Za-z_][\w-]*>[/\\]?                           # a bare placeholder
+      <comfy_\w+>(?:[/\\][^/\\\s'"<>]+)*[/\\]         # <comfy_root>/input/ (captures)
+    | <comfy_\w+>[/\\]?                                 # a bare placeholder
     | (?<![\w.:/~-])/(?:[^/\s'"<>:]+/)+                 # /srv/comfy/input/  (not inside a URL)
-    | (?<![\w])[A-Za-z]:[\\/](?:[^\\/\s'"<>:]+[\\/])*   # C:\ComfyUI\input\
+    | (?<![\w])[A-Za-z]:[\\/](?:[^\\/\s'"<>:]+[\\/])*   # Windows drive paths
     | (?<![\w/])~/(?:[^/\s'"<>]+/)*                     # ~/ComfyUI/input/
     """,
     re.VERBOSE,

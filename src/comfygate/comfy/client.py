@@ -1,135 +1,109 @@
-"""HTTP and WebSocket client for one ComfyUI server (protocol: shared/comfyui-protocol.md)."""
+"""HTTP and WebSocket client for one ComfyUI server (protocol: shared/comfyui-protocol.md).
+
+How answers map onto the error tree:
+
+* no answer (refused, reset, timeout), or a proxy's 502/503/504 → ``BackendUnreachable``
+  (retryable); likewise any other unexpected status or non-JSON body on a read, since
+  a backend that does not answer like ComfyUI is treated as down, not as a bad job;
+* ``POST /prompt`` refused (400 with ``error``/``node_errors``), or accepted only in
+  part (200 with non-empty ``node_errors``) → ``PromptRejected`` (permanent);
+* ``POST /prompt`` → 500 (or any answer that is not a JSON object): ComfyUI answers
+  500 only to bodies that are not a JSON object with a dict ``prompt``, which this
+  client never sends, so another attempt would get the same → ``PromptRejected``
+  ("the backend refused the request");
+* ``/view`` 4xx → ``OutputMissing``; ``/upload/image`` 4xx → ``PromptRejected``;
+* the WebSocket cannot connect → ``BackendUnreachable``; drops mid-stream → ``WebSocketLost``.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
-import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, WebSocketException
 
-from comfygate.comfy.cleaning import clean_node_errors, clean_text
+from comfygate.comfy.cleaning import clean_node_errors, clean_prompt_error, clean_text
+from comfygate.comfy.history import HistoryEntry, OutputRef, parse_history_entry
 from comfygate.comfy.messages import Message, parse_message
+from comfygate.comfy.multipart import MultipartBody, safe_filename
 from comfygate.errors import BackendUnreachable, OutputMissing, PromptRejected, WebSocketLost
 
-#: history keys holding file lists, in ComfyUI's node outputs
-FILE_KEYS = ("images", "gifs", "video", "videos", "audio", "files")
+__all__ = [
+    "ComfyClient",
+    "ComfySocket",
+    "HistoryEntry",
+    "OutputRef",
+    "PromptState",
+    "QueueState",
+    "SubmitResult",
+    "SystemStats",
+    "ViewResponse",
+]
+
+PromptState = Literal["pending", "running", "done", "unknown"]
+
+#: statuses a reverse proxy in front of ComfyUI gives when ComfyUI itself is down
+_PROXY_DOWN = frozenset({502, 503, 504})
+#: previews are small, but a 64 MB cap keeps one odd frame from ending the socket
+_WS_MAX_FRAME = 64 * 1024 * 1024
+_FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     prompt_id: str
+    #: the server's queue priority (lowest runs first); not durable across restarts
     number: float
-
-
-@dataclass(frozen=True)
-class OutputRef:
-    filename: str
-    subfolder: str
-    type: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class ExecutionErrorInfo:
-    node_id: str | None
-    node_type: str | None
-    exception_type: str
-    exception_message: str
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    prompt_id: str
-    status_str: str
-    completed: bool
-    outputs: dict[str, list[OutputRef]]
-    texts: dict[str, list[str]] = field(default_factory=dict)
-    error: ExecutionErrorInfo | None = None
-    interrupted: bool = False
-    prompt: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, prompt_id: str, raw: dict[str, Any]) -> HistoryEntry:
-        outputs: dict[str, list[OutputRef]] = {}
-        texts: dict[str, list[str]] = {}
-        for node_id, out in (raw.get("outputs") or {}).items():
-            refs = []
-            for key in FILE_KEYS:
-                for item in out.get(key) or []:
-                    if isinstance(item, dict) and "filename" in item:
-                        refs.append(
-                            OutputRef(
-                                filename=item["filename"],
-                                subfolder=item.get("subfolder", ""),
-                                type=item.get("type", "output"),
-                                kind=key,
-                            )
-                        )
-            if refs:
-                outputs[str(node_id)] = refs
-            text = out.get("text")
-            if text:
-                texts[str(node_id)] = [str(t) for t in (text if isinstance(text, list) else [text])]
-        status = raw.get("status") or {}
-        error = None
-        interrupted = False
-        for name, data in status.get("messages") or []:
-            if name == "execution_error":
-                error = ExecutionErrorInfo(
-                    node_id=None if data.get("node_id") is None else str(data["node_id"]),
-                    node_type=data.get("node_type"),
-                    exception_type=str(data.get("exception_type", "")),
-                    exception_message=clean_text(str(data.get("exception_message", ""))),
-                )
-            elif name == "execution_interrupted":
-                interrupted = True
-        prompt = raw.get("prompt") or []
-        return cls(
-            prompt_id=prompt_id,
-            status_str=str(status.get("status_str", "")),
-            completed=bool(status.get("completed", False)),
-            outputs=outputs,
-            texts=texts,
-            error=error,
-            interrupted=interrupted,
-            prompt=prompt[2] if len(prompt) > 2 and isinstance(prompt[2], dict) else {},
-        )
 
 
 @dataclass(frozen=True)
 class QueueState:
     running: tuple[str, ...]
+    #: ComfyUI's internal heap, not necessarily in run order
     pending: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class SystemStats:
-    ram_total: int
-    ram_free: int
+    #: of the first device, the one ComfyUI runs on (RAM on a CPU-only server)
     vram_total: int
     vram_free: int
+    ram_total: int
+    ram_free: int
     comfyui_version: str
-    raw: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ViewResponse:
+    """A ``/view`` answer whose body is read in chunks, never held whole."""
+
     content_type: str
-    response: httpx.Response
+    content_length: int | None
+    _response: httpx.Response = field(repr=False)
 
-    def iter_bytes(self) -> AsyncIterator[bytes]:
-        return self.response.aiter_bytes(256 * 1024)
-
-
-PromptState = Literal["pending", "running", "done", "unknown"]
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            # Chunks as they arrive: a fixed chunk size would hold back the first
+            # bytes until that many arrived.
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise BackendUnreachable(f"the backend stopped sending a file: {_name(exc)}") from exc
 
 
 class ComfySocket:
-    def __init__(self, ws: Any) -> None:
+    """``async for message in socket`` until the server closes the connection."""
+
+    def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
 
     def __aiter__(self) -> ComfySocket:
@@ -138,14 +112,16 @@ class ComfySocket:
     async def __anext__(self) -> Message:
         try:
             raw = await self._ws.recv()
-        except websockets.ConnectionClosedOK:
+        except ConnectionClosedOK:
             raise StopAsyncIteration from None
-        except (websockets.ConnectionClosed, OSError) as exc:
-            raise WebSocketLost(str(exc)) from exc
+        except (ConnectionClosedError, WebSocketException, OSError) as exc:
+            raise WebSocketLost(f"the WebSocket to the backend broke: {_name(exc)}") from exc
         return parse_message(raw)
 
 
 class ComfyClient:
+    """One ComfyUI server. Knows the protocol, nothing of jobs."""
+
     def __init__(
         self,
         base_url: str,
@@ -155,85 +131,116 @@ class ComfyClient:
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: sent with every prompt and socket, so the server routes our events to us only
         self.client_id = client_id or uuid.uuid4().hex
+        self.timeout = timeout
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def __aenter__(self) -> ComfyClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
 
+    # -- plumbing ------------------------------------------------------------------------
+
     async def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
-            return await self._http.request(method, f"{self.base_url}{path}", **kw)
+            response = await self._http.request(
+                method, f"{self.base_url}{path}", timeout=self.timeout, **kw
+            )
         except httpx.TransportError as exc:
+            raise BackendUnreachable(f"{self.base_url} did not answer: {_name(exc)}") from exc
+        if response.status_code in _PROXY_DOWN:
+            raise BackendUnreachable(f"{self.base_url} is down (HTTP {response.status_code})")
+        return response
+
+    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """A request that must answer 200."""
+        response = await self._request(method, path, **kw)
+        if response.status_code != 200:
             raise BackendUnreachable(
-                f"{self.base_url} did not answer: {type(exc).__name__}"
-            ) from exc
+                f"{self.base_url} answered HTTP {response.status_code} to {method} {path}"
+            )
+        return response
+
+    async def _get_json(self, path: str) -> Any:
+        response = await self._call("GET", path)
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendUnreachable(f"{self.base_url} answered {path} with non-JSON") from None
+
+    # -- prompts -------------------------------------------------------------------------
 
     async def submit(
-        self, prompt: dict[str, Any], *, prompt_id: str, extra_data: dict[str, Any] | None = None
+        self,
+        prompt: dict[str, Any],
+        *,
+        prompt_id: str,
+        extra_data: dict[str, Any] | None = None,
     ) -> SubmitResult:
+        """Queue a graph under a caller-chosen id (one fresh canonical UUID per attempt:
+        newer servers refuse anything else, and ids are not deduplicated)."""
+        if _canonical_uuid(prompt_id) != prompt_id:
+            raise ValueError(f"prompt_id must be a canonical lowercase UUID, not {prompt_id!r}")
         body: dict[str, Any] = {
             "prompt": prompt,
             "client_id": self.client_id,
             "prompt_id": prompt_id,
         }
         if extra_data:
-            body["extra_data"] = extra_data
+            body["extra_data"] = dict(extra_data)
         response = await self._request("POST", "/prompt", json=body)
-        if response.status_code >= 500:
-            raise PromptRejected(f"the backend refused the request (HTTP {response.status_code})")
         try:
             data = response.json()
         except ValueError:
-            raise PromptRejected(f"the backend answered HTTP {response.status_code}") from None
-        errors = clean_node_errors(data.get("node_errors") or {})
+            data = None
+        if not isinstance(data, dict):
+            raise PromptRejected(f"the backend refused the request (HTTP {response.status_code})")
+        errors = clean_node_errors(data.get("node_errors"), prompt)
         if response.status_code != 200:
-            error = data.get("error") or {}
-            message = clean_text(str(error.get("message") or "the backend refused the workflow"))
-            if errors:
-                first = errors[0]
-                where = f"{first['class_type']} (node {first['node_id']})"
-                message = f"{message}: {where}: {first['message']}"
-                if first["details"]:
-                    message += f" ({first['details']})"
-            elif error.get("details"):
-                message = f"{message} ({clean_text(str(error['details']))})"
-            raise PromptRejected(
-                message,
-                node_id=errors[0]["node_id"] if errors else None,
-                class_type=errors[0]["class_type"] if errors else None,
-                details={"type": error.get("type"), "node_errors": errors},
-            )
+            raise _rejected(data.get("error"), errors, prompt)
+        accepted_id = str(data.get("prompt_id") or prompt_id)
         if errors:
-            # Partial acceptance: only some outputs were queued. Take it back.
-            await self.delete_queued([data.get("prompt_id", prompt_id)])
-            first = errors[0]
-            raise PromptRejected(
-                f"the backend refused part of the workflow: {first['class_type']} "
-                f"(node {first['node_id']}): {first['message']}",
-                node_id=first["node_id"],
-                class_type=first["class_type"],
-                details={"type": "partial", "node_errors": errors},
+            # Partial acceptance: the valid outputs were queued and would run a part of
+            # the graph. Take the prompt back before reporting the refusal. If the backend
+            # is gone meanwhile the prompt is gone with it.
+            with suppress(BackendUnreachable):
+                await self.delete_queued([accepted_id])
+            raise _rejected(
+                {"message": "the backend accepted only part of the workflow"}, errors, prompt
             )
-        return SubmitResult(prompt_id=data["prompt_id"], number=data.get("number", 0))
+        return SubmitResult(prompt_id=accepted_id, number=float(data.get("number") or 0))
 
     async def history(self, prompt_id: str) -> HistoryEntry | None:
-        response = await self._request("GET", f"/history/{prompt_id}")
-        data = response.json() if response.status_code == 200 else {}
-        raw = data.get(prompt_id)
-        return HistoryEntry.parse(prompt_id, raw) if raw else None
+        """The finished prompt, or None while it is pending, running or unknown."""
+        data = await self._get_json(f"/history/{quote(prompt_id, safe='')}")
+        raw = data.get(prompt_id) if isinstance(data, dict) else None
+        return parse_history_entry(prompt_id, raw) if isinstance(raw, dict) else None
 
     async def queue(self) -> QueueState:
-        data = (await self._request("GET", "/queue")).json()
+        data = await self._get_json("/queue")
+        if not isinstance(data, dict):
+            raise BackendUnreachable(f"{self.base_url} answered /queue with {type(data).__name__}")
         return QueueState(
-            running=tuple(str(item[1]) for item in data.get("queue_running") or []),
-            pending=tuple(str(item[1]) for item in data.get("queue_pending") or []),
+            running=_queue_ids(data.get("queue_running")),
+            pending=_queue_ids(data.get("queue_pending")),
         )
 
     async def prompt_state(self, prompt_id: str) -> PromptState:
-        """History ``{}`` means pending, running or unknown; the queue tells which."""
+        """Where a prompt is. History answers ``{}`` alike for pending, running and unknown
+        ids, so the queue tells them apart."""
         if await self.history(prompt_id) is not None:
             return "done"
         queue = await self.queue()
@@ -244,79 +251,175 @@ class ComfyClient:
         # It may have finished between the two reads.
         return "done" if await self.history(prompt_id) is not None else "unknown"
 
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt (only if it is ``prompt_id``, when given). Cooperative:
+        takes effect at the next node boundary or progress tick. A pending prompt is not
+        touched; use :meth:`delete_queued` for those."""
+        await self._call("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
+
+    async def delete_queued(self, prompt_ids: Sequence[str]) -> None:
+        """Remove pending prompts; running ones are ignored by the server."""
+        if prompt_ids:
+            await self._call("POST", "/queue", json={"delete": list(prompt_ids)})
+
+    # -- files ---------------------------------------------------------------------------
+
     @asynccontextmanager
     async def view(self, ref: OutputRef) -> AsyncIterator[ViewResponse]:
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
-        request = self._http.build_request("GET", f"{self.base_url}/view", params=params)
+        request = self._http.build_request(
+            "GET", f"{self.base_url}/view", params=params, timeout=self.timeout
+        )
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise BackendUnreachable(f"{self.base_url} did not answer") from exc
+            raise BackendUnreachable(f"{self.base_url} did not answer: {_name(exc)}") from exc
         try:
+            if response.status_code in _PROXY_DOWN:
+                raise BackendUnreachable(f"{self.base_url} is down (HTTP {response.status_code})")
             if response.status_code != 200:
                 raise OutputMissing(
-                    f"the backend could not serve {ref.filename} ({response.status_code})"
+                    f"the backend could not serve {ref.filename} (HTTP {response.status_code})"
                 )
             content_type = response.headers.get("content-type", "application/octet-stream")
-            yield ViewResponse(content_type.split(";")[0].strip(), response)
+            length = response.headers.get("content-length")
+            yield ViewResponse(
+                content_type=content_type.split(";")[0].strip(),
+                content_length=int(length) if length and length.isdigit() else None,
+                _response=response,
+            )
         finally:
             await response.aclose()
 
     async def upload_image(
-        self, data: bytes, filename: str, *, subfolder: str | None = None, overwrite: bool = False
+        self,
+        data: bytes | AsyncIterable[bytes],
+        filename: str,
+        *,
+        subfolder: str | None = None,
+        overwrite: bool = False,
     ) -> str:
-        form: dict[str, str] = {"type": "input"}
+        """Put an input file on the server; returns what LoadImage's ``image`` takes.
+
+        The server may rename ("x (1).png" when the name holds other bytes), so the name
+        it returns is used, prefixed by its subfolder.
+        """
+        fields = {"type": "input"}
         if subfolder:
-            form["subfolder"] = subfolder
+            fields["subfolder"] = subfolder
         if overwrite:
-            form["overwrite"] = "true"
+            fields["overwrite"] = "true"
+        name = safe_filename(filename)
+        body = MultipartBody(fields, "image", name, data)
         response = await self._request(
-            "POST", "/upload/image", data=form, files={"image": (filename, data)}
+            "POST",
+            "/upload/image",
+            content=body.content(),
+            headers={"content-type": body.content_type},
         )
         if response.status_code != 200:
             raise PromptRejected(
-                f"the backend refused the input image (HTTP {response.status_code})"
+                f"the backend refused the input file {name} (HTTP {response.status_code})"
             )
-        body = response.json()
-        # The server may rename ("x (1).png"): always use the name it returns.
-        return f"{body['subfolder']}/{body['name']}" if body.get("subfolder") else str(body["name"])
+        try:
+            answer = response.json()
+            stored, folder = str(answer["name"]), str(answer.get("subfolder") or "")
+        except (ValueError, KeyError, TypeError):
+            raise BackendUnreachable(f"{self.base_url} answered an upload oddly") from None
+        return f"{folder}/{stored}" if folder else stored
 
-    async def interrupt(self, prompt_id: str | None = None) -> None:
-        body = {"prompt_id": prompt_id} if prompt_id else {}
-        await self._request("POST", "/interrupt", json=body)
-
-    async def delete_queued(self, prompt_ids: Sequence[str]) -> None:
-        await self._request("POST", "/queue", json={"delete": list(prompt_ids)})
+    # -- server --------------------------------------------------------------------------
 
     async def object_info(self) -> dict[str, Any]:
-        data: dict[str, Any] = (await self._request("GET", "/object_info")).json()
+        data = await self._get_json("/object_info")
+        if not isinstance(data, dict):
+            raise BackendUnreachable(f"{self.base_url} answered /object_info oddly")
         return data
 
     async def system_stats(self) -> SystemStats:
-        raw: dict[str, Any] = (await self._request("GET", "/system_stats")).json()
+        raw = await self._get_json("/system_stats")
+        if not isinstance(raw, dict):
+            raise BackendUnreachable(f"{self.base_url} answered /system_stats oddly")
         system = raw.get("system") or {}
-        device = (raw.get("devices") or [{}])[0]
+        devices = raw.get("devices") or [{}]
+        device = devices[0] if isinstance(devices[0], dict) else {}
         return SystemStats(
-            ram_total=int(system.get("ram_total", 0)),
-            ram_free=int(system.get("ram_free", 0)),
-            vram_total=int(device.get("vram_total", 0)),
-            vram_free=int(device.get("vram_free", 0)),
-            comfyui_version=str(system.get("comfyui_version", "")),
+            vram_total=int(device.get("vram_total") or 0),
+            vram_free=int(device.get("vram_free") or 0),
+            ram_total=int(system.get("ram_total") or 0),
+            ram_free=int(system.get("ram_free") or 0),
+            comfyui_version=str(system.get("comfyui_version") or ""),
             raw=raw,
         )
 
+    # -- events --------------------------------------------------------------------------
+
     @asynccontextmanager
     async def socket(self) -> AsyncIterator[ComfySocket]:
-        ws_url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        """The event stream for this client id, with typed binary previews negotiated."""
+        url = self.base_url
+        if url.startswith("https://"):
+            url = "wss://" + url.removeprefix("https://")
+        elif url.startswith("http://"):
+            url = "ws://" + url.removeprefix("http://")
+        url = f"{url}/ws?clientId={quote(self.client_id, safe='')}"
         try:
-            async with websockets.connect(
-                f"{ws_url}/ws?clientId={self.client_id}",
-                max_size=64 * 1024 * 1024,
-                open_timeout=10,
-            ) as ws:
-                await ws.send(
-                    '{"type": "feature_flags", "data": {"supports_preview_metadata": true}}'
-                )
-                yield ComfySocket(ws)
-        except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
-            raise WebSocketLost(f"WebSocket to {self.base_url} failed: {exc}") from exc
+            ws = await connect(url, max_size=_WS_MAX_FRAME, open_timeout=self.timeout)
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise BackendUnreachable(
+                f"{self.base_url} refused the WebSocket: {_name(exc)}"
+            ) from exc
+        try:
+            try:
+                await ws.send(_FEATURE_FLAGS)
+            except (WebSocketException, OSError) as exc:
+                raise WebSocketLost(f"the WebSocket to the backend broke: {_name(exc)}") from exc
+            yield ComfySocket(ws)
+        finally:
+            await ws.close()
+
+
+def _rejected(error: Any, errors: list[dict[str, Any]], prompt: dict[str, Any]) -> PromptRejected:
+    """A PromptRejected whose message names the first failing node and whose details
+    list every node error (or the top-level error when no node is named)."""
+    top = clean_prompt_error(error, prompt)
+    if not errors:
+        errors = [top] if top["message"] else []
+        message = top["message"] or "the backend refused the workflow"
+        if top["details"]:
+            message += f" ({top['details']})"
+    else:
+        first = errors[0]
+        message = f"{top['message'] or 'the backend refused the workflow'}: node {first['node_id']}"
+        if first["class_type"]:
+            message += f" ({first['class_type']})"
+        message += f": {first['message']}"
+        if first["details"]:
+            message += f" ({first['details']})"
+        if len(errors) > 1:
+            message += f"; and {len(errors) - 1} more"
+    node_id = errors[0]["node_id"] if errors else None
+    class_type = errors[0]["class_type"] if errors else None
+    return PromptRejected(
+        clean_text(message), node_id=node_id, class_type=class_type, details=errors
+    )
+
+
+def _queue_ids(items: Any) -> tuple[str, ...]:
+    """Prompt ids of ``[number, prompt_id, prompt, extra_data, outputs]`` queue items."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(str(item[1]) for item in items if isinstance(item, list) and len(item) > 1)
+
+
+def _canonical_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _name(exc: BaseException) -> str:
+    """An exception as text without anything the server sent (it may hold paths)."""
+    text = clean_text(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

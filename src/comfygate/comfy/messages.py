@@ -186,6 +186,8 @@ def _parse_binary(raw: bytes) -> Message:
         return Preview(content_type=content_type, data=raw[8:])
     if kind == PREVIEW_IMAGE_WITH_METADATA:
         (size,) = struct.unpack(">I", raw[4:8])
+        if len(raw) < 8 + size:
+            raise ValueError("preview frame shorter than its metadata")
         meta = json.loads(raw[8 : 8 + size])
         if not isinstance(meta, dict):
             raise TypeError("preview metadata is not an object")

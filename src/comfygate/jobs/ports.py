@@ -110,7 +110,13 @@ class JobStore(Protocol):
         """Store the latest progress snapshot on the job row (no timeline event). Fenced."""
 
     async def complete(
-        self, job_id: str, lease_token: str, outputs: Sequence[OutputFile], *, now: datetime
+        self,
+        job_id: str,
+        lease_token: str,
+        outputs: Sequence[OutputFile],
+        *,
+        now: datetime,
+        progress: Progress | None = None,
     ) -> Job:
         """running|canceling → succeeded, with one ``output`` event per output and a
         ``status`` event; the attempt's outcome is ``succeeded``. Fenced."""

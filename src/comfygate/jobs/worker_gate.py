@@ -146,9 +146,11 @@ class WorkerGate:
             )
         )
 
-    async def complete(self, lease: Lease, outputs: Sequence[OutputFile]) -> Job:
+    async def complete(
+        self, lease: Lease, outputs: Sequence[OutputFile], progress: Progress | None = None
+    ) -> Job:
         job = await self.store.complete(
-            lease.job_id, lease.lease_token, outputs, now=self.clock.now()
+            lease.job_id, lease.lease_token, outputs, now=self.clock.now(), progress=progress
         )
         # Written only after the fenced commit: clients never see an uncommitted output.
         manifest = {"job_id": job.id, "outputs": [o.to_dict() for o in job.outputs]}

@@ -496,9 +496,16 @@ class SqlJobStore:
         return {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
     async def complete(
-        self, job_id: str, lease_token: str, outputs: Sequence[OutputFile], *, now: datetime
+        self,
+        job_id: str,
+        lease_token: str,
+        outputs: Sequence[OutputFile],
+        *,
+        now: datetime,
+        progress: Progress | None = None,
     ) -> Job:
         listed = [o.to_dict() for o in outputs]
+        final = {"progress": progress.to_dict()} if progress is not None else {}
         async with self._write() as conn:
             job = await self._transition(
                 conn,
@@ -509,6 +516,7 @@ class SqlJobStore:
                     "outputs": listed,
                     "finished_at": now,
                     "error": None,
+                    **final,
                     **self._released(),
                 },
                 now=now,

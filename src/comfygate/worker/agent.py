@@ -19,6 +19,7 @@ from comfygate.comfy.messages import (
     Executing,
     ExecutionError,
     ExecutionInterrupted,
+    ExecutionStart,
     ExecutionSuccess,
     Message,
     Preview,
@@ -32,7 +33,7 @@ from comfygate.errors import (
     LeaseLost,
     WebSocketLost,
 )
-from comfygate.jobs.model import JobFailure, Lease
+from comfygate.jobs.model import JobFailure, Lease, Progress
 from comfygate.storage.base import Storage
 from comfygate.worker.outputs import collect_outputs
 from comfygate.worker.progress import ProgressTracker
@@ -69,6 +70,7 @@ class Agent:
         storage: Storage,
         clock: Clock,
         lease_wait_s: float = 25.0,
+        capacity: int = 2,
     ) -> None:
         self.agent_id = agent_id
         self.pool = pool
@@ -77,10 +79,14 @@ class Agent:
         self.storage = storage
         self.clock = clock
         self.lease_wait_s = lease_wait_s
-        self._inbox: asyncio.Queue[Message | _Wake] = asyncio.Queue()
+        #: prompts this agent may have at the backend at once: one running, the rest
+        #: pending in ComfyUI's own queue so the GPU never waits on the gateway
+        self.capacity = capacity
+        self._inboxes: dict[str, asyncio.Queue[Message | _Wake]] = {}
+        #: the prompt ComfyUI runs now: frames without a prompt id (previews) are its
+        self._running_prompt: str | None = None
         self._socket_up = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.current: Lease | None = None
 
     @property
     def connected(self) -> bool:
@@ -93,28 +99,44 @@ class Agent:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
         try:
-            while not self._stopping.is_set():
-                try:
-                    lease = await self.transport.lease(
-                        agent_id=self.agent_id,
-                        backend=self.backend,
-                        pool=self.pool,
-                        wait_s=self.lease_wait_s,
-                    )
-                except Exception:
-                    log.exception("lease failed; backing off")
-                    await self.clock.sleep(1.0)
-                    continue
-                if lease is not None:
-                    await self.execute(lease)
+            await asyncio.gather(*(self._slot() for _ in range(self.capacity)))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
+    async def _slot(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                lease = await self.transport.lease(
+                    agent_id=self.agent_id,
+                    backend=self.backend,
+                    pool=self.pool,
+                    wait_s=self.lease_wait_s,
+                )
+            except Exception:
+                log.exception("lease failed; backing off")
+                await self.clock.sleep(1.0)
+                continue
+            if lease is not None:
+                await self.execute(lease)
+
     def stop(self) -> None:
         """Lease no more work; a running job finishes first."""
         self._stopping.set()
+
+    def _dispatch(self, message: Message) -> None:
+        prompt_id = getattr(message, "prompt_id", None)
+        if isinstance(message, ExecutionStart):
+            self._running_prompt = prompt_id
+        inbox = self._inboxes.get(prompt_id or self._running_prompt or "")
+        if inbox is not None:
+            inbox.put_nowait(message)
+
+    def _wake(self, lease: Lease) -> None:
+        inbox = self._inboxes.get(lease.prompt_id)
+        if inbox is not None:
+            inbox.put_nowait(WAKE)
 
     async def _read_socket(self) -> None:
         delay = 0.2
@@ -124,7 +146,7 @@ class Agent:
                     self._socket_up.set()
                     delay = 0.2
                     async for message in sock:
-                        self._inbox.put_nowait(message)
+                        self._dispatch(message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the socket is best effort; /history is the truth
@@ -134,7 +156,7 @@ class Agent:
             delay = min(delay * 2, 5.0)
 
     async def execute(self, lease: Lease) -> None:
-        self.current = lease
+        self._inboxes[lease.prompt_id] = asyncio.Queue()
         cancel = asyncio.Event()
         lost = asyncio.Event()
         beats = asyncio.create_task(self._heartbeats(lease, cancel, lost))
@@ -146,7 +168,7 @@ class Agent:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
-            self.current = None
+            self._inboxes.pop(lease.prompt_id, None)
 
     async def _heartbeats(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
         while True:
@@ -157,10 +179,10 @@ class Agent:
                 if reply.cancel:
                     cancel.set()
                 if cancel.is_set():
-                    self._inbox.put_nowait(WAKE)
+                    self._wake(lease)
             except LeaseLost:
                 lost.set()
-                self._inbox.put_nowait(WAKE)
+                self._wake(lease)
                 return
             except Exception:
                 log.exception("heartbeat for job %s failed", lease.job_id)
@@ -169,12 +191,10 @@ class Agent:
     async def _run(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
         try:
             graph = await self._prepare(lease)
-            while not self._inbox.empty():  # messages of earlier prompts
-                self._inbox.get_nowait()
             await self.comfy.submit(
                 graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
             )
-            await self._follow(lease, graph, cancel, lost)
+            final = await self._follow(lease, graph, cancel, lost)
         except Canceled:
             await self.transport.canceled(lease)
             return
@@ -195,7 +215,7 @@ class Agent:
         except JobError as exc:
             await self._fail(lease, exc)
             return
-        await self.transport.complete(lease, outputs)
+        await self.transport.complete(lease, outputs, final)
 
     async def _prepare(self, lease: Lease) -> dict[str, Any]:
         graph: dict[str, Any] = json.loads(await self.storage.get_bytes(lease.prompt_key))
@@ -211,7 +231,7 @@ class Agent:
 
     async def _follow(
         self, lease: Lease, graph: dict[str, Any], cancel: asyncio.Event, lost: asyncio.Event
-    ) -> None:
+    ) -> Progress:
         tracker = ProgressTracker(graph)
         deadline = self.clock.monotonic() + lease.timeout_s
         last_progress = last_preview = 0.0
@@ -228,10 +248,10 @@ class Agent:
                 await self._stop_prompt(lease)
                 raise JobTimeout(f"the job ran longer than {lease.timeout_s:g} s")
             quiet = 0.5 if cancel.is_set() else QUIET_S
-            message = await self._next_message(quiet)
+            message = await self._next_message(lease, quiet)
             if message is None:
                 if await self._settled(lease, interrupted):
-                    return
+                    return tracker.finish()
                 continue
             if isinstance(message, _Wake):
                 continue
@@ -239,8 +259,7 @@ class Agent:
             if prompt_id is not None and prompt_id != lease.prompt_id:
                 continue
             if isinstance(message, ExecutionSuccess):
-                await self.transport.progress(lease, tracker.finish())
-                return
+                return tracker.finish()
             if isinstance(message, ExecutionError):
                 raise ExecutionFailed(
                     message.exception_message or "a node failed",
@@ -273,9 +292,9 @@ class Agent:
                     if reply.cancel:
                         cancel.set()
 
-    async def _next_message(self, timeout_s: float) -> Message | _Wake | None:
+    async def _next_message(self, lease: Lease, timeout_s: float) -> Message | _Wake | None:
         try:
-            return await asyncio.wait_for(self._inbox.get(), timeout_s)
+            return await asyncio.wait_for(self._inboxes[lease.prompt_id].get(), timeout_s)
         except TimeoutError:
             return None
 

@@ -31,7 +31,10 @@ class WorkerTransport(ABC):
     ) -> None: ...
 
     @abstractmethod
-    async def complete(self, lease: Lease, outputs: Sequence[OutputFile]) -> None: ...
+    async def complete(
+        self, lease: Lease, outputs: Sequence[OutputFile], progress: Progress | None = None
+    ) -> None:
+        """Commit the outputs (and the final progress). LeaseLost if the lease is gone."""
 
     @abstractmethod
     async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> None: ...

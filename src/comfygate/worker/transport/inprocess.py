@@ -30,8 +30,10 @@ class InProcessTransport(WorkerTransport):
     ) -> None:
         await self._gate.preview(lease, node_id=node_id, content_type=content_type, data=data)
 
-    async def complete(self, lease: Lease, outputs: Sequence[OutputFile]) -> None:
-        await self._gate.complete(lease, outputs)
+    async def complete(
+        self, lease: Lease, outputs: Sequence[OutputFile], progress: Progress | None = None
+    ) -> None:
+        await self._gate.complete(lease, outputs, progress)
 
     async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> None:
         await self._gate.fail(lease, failure, retryable=retryable)

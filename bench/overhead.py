@@ -1,0 +1,256 @@
+"""What comfygate adds on top of talking to ComfyUI directly.
+
+Both sides run ``image-ops`` at its first example against the same simulator process:
+the direct client posts the patched graph (fresh SaveImage prefix each run), follows
+its WebSocket to ``execution_success``, reads ``/history`` and downloads with ``/view``;
+comfygate is driven through its API (submit, SSE until succeeded, download). Then 200
+jobs of 100 ms of work each over 4 simulator backends, against the ideal.
+
+    .venv/bin/python bench/overhead.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.graph import set_output_prefix
+from comfygate.comfy.messages import ExecutionError, ExecutionSuccess
+from comfygate.contracts import load_workflow, patch_graph, validate_params
+from comfygate.ids import new_prompt_id
+from comfygate.serve import free_port, start_simulator, stop_process
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "comfyui" / "samples" / "bench.json"
+#: the recorded real server, sequential unique 64x64 EmptyImage → SaveImage (round 2)
+REAL_P50_MS = 3.6
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def direct_run(comfy: ComfyClient, sock: Any, graph: dict[str, Any], n: int) -> float:
+    start = time.perf_counter()
+    prompt_id = new_prompt_id()
+    await comfy.submit(set_output_prefix(graph, f"bench/direct/{n}"), prompt_id=prompt_id)
+    async for msg in sock:
+        if isinstance(msg, ExecutionSuccess | ExecutionError) and msg.prompt_id == prompt_id:
+            break
+    entry = await comfy.history(prompt_id)
+    assert entry is not None
+    for refs in entry.outputs.values():
+        for ref in refs:
+            async with comfy.view(ref) as response:
+                async for _ in response.iter_bytes():
+                    pass
+    return (time.perf_counter() - start) * 1000
+
+
+async def trivial_run(comfy: ComfyClient, sock: Any, n: int) -> float:
+    """The recorded real measurement's graph: POST → execution_success."""
+    graph = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 1000 + n},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
+    }
+    prompt_id = new_prompt_id()
+    start = time.perf_counter()
+    await comfy.submit(graph, prompt_id=prompt_id)
+    async for msg in sock:
+        if isinstance(msg, ExecutionSuccess) and msg.prompt_id == prompt_id:
+            break
+    return (time.perf_counter() - start) * 1000
+
+
+def iso(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp() * 1000
+
+
+async def gateway_run(
+    client: httpx.AsyncClient, comfy: ComfyClient, params: dict[str, Any]
+) -> tuple[float, dict[str, float]]:
+    start = time.perf_counter()
+    wall_start = time.time() * 1000
+    r = await client.post("/v1/workflows/image-ops/jobs", json={"params": params})
+    job = r.json()
+    async with client.stream("GET", job["urls"]["events"]) as stream:
+        kind = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "status":
+                job = json.loads(line[5:])
+                if job["status"] in ("succeeded", "failed", "canceled"):
+                    break
+    seen_ms = time.time() * 1000
+    assert job["status"] == "succeeded", job
+    for asset in job["outputs"]:
+        await client.get(asset["url"])
+    total = (time.perf_counter() - start) * 1000
+    attempts = (await client.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"]
+    history = await comfy.history(attempts[-1]["prompt_id"])
+    assert history is not None
+    # ComfyUI's own timestamps of the attempt (epoch ms, on this machine's clock)
+    stamps = {}
+    raw = (await comfy._request("GET", f"/history/{attempts[-1]['prompt_id']}")).json()
+    for name, data in raw[attempts[-1]["prompt_id"]]["status"]["messages"]:
+        stamps[name] = data["timestamp"]
+    split = {
+        "submit→lease": iso(job["started_at"]) - max(iso(job["created_at"]), wall_start),
+        "lease→POST": stamps["execution_start"] - iso(job["started_at"]),
+        "success→stored": iso(job["finished_at"]) - stamps["execution_success"],
+        "stored→client": seen_ms - iso(job["finished_at"]),
+    }
+    return total, split
+
+
+def start_gateway(data: Path, backends: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "comfygate",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--workflows",
+        str(ROOT / "workflows"),
+    ]
+    for url in backends:
+        args += ["--comfy", url]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            backends = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
+            if backends and all(backends.values()):
+                return proc, url
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("gateway did not start")
+
+
+async def latency(runs: int, tmp: Path) -> None:
+    sim, sim_url = start_simulator(tmp / "sim")
+    gateway, gw_url = start_gateway(tmp / "gw", [sim_url])
+    try:
+        comfy = ComfyClient(sim_url)
+        wf = load_workflow(ROOT / "workflows" / "image-ops")
+        params = dict(wf.examples[0]["params"])
+        graph = patch_graph(wf, validate_params(wf, params))
+        async with comfy.socket() as sock:
+            for n in range(10):
+                await trivial_run(comfy, sock, -n)
+            trivial = [await trivial_run(comfy, sock, n) for n in range(50)]
+        sim_p50 = statistics.median(trivial)
+        print(
+            f"simulator direct p50 {sim_p50:.1f} ms (EmptyImage→SaveImage 64², POST→success) "
+            f"vs real ComfyUI recorded p50 {REAL_P50_MS:.1f} ms: {sim_p50 / REAL_P50_MS:.2f}x"
+        )
+        if sim_p50 > 1.5 * REAL_P50_MS:
+            print("stop: the simulator is more than 1.5x slower than the real server")
+            raise SystemExit(1)
+
+        direct: list[float] = []
+        via: list[float] = []
+        splits: list[dict[str, float]] = []
+        async with httpx.AsyncClient(base_url=gw_url, timeout=30) as client, comfy.socket() as sock:
+            for n in range(10):  # warm both paths
+                await direct_run(comfy, sock, graph, -n - 1)
+                await gateway_run(client, comfy, params)
+            # interleaved, so both sides see the same machine
+            for n in range(runs):
+                direct.append(await direct_run(comfy, sock, graph, n))
+                total, split = await gateway_run(client, comfy, params)
+                via.append(total)
+                splits.append(split)
+        await comfy.aclose()
+        d50, d95, g50, g95 = (pct(direct, 0.5), pct(direct, 0.95), pct(via, 0.5), pct(via, 0.95))
+        print(f"image-ops, {runs} runs each, interleaved:")
+        print(f"  direct    p50 {d50:7.1f} ms  p95 {d95:7.1f} ms")
+        print(f"  comfygate p50 {g50:7.1f} ms  p95 {g95:7.1f} ms")
+        print(f"  ratio     p50 {g50 / d50:7.2f}x    p95 {g95 / d95:.2f}x   (aim: p50 ≤ 1.5x)")
+        parts = "  ".join(f"{k} {statistics.median(s[k] for s in splits):.1f}" for k in splits[0])
+        print(f"  added ms (p50 of each part): {parts}")
+    finally:
+        stop_process(gateway)
+        stop_process(sim)
+
+
+async def throughput(jobs: int, backends: int, work_ms: float, tmp: Path) -> None:
+    steps = 4
+    sims = [start_simulator(tmp / f"sim{i}", step_ms=work_ms / steps) for i in range(backends)]
+    gateway, gw_url = start_gateway(tmp / "gw-tp", [url for _, url in sims])
+    try:
+        params = {"prompt": "throughput", "steps": steps, "width": 64, "height": 64}
+        async with httpx.AsyncClient(base_url=gw_url, timeout=60) as client:
+            # measure one job alone: the real work time behind the ideal
+            start = time.perf_counter()
+            r = await client.post("/v1/workflows/txt2img/jobs", json={"params": params})
+            while (await client.get(f"/v1/jobs/{r.json()['id']}")).json()[  # noqa: ASYNC110
+                "status"
+            ] != "succeeded":
+                await asyncio.sleep(0.005)
+            start = time.perf_counter()
+            ids = []
+            for n in range(jobs):
+                r = await client.post(
+                    "/v1/workflows/txt2img/jobs", json={"params": {**params, "seed": n}}
+                )
+                ids.append(r.json()["id"])
+            pending = set(ids)
+            while pending:
+                page = (await client.get("/v1/jobs?status=succeeded&limit=200")).json()["jobs"]
+                pending -= {j["id"] for j in page}
+                failed = (await client.get("/v1/jobs?status=failed&limit=5")).json()["jobs"]
+                assert not failed, failed
+                await asyncio.sleep(0.05)
+            wall = time.perf_counter() - start
+        ideal = backends / (work_ms / 1000)
+        rate = jobs / wall
+        print(
+            f"throughput: {jobs} jobs over {backends} simulator backends, {work_ms:.0f} ms of "
+            f"sampling each: {rate:.1f} jobs/s vs ideal {ideal:.1f} jobs/s = {rate / ideal:.2f} "
+            "(aim ≥ 0.95)"
+        )
+    finally:
+        stop_process(gateway)
+        for proc, _ in sims:
+            stop_process(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(latency(args.runs, Path(tmp)))
+        asyncio.run(throughput(args.jobs, 4, 100.0, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,8 +16,16 @@ class Doorbell:
         if event is not None:
             event.set()
 
+    def arm(self, name: str) -> asyncio.Event:
+        """The event the next ring of ``name`` sets; arm before checking, then wait,
+        so a ring between the check and the wait is not missed."""
+        return self._events.setdefault(name, asyncio.Event())
+
     async def wait(self, name: str, timeout_s: float) -> None:
-        event = self._events.setdefault(name, asyncio.Event())
+        await self.wait_armed(self.arm(name), timeout_s)
+
+    @staticmethod
+    async def wait_armed(event: asyncio.Event, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
 

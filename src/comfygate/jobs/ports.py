@@ -87,6 +87,9 @@ class JobStore(Protocol):
         """queued jobs past ``expires_at`` → expired."""
 
     # -- the worker protocol, fenced by lease token ---------------------------------
+    async def has_claimable(self, *, pool: str, now: datetime) -> bool:
+        """Whether a claim could succeed now; a read that takes no write lock."""
+
     async def claim(
         self,
         *,

@@ -32,6 +32,8 @@ from comfygate.jobs.service import prompt_key
 from comfygate.jobs.snapshot import status_data
 
 PREVIEW_TTL_S = 300
+#: how often a running job's progress snapshot is written to its row
+PROGRESS_SAVE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,22 @@ class WorkerGate:
         self.clock = clock
         self.times = lease_times
         self.rng = rng or random.Random()
+        #: lease token → (owner id, when its progress was last stored)
+        self._progress_owner: dict[str, tuple[str, float]] = {}
 
     async def lease(self, *, agent_id: str, backend: str, pool: str, wait_s: float) -> Lease | None:
         """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive."""
         deadline = self.clock.monotonic() + wait_s
         while True:
+            # Idle agents all wake on one ring; only those that can win take the write lock.
+            bell = self.doorbell.arm(pool)
+            if not await self.store.has_claimable(pool=pool, now=self.clock.now()):
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0:
+                    return None
+                # Polls too: a retry's not_before passing rings no bell.
+                await self.doorbell.wait_armed(bell, min(remaining, 1.0))
+                continue
             claimed = await self.store.claim(
                 pool=pool,
                 agent_id=agent_id,
@@ -119,13 +132,26 @@ class WorkerGate:
         return job is not None and job.status is JobStatus.CANCELING
 
     async def progress(self, lease: Lease, progress: Progress) -> HeartbeatReply:
-        job = await self.store.save_progress(lease.job_id, lease.lease_token, progress)
+        """Publish at once; store the snapshot (fenced) at most every PROGRESS_SAVE_S, so
+        a fast job does not pay a write per tick while any gateway can still serve it."""
+        now = self.clock.monotonic()
+        cached = self._progress_owner.get(lease.lease_token)
+        cancel = False
+        if cached is None or now - cached[1] >= PROGRESS_SAVE_S:
+            job = await self.store.save_progress(lease.job_id, lease.lease_token, progress)
+            cached = (job.owner_id, now)
+            self._progress_owner[lease.lease_token] = cached
+            cancel = job.status is JobStatus.CANCELING
         await self.events.publish(
             LiveEvent(
-                job_id=job.id, owner_id=job.owner_id, type="progress", data=progress.to_dict()
+                job_id=lease.job_id, owner_id=cached[0], type="progress", data=progress.to_dict()
             )
         )
-        return HeartbeatReply(cancel=job.status is JobStatus.CANCELING)
+        return HeartbeatReply(cancel=cancel)
+
+    def _forget_lease(self, lease: Lease) -> None:
+        self._progress_owner.pop(lease.lease_token, None)
+        self.doorbell.forget(cancel_bell(lease.job_id))
 
     async def preview(
         self, lease: Lease, *, node_id: str | None, content_type: str, data: bytes
@@ -168,7 +194,7 @@ class WorkerGate:
                     seq=first_output_seq + i,
                 )
             )
-        self.doorbell.forget(cancel_bell(job.id))
+        self._forget_lease(lease)
         await self._publish_status(job)
         return job
 
@@ -179,6 +205,7 @@ class WorkerGate:
             retry_at = self.clock.now() + timedelta(
                 seconds=retry_delay_s(current.attempts, self.rng)
             )
+        self._forget_lease(lease)
         job = await self.store.fail(
             lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
         )
@@ -193,6 +220,7 @@ class WorkerGate:
         return job
 
     async def canceled(self, lease: Lease) -> Job:
+        self._forget_lease(lease)
         job = await self.store.finish_cancel(lease.job_id, lease.lease_token, now=self.clock.now())
         await self._publish_status(job)
         return job

@@ -380,6 +380,21 @@ class SqlJobStore:
         return expired
 
     # -- the worker protocol ----------------------------------------------------------------
+    def _claimable(self, pool: str, now: datetime) -> Any:
+        return and_(
+            jobs.c.status == Q,
+            jobs.c.pool == pool,
+            or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+        )
+
+    async def has_claimable(self, *, pool: str, now: datetime) -> bool:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(select(jobs.c.id).where(self._claimable(pool, now)).limit(1))
+            ).first()
+        return row is not None
+
     async def claim(
         self,
         *,
@@ -396,12 +411,7 @@ class SqlJobStore:
         the writer holds BEGIN IMMEDIATE."""
         next_id = (
             select(jobs.c.id)
-            .where(
-                jobs.c.status == Q,
-                jobs.c.pool == pool,
-                or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-                or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
-            )
+            .where(self._claimable(pool, now))
             .order_by(jobs.c.priority.desc(), jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)

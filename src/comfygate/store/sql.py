@@ -116,10 +116,6 @@ class SqlJobStore:
         await self._append(conn, job, "status", status_data(job), job.last_seq, now)
         return job
 
-    async def _missing_or(self, conn: AsyncConnection, job_id: str, exc: Exception) -> Exception:
-        exists = (await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id))).first()
-        return exc if exists else NotFound(f"no job {job_id!r}")
-
     # -- workflow versions -------------------------------------------------------------
     async def save_workflow_version(self, version: WorkflowVersion) -> None:
         async with self._write() as conn:

@@ -113,9 +113,7 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return (
-            self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'comfygate.db').resolve()}"
-        )
+        return self.database_url or f"sqlite:///{(self.data_dir / 'comfygate.db').resolve()}"
 
     @property
     def storage_dir(self) -> Path:

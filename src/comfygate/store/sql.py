@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from comfygate.clock import Clock
@@ -47,7 +47,8 @@ from comfygate.store.tables import (
 )
 
 Q, R, C = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.CANCELING.value
-LEASED_VALUES = [s.value for s in LEASED]
+#: the leased states as literals: an expanding IN parameter is compiled anew each time
+LEASED_STATES = or_(*(jobs.c.status == literal(s.value) for s in LEASED))
 
 
 def _append(
@@ -101,7 +102,7 @@ def _claimable(pool: str, now: datetime) -> Any:
 
 
 def _fence(lease_token: str) -> Any:
-    return and_(jobs.c.lease_token == lease_token, jobs.c.status.in_(LEASED_VALUES))
+    return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
 
 
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}

@@ -86,6 +86,8 @@ class Agent:
         #: the prompt ComfyUI runs now: frames without a prompt id (previews) are its
         self._running_prompt: str | None = None
         self._socket_up = asyncio.Event()
+        #: one slot at a time waits for work, so one ring wakes one claim per agent
+        self._leasing = asyncio.Lock()
         self._stopping = asyncio.Event()
 
     @property
@@ -108,12 +110,13 @@ class Agent:
     async def _slot(self) -> None:
         while not self._stopping.is_set():
             try:
-                lease = await self.transport.lease(
-                    agent_id=self.agent_id,
-                    backend=self.backend,
-                    pool=self.pool,
-                    wait_s=self.lease_wait_s,
-                )
+                async with self._leasing:
+                    lease = await self.transport.lease(
+                        agent_id=self.agent_id,
+                        backend=self.backend,
+                        pool=self.pool,
+                        wait_s=self.lease_wait_s,
+                    )
             except Exception:
                 log.exception("lease failed; backing off")
                 await self.clock.sleep(1.0)

@@ -141,8 +141,8 @@ def start_gateway(data: Path, backends: list[str]) -> tuple[subprocess.Popen[byt
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            backends = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
-            if backends and all(backends.values()):
+            up: dict[str, bool] = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
+            if up and all(up.values()):
                 return proc, url
         except (httpx.HTTPError, ValueError):
             pass

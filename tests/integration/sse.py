@@ -30,7 +30,7 @@ async def read_frames(
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         event_id: str | None = None
-        kind, data = "message", []
+        kind, data = "message", list[str]()
         async for line in response.aiter_lines():
             if line == "":
                 if data:

@@ -252,7 +252,7 @@ async def test_multipart_submit_takes_the_file_through_the_same_checks(
     from tests.unit.storage.test_uploads import png
 
     async with gateway.client() as c:
-        files = [
+        files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
             ("params", (None, json.dumps({"params": {"steps": 2}}), "application/json")),
             ("image", ("a.png", png(), "image/png")),
         ]

@@ -26,6 +26,7 @@ from comfygate.errors import (
 )
 from comfygate.ids import new_id
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import InputFile, Job, LiveEvent, NewJob
 from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
 from comfygate.jobs.snapshot import status_data
@@ -38,14 +39,6 @@ class Submitted:
     body: dict[str, Any]
     job_id: str | None
     replayed: bool
-
-
-def request_key(job_id: str) -> str:
-    return f"jobs/{job_id}/request.json"
-
-
-def prompt_key(job_id: str) -> str:
-    return f"jobs/{job_id}/prompt.json"
 
 
 class JobService:
@@ -216,7 +209,7 @@ class JobService:
     async def cancel(self, principal: Principal, job_id: str) -> Job:
         await self.get(principal, job_id)
         job = await self.store.request_cancel(job_id, now=self.clock.now())
-        self.doorbell.ring(f"cancel:{job_id}")
+        self.doorbell.ring(cancel_bell(job_id))
         await self._publish_status(job)
         return job
 

@@ -18,6 +18,7 @@ from comfygate.contracts import Workflow, load_workflows
 from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import WorkflowVersion
+from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
@@ -42,6 +43,7 @@ class Gateway:
     workflows: dict[str, Workflow]
     service: JobService
     gate: WorkerGate
+    rescuer: Rescuer
     uploads: Uploads
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -68,6 +70,23 @@ class Gateway:
             self.agents.append(agent)
             self._tasks.append(asyncio.create_task(agent.run(), name=f"agent-{i}"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
+        self._tasks.append(asyncio.create_task(self._rescue(), name="rescuer"))
+
+    async def _rescue(self) -> None:
+        every = self.settings.lease.rescue_every_s
+        # Start-up grace of one lease: agents that outlived a gateway restart renew
+        # their leases before anything of theirs is taken back.
+        await self.clock.sleep(self.settings.lease.ttl_s)
+        jitter = random.Random()
+        while True:
+            try:
+                rescued = await self.rescuer.run_once()
+                if rescued:
+                    log.warning("rescued %d job(s) whose lease ran out", len(rescued))
+            except Exception:
+                log.exception("rescue pass failed")
+            # Jittered, so the rescuers of several gateways drift apart.
+            await self.clock.sleep(every * jitter.uniform(0.8, 1.2))
 
     async def _maintenance(self) -> None:
         while True:
@@ -142,6 +161,9 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         clock=clock,
         lease_times=LeaseTimes(ttl_s=settings.lease.ttl_s, heartbeat_s=settings.lease.heartbeat_s),
     )
+    rescuer = Rescuer(
+        store=store, blobs=storage, events=bus, doorbell=doorbell, clock=clock, rng=rng
+    )
     return Gateway(
         settings=settings,
         clock=clock,
@@ -151,5 +173,6 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         workflows=workflows,
         service=service,
         gate=gate,
+        rescuer=rescuer,
         uploads=uploads,
     )

@@ -7,7 +7,7 @@ when the job is not in one of them; none silently succeeds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -138,6 +138,13 @@ class JobStore(Protocol):
 
     async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
         """canceling|running → canceled, after the agent stopped the prompt. Fenced."""
+
+    async def rescue_expired(
+        self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
+    ) -> list[Job]:
+        """Leases that ran out: canceling → canceled, attempts spent → failed, else
+        queued at ``retry_at(attempts)``; the attempt's outcome is ``lease_expired``.
+        Safe to run in several gateways at once."""
 
 
 class EventSink(Protocol):

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from comfygate.clock import Clock
 from comfygate.ids import new_prompt_id
+from comfygate.jobs.announce import publish_status, write_error
 from comfygate.jobs.backoff import retry_delay_s
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import (
     cancel_bell,
-    error_key,
     manifest_key,
     outputs_prefix,
     preview_key,
@@ -36,7 +36,6 @@ from comfygate.jobs.model import (
     Progress,
 )
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
-from comfygate.jobs.snapshot import status_data
 
 PREVIEW_TTL_S = 300
 #: how often a running job's progress snapshot is written to its row
@@ -205,10 +204,7 @@ class WorkerGate:
             lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
         )
         if job.status is JobStatus.FAILED:
-            record = {**failure.to_dict(), "attempt": lease.attempt}
-            await self.blobs.put_bytes(
-                error_key(job.id), json.dumps(record).encode(), "application/json"
-            )
+            await write_error(self.blobs, job.id, failure, lease.attempt)
         elif job.status is JobStatus.QUEUED:
             self.doorbell.ring(job.pool)
         await self._publish_status(job)
@@ -221,12 +217,4 @@ class WorkerGate:
         return job
 
     async def _publish_status(self, job: Job) -> None:
-        await self.events.publish(
-            LiveEvent(
-                job_id=job.id,
-                owner_id=job.owner_id,
-                type="status",
-                data=status_data(job),
-                seq=job.last_seq,
-            )
-        )
+        await publish_status(self.events, job)

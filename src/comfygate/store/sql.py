@@ -6,7 +6,7 @@ Each public method builds one plain function over a ``Connection`` and hands it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -568,6 +568,46 @@ class SqlJobStore:
                 raise LeaseLost
             _finish_attempt(conn, job, failure.code, now)
             return job
+
+        return await self._db.write(run)
+
+    async def rescue_expired(
+        self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
+    ) -> list[Job]:
+        """Jobs whose lease ran out: canceling → canceled; attempts spent → failed;
+        else queued again at ``retry_at(attempts)``. Rows another rescuer holds are
+        skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
+        late heartbeat that renewed the lease makes it a no-op."""
+        error = {"code": "lease_expired", "message": "the backend stopped reporting"}
+
+        def run(conn: Connection) -> list[Job]:
+            expired = conn.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.max_attempts)
+                .where(jobs.c.status.in_([R, C]), jobs.c.lease_expires_at < now)
+                .order_by(jobs.c.lease_expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            rescued = []
+            for job_id, status, attempts, max_attempts in expired:
+                values: dict[str, Any]
+                if status == C:
+                    values = {"status": JobStatus.CANCELED.value, "finished_at": now}
+                elif attempts >= max_attempts:
+                    values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
+                else:
+                    values = {"status": Q, "not_before": retry_at(attempts), "error": error}
+                job = _transition(
+                    conn,
+                    job_id,
+                    and_(jobs.c.status == status, jobs.c.lease_expires_at < now),
+                    {**values, **RELEASED},
+                    now=now,
+                )
+                if job is not None:
+                    _finish_attempt(conn, job, "lease_expired", now)
+                    rescued.append(job)
+            return rescued
 
         return await self._db.write(run)
 

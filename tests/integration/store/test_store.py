@@ -262,3 +262,89 @@ async def test_changed_since_feeds_the_all_jobs_stream(
     await store.request_cancel(old.id, now=clock.now())
     changed = await store.jobs_changed_since(owner_id="alice", since=since)
     assert {j.id for j in changed} == {old.id, fresh.id}
+
+
+def retry_in(clock: FakeClock, seconds: float = 8.0) -> Any:
+    return lambda attempts: clock.now() + timedelta(seconds=seconds * attempts)
+
+
+async def test_rescue_requeues_fails_and_cancels_expired_leases(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    again = await store.create_job(new_job(), now=clock.now())
+    spent = await store.create_job(new_job(max_attempts=1), now=clock.now())
+    canceling = await store.create_job(new_job(), now=clock.now())
+    fresh = await store.create_job(new_job(), now=clock.now())
+    for _ in range(3):
+        await claim(store, clock)
+    await store.request_cancel(canceling.id, now=clock.now())
+    clock.advance(31)
+    await claim(store, clock)  # its lease is still fresh
+    rescued = {
+        j.id: j for j in await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock))
+    }
+    assert set(rescued) == {again.id, spent.id, canceling.id}
+    assert rescued[again.id].status is JobStatus.QUEUED
+    assert rescued[again.id].not_before == clock.now() + timedelta(seconds=8)
+    assert rescued[again.id].lease_token is None and rescued[again.id].attempts == 1
+    assert rescued[spent.id].status is JobStatus.FAILED
+    error = rescued[spent.id].error
+    assert error is not None and error.code == "lease_expired"
+    assert rescued[canceling.id].status is JobStatus.CANCELED
+    current = await store.get_job(fresh.id)
+    assert current is not None and current.status is JobStatus.RUNNING
+    attempts = await store.attempts(again.id)
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "lease_expired")]
+    events = await store.events_after(again.id, 0)
+    assert [e.data["status"] for e in events] == ["queued", "running", "queued"]
+    assert await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) == []
+
+
+async def test_a_rescued_lease_is_fenced_out(store: SqlJobStore, clock: FakeClock) -> None:
+    """The stale agent: its job is rescued and re-claimed under it; every write it
+    makes afterwards is refused and the new holder's attempt is untouched."""
+    await store.create_job(new_job(), now=clock.now())
+    stale, _ = await claim(store, clock, agent="a1")
+    clock.advance(31)
+    await store.rescue_expired(now=clock.now(), retry_at=lambda _: clock.now())
+    holder, attempt = await claim(store, clock, agent="a2")
+    assert holder.id == stale.id and attempt.attempt == 2
+    with pytest.raises(LeaseLost):
+        await store.heartbeat(stale.id, stale.lease_token, lease_ttl_s=30, now=clock.now())
+    with pytest.raises(LeaseLost):
+        await store.complete(stale.id, stale.lease_token, [OUT], now=clock.now())
+    with pytest.raises(LeaseLost):
+        await store.fail(
+            stale.id,
+            stale.lease_token,
+            JobFailure(code="x", message="y"),
+            retry_at=None,
+            now=clock.now(),
+        )
+    job = await store.complete(holder.id, holder.lease_token, [OUT], now=clock.now())
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+
+
+async def test_a_heartbeat_renews_a_lease_before_the_rescuer_sees_it(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim(store, clock)
+    clock.advance(31)  # expired, but the token still decides until a rescue
+    await store.heartbeat(leased.id, leased.lease_token, lease_ttl_s=30, now=clock.now())
+    assert await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) == []
+
+
+async def test_concurrent_rescuers_rescue_each_job_once(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    for _ in range(20):
+        await store.create_job(new_job(), now=clock.now())
+    for _ in range(20):
+        await claim(store, clock)
+    clock.advance(31)
+    batches = await asyncio.gather(
+        *(store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) for _ in range(4))
+    )
+    ids = [j.id for batch in batches for j in batch]
+    assert len(ids) == 20 == len(set(ids))

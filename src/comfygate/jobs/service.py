@@ -25,11 +25,11 @@ from comfygate.errors import (
     NotFound,
 )
 from comfygate.ids import new_id
+from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
-from comfygate.jobs.model import InputFile, Job, LiveEvent, NewJob
+from comfygate.jobs.model import InputFile, Job, NewJob
 from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
-from comfygate.jobs.snapshot import status_data
 from comfygate.principal import Principal
 
 
@@ -220,12 +220,4 @@ class JobService:
         return expired
 
     async def _publish_status(self, job: Job) -> None:
-        await self.events.publish(
-            LiveEvent(
-                job_id=job.id,
-                owner_id=job.owner_id,
-                type="status",
-                data=status_data(job),
-                seq=job.last_seq,
-            )
-        )
+        await publish_status(self.events, job)

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from comfygate.jobs.model import HeartbeatReply, Lease
-from comfygate.sim import SimConfig, SimServer
-from tests.integration.conftest import GatewayFactory, wait_status
+from tests.integration.conftest import GatewayFactory, SimFactory, wait_status
 
 CHAOS_LEASE = {"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1}
 
 
-@pytest.fixture
-async def slow_sim(tmp_path: Path) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(data_dir=tmp_path / "slow-sim", step_ms=150))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def test_a_stalled_agent_loses_its_lease_and_the_job_runs_again(
-    slow_sim: SimServer, start_gateway: GatewayFactory
+    start_sim: SimFactory, start_gateway: GatewayFactory
 ) -> None:
+    slow_sim = await start_sim(step_ms=150)
     rg = await start_gateway(slow_sim.url, lease=CHAOS_LEASE)
     real_heartbeat = rg.gw.gate.heartbeat
     never = asyncio.Event()

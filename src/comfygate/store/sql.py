@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from comfygate.clock import Clock
@@ -43,6 +45,7 @@ from comfygate.store.tables import (
     job_attempts,
     job_events,
     jobs,
+    pool_clocks,
     workflow_versions,
 )
 
@@ -103,6 +106,35 @@ def _claimable(pool: str, now: datetime) -> Any:
 
 def _fence(lease_token: str) -> Any:
     return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
+
+
+def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
+    """Start-time fair queuing: one past the later of the owner's last queued job and
+    the pool's virtual time (the fair_key of its latest claim). An owner who queues a
+    thousand jobs gets keys far ahead; a newcomer's first job slots in right after the
+    jobs being claimed now."""
+    owner_last = conn.execute(
+        select(func.max(jobs.c.fair_key)).where(
+            jobs.c.pool == pool, jobs.c.owner_id == owner_id, jobs.c.status == Q
+        )
+    ).scalar()
+    now = conn.execute(select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == pool)).scalar()
+    return max(owner_last or 0, now or 0) + 1
+
+
+def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
+    moved = conn.execute(
+        update(pool_clocks)
+        .where(pool_clocks.c.pool == pool, pool_clocks.c.fair_key < fair_key)
+        .values(fair_key=fair_key)
+    ).rowcount
+    if not moved:  # the pool's first claim, or a requeued job from the past
+        upsert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        conn.execute(
+            upsert(pool_clocks)
+            .values(pool=pool, fair_key=fair_key)
+            .on_conflict_do_nothing(index_elements=["pool"])
+        )
 
 
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
@@ -226,6 +258,7 @@ class SqlJobStore:
                     pool=job.pool,
                     status=Q,
                     priority=job.priority,
+                    fair_key=_fair_key(conn, job.pool, job.owner_id),
                     attempts=0,
                     max_attempts=job.max_attempts,
                     timeout_s=job.timeout_s,
@@ -412,13 +445,13 @@ class SqlJobStore:
         lease_ttl_s: float,
         now: datetime,
     ) -> tuple[Job, Attempt] | None:
-        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC, id
-        LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR UPDATE dropped;
-        the writer holds BEGIN IMMEDIATE."""
+        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
+        fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
+        UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = (
             select(jobs.c.id)
             .where(_claimable(pool, now))
-            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
@@ -446,6 +479,7 @@ class SqlJobStore:
             ).first()
             if row is None:
                 return None
+            _advance_pool_clock(conn, pool, row.fair_key)
             job = job_from_row(row)
             attempt = Attempt(
                 job_id=job.id,

@@ -348,3 +348,45 @@ async def test_concurrent_rescuers_rescue_each_job_once(
     )
     ids = [j.id for batch in batches for j in batch]
     assert len(ids) == 20 == len(set(ids))
+
+
+async def test_fair_share_a_newcomer_starts_within_the_next_n_claims(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    """Owner A queues 1,000 jobs on N=4 backends; owner B's later job is among the
+    next N claims."""
+    backends = 4
+    for _ in range(1000):
+        await store.create_job(new_job(owner_id="a"), now=clock.now())
+    for _ in range(backends):
+        await claim(store, clock)
+    late = await store.create_job(new_job(owner_id="b"), now=clock.now())
+    claimed = [(await claim(store, clock))[0].id for _ in range(backends)]
+    assert late.id in claimed
+
+
+async def test_fair_share_busy_owners_split_the_claims_evenly(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    owners = ["a", "b", "c"]
+    for owner in owners:  # each floods the queue in turn, not interleaved
+        for _ in range(120):
+            await store.create_job(new_job(owner_id=owner), now=clock.now())
+    counts = dict.fromkeys(owners, 0)
+    for _ in range(300):
+        job, _ = await claim(store, clock)
+        counts[job.owner_id] += 1
+    for owner in owners:
+        assert abs(counts[owner] - 100) <= 10, counts
+
+
+async def test_priority_still_comes_before_fairness(store: SqlJobStore, clock: FakeClock) -> None:
+    first = await store.create_job(new_job(owner_id="a"), now=clock.now())
+    for _ in range(2):
+        await store.create_job(new_job(owner_id="a"), now=clock.now())
+    urgent = await store.create_job(new_job(owner_id="a", priority=9), now=clock.now())
+    other = await store.create_job(new_job(owner_id="b"), now=clock.now())
+    order = [(await claim(store, clock))[0].id for _ in range(3)]
+    # a's 4th job jumps the queue on priority; then b's first job comes right after a's
+    # first, ahead of a's backlog.
+    assert order == [urgent.id, first.id, other.id]

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600
+    #: queued jobs a pool holds at most; past it a submit gets 429 queue_full
+    max_queue_depth: int = Field(default=1000, ge=1)
 
     @field_validator("comfy", mode="before")
     @classmethod

@@ -152,6 +152,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         workflows=workflows,
         clock=clock,
         rng=rng,
+        max_queue_depth=settings.max_queue_depth,
     )
     gate = WorkerGate(
         store=store,

@@ -53,8 +53,9 @@ class JobStore(Protocol):
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
 
     # -- jobs: create and read -----------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
-        """Insert a queued job and its first timeline event (seq 1, ``status``)."""
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+        """Insert a queued job and its first timeline event (seq 1, ``status``);
+        ``QueueFull`` when its pool already holds ``max_queued`` queued jobs."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -75,6 +76,9 @@ class JobStore(Protocol):
     async def events_after(self, job_id: str, seq: int) -> list[JobEvent]: ...
 
     async def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then."""
 
     async def queue_position(self, job: Job) -> int | None:
         """Jobs of the same pool that a claim would take before this one (0 = next)."""

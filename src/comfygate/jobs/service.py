@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from comfygate.clock import Clock
@@ -23,6 +24,7 @@ from comfygate.errors import (
     IdempotencyKeyReuse,
     InvalidParams,
     NotFound,
+    QueueFull,
 )
 from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
@@ -53,6 +55,7 @@ class JobService:
         workflows: Mapping[str, Workflow],
         clock: Clock,
         rng: random.Random | None = None,
+        max_queue_depth: int | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -62,6 +65,7 @@ class JobService:
         self.workflows = workflows
         self.clock = clock
         self.rng = rng or random.SystemRandom()
+        self.max_queue_depth = max_queue_depth
 
     def workflow(self, name: str) -> Workflow:
         try:
@@ -175,7 +179,7 @@ class JobService:
         await self.blobs.put_bytes(
             request_key(job_id), json.dumps(request).encode(), "application/json"
         )
-        job = await self.store.create_job(
+        job = await self._insert(
             NewJob(
                 id=job_id,
                 owner_id=principal.id,
@@ -195,6 +199,26 @@ class JobService:
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
+
+    async def _insert(self, job: NewJob, *, now: datetime) -> Job:
+        try:
+            return await self.store.create_job(job, now=now, max_queued=self.max_queue_depth)
+        except QueueFull as full:
+            raise QueueFull(
+                f"the queue of pool {job.pool!r} is full; retry later",
+                retry_after_s=await self._retry_after_s(job.pool),
+                details=full.details,
+            ) from None
+
+    async def _retry_after_s(self, pool: str) -> int:
+        """When a place is likely to free up, from the pool's throughput over the last
+        ten minutes; a minute when nothing finished lately."""
+        window_s = 600.0
+        since = self.clock.now() - timedelta(seconds=window_s)
+        finished = await self.store.finished_since(pool=pool, since=since)
+        if finished == 0:
+            return 60
+        return max(1, min(600, math.ceil(window_s / finished)))
 
     async def get(self, principal: Principal, job_id: str) -> Job:
         job = await self.store.get_job(job_id)

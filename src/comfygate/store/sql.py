@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from comfygate.clock import Clock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.jobs.model import (
     LEASED,
     Attempt,
@@ -120,6 +120,11 @@ def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
     ).scalar()
     now = conn.execute(select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == pool)).scalar()
     return max(owner_last or 0, now or 0) + 1
+
+
+def _queued_in(conn: Connection, pool: str) -> int:
+    query = select(func.count()).select_from(jobs).where(jobs.c.pool == pool, jobs.c.status == Q)
+    return int(conn.execute(query).scalar() or 0)
 
 
 def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
@@ -246,8 +251,12 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- jobs: create and read ------------------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
         def run(conn: Connection) -> Job:
+            if max_queued is not None:
+                depth = _queued_in(conn, job.pool)
+                if depth >= max_queued:
+                    raise QueueFull(details={"pool": job.pool, "queued": depth})
             row = conn.execute(
                 insert(jobs)
                 .values(
@@ -346,6 +355,19 @@ class SqlJobStore:
 
         return await self._db.read(run)
 
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then: its recent throughput."""
+
+        def run(conn: Connection) -> int:
+            query = (
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.pool == pool, jobs.c.finished_at >= since)
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+        return await self._db.read(run)
+
     async def queue_position(self, job: Job) -> int | None:
         if job.status is not JobStatus.QUEUED:
             return None
@@ -354,7 +376,12 @@ class SqlJobStore:
             jobs.c.pool == job.pool,
             or_(
                 jobs.c.priority > job.priority,
-                and_(jobs.c.priority == job.priority, jobs.c.id < job.id),
+                and_(jobs.c.priority == job.priority, jobs.c.fair_key < job.fair_key),
+                and_(
+                    jobs.c.priority == job.priority,
+                    jobs.c.fair_key == job.fair_key,
+                    jobs.c.id < job.id,
+                ),
             ),
         )
 

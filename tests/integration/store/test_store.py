@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from comfygate.clock import FakeClock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.ids import new_id, new_prompt_id
 from comfygate.jobs.model import JobFailure, JobStatus, NewJob, OutputFile, Progress
 from comfygate.store import SqlJobStore
@@ -390,3 +390,19 @@ async def test_priority_still_comes_before_fairness(store: SqlJobStore, clock: F
     # a's 4th job jumps the queue on priority; then b's first job comes right after a's
     # first, ahead of a's backlog.
     assert order == [urgent.id, first.id, other.id]
+
+
+async def test_a_full_pool_refuses_new_jobs_and_keeps_the_queued(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    first = await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    with pytest.raises(QueueFull) as refused:
+        await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    assert refused.value.details == {"pool": "default", "queued": 2}
+    await store.create_job(new_job(pool="gpu"), now=clock.now(), max_queued=2)
+    await claim(store, clock)  # a running job no longer counts
+    await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    current = await store.get_job(first.id)
+    assert current is not None and current.status is JobStatus.RUNNING
+    assert await store.finished_since(pool="default", since=clock.now()) == 0

@@ -31,6 +31,7 @@ from comfygate.worker.transport.inprocess import InProcessTransport
 log = logging.getLogger(__name__)
 
 MAINTENANCE_EVERY_S = 5.0
+READY_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -51,6 +52,21 @@ class Gateway:
 
     def pool_available(self, pool: str) -> bool:
         return any(a.pool == pool and a.connected for a in self.agents)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency and "ok" or why not: the database, storage, and a live
+        backend for every pool a workflow uses."""
+        checks: dict[str, str] = {}
+        for name, check in (("database", self.store.check), ("storage", self.storage.check)):
+            try:
+                await asyncio.wait_for(check(), READY_TIMEOUT_S)
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means not ready; say which
+                checks[name] = f"failing: {type(exc).__name__}"
+        for pool in sorted({wf.pool for wf in self.workflows.values()}):
+            up = self.pool_available(pool)
+            checks[f"pool:{pool}"] = "ok" if up else "no backend connected"
+        return checks
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(

@@ -157,6 +157,10 @@ class SqlJobStore:
     async def close(self) -> None:
         await self._db.dispose()
 
+    async def check(self) -> None:
+        """Raise unless the database answers (readiness)."""
+        await self._db.read(lambda conn: conn.execute(select(1)).scalar())
+
     # -- workflow versions -------------------------------------------------------------
     async def save_workflow_version(self, version: WorkflowVersion) -> None:
         def run(conn: Connection) -> None:

@@ -22,6 +22,7 @@ mimetypes.add_type("text/plain", ".txt")
 
 PROBE_KEY = "health/probe"
 
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 

@@ -3,6 +3,8 @@
     ComfygateError
       ContractError                 a workflow folder or contract is broken (load time)
       InvalidParams                 parameters fail the contract (422, names each field)
+      Unauthorized                  no valid credentials for this route (401)
+      Forbidden                     credentials valid, but not allowed here (403)
       NotFound                      no such workflow / job / upload visible to the caller (404)
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
@@ -36,6 +38,8 @@ class ComfygateError(Exception):
 
     code = "error"
     status_code = 400
+    #: extra response headers (e.g. WWW-Authenticate on a 401)
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
         self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
@@ -54,6 +58,21 @@ class InvalidParams(ComfygateError):
 
     code = "invalid_params"
     status_code = 422
+
+
+class Unauthorized(ComfygateError):
+    """Sign in first."""
+
+    code = "unauthorized"
+    status_code = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="comfygate"'}
+
+
+class Forbidden(ComfygateError):
+    """Not allowed."""
+
+    code = "forbidden"
+    status_code = 403
 
 
 class NotFound(ComfygateError):

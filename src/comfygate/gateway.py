@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import httpx
 
+from comfygate.admin.session import AdminSessions
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
@@ -43,6 +44,7 @@ class Gateway:
     service: JobService
     gate: WorkerGate
     uploads: Uploads
+    admin: AdminSessions
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -152,4 +154,10 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         service=service,
         gate=gate,
         uploads=uploads,
+        admin=AdminSessions(
+            token=settings.admin_key(),
+            key=settings.signing_key(),
+            clock=clock,
+            ttl_s=settings.admin_session_ttl_s,
+        ),
     )

@@ -39,3 +39,14 @@ def test_signing_key_is_generated_once(tmp_path: Path) -> None:
     s = load_settings(data_dir=tmp_path)
     assert s.signing_key() == s.signing_key()
     assert len(s.signing_key()) >= 32
+
+
+def test_admin_token_is_generated_once_unless_configured(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    token = s.admin_key()
+    assert len(token) >= 32 and token == s.admin_key()
+    assert s.admin_token_file.read_text() == token
+    assert str(s.admin_token_file) in s.admin_token_origin
+    fixed = load_settings(data_dir=tmp_path / "other", admin_token="given")
+    assert fixed.admin_key() == "given" and not fixed.admin_token_file.exists()
+    assert "COMFYGATE_ADMIN_TOKEN" in fixed.admin_token_origin

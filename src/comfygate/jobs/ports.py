@@ -64,10 +64,12 @@ class JobStore(Protocol):
         owner_id: str | None,
         status: JobStatus | None = None,
         workflow: str | None = None,
+        pool: str | None = None,
         before_id: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Newest first; ``before_id`` is the last id of the previous page."""
+        """Newest first; ``before_id`` is the last id of the previous page; ``owner_id``
+        None lists every owner's jobs (the admin view)."""
 
     async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
         """The owner's jobs whose ``updated_at`` is at or after ``since``, oldest first."""

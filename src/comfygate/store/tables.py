@@ -80,6 +80,8 @@ jobs = Table(
     ),
     Index("jobs_owner", "owner_id", "id"),
     Index("jobs_owner_changes", "owner_id", "updated_at"),
+    #: throughput over the last hour (store/stats.py)
+    Index("jobs_finished", "finished_at"),
 )
 
 job_attempts = Table(

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import httpx
 
-from comfygate.admin.session import AdminSessions
+from comfygate.admin.console import AdminConsole, build_console
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
@@ -25,6 +25,7 @@ from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
+from comfygate.store.stats import SqlStatsStore
 from comfygate.worker.agent import Agent
 from comfygate.worker.transport.inprocess import InProcessTransport
 
@@ -44,7 +45,7 @@ class Gateway:
     service: JobService
     gate: WorkerGate
     uploads: Uploads
-    admin: AdminSessions
+    admin: AdminConsole
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -93,6 +94,7 @@ class Gateway:
         self._tasks.clear()
         if self._http is not None:
             await self._http.aclose()
+        await self.admin.aclose()
         await self.store.close()
 
 
@@ -154,10 +156,5 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         service=service,
         gate=gate,
         uploads=uploads,
-        admin=AdminSessions(
-            token=settings.admin_key(),
-            key=settings.signing_key(),
-            clock=clock,
-            ttl_s=settings.admin_session_ttl_s,
-        ),
+        admin=build_console(settings, SqlStatsStore(store.db), clock),
     )

@@ -22,6 +22,7 @@ async def test_sign_in_sets_a_strict_http_only_cookie_that_opens_the_admin_api(
         me = await c.get("/v1/admin/session")
         assert me.status_code == 200, me.text
         assert me.json()["admin"] is True and me.json()["expires_at"]
+        assert (await c.get("/v1/admin/backends")).status_code == 200
 
         out = await c.delete("/v1/admin/session")
         assert out.status_code == 204
@@ -47,6 +48,8 @@ async def test_the_local_principal_no_longer_reaches_admin_routes(
 ) -> None:
     async with gateway.client() as c:
         for method, path in [
+            ("GET", "/v1/admin/backends"),
+            ("GET", "/v1/admin/stats"),
             ("GET", "/v1/admin/session"),
         ]:
             r = await c.request(method, path)

@@ -18,7 +18,7 @@ COOKIE_PATHS = ("/v1/admin", "/admin")
 
 
 def sessions(request: Request) -> AdminSessions:
-    s: AdminSessions = request.app.state.gateway.admin
+    s: AdminSessions = request.app.state.gateway.admin.sessions
     return s
 
 

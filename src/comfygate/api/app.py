@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from comfygate import __version__
 from comfygate.api import errors, events, files, jobs, uploads, workflows
+from comfygate.api.admin import jobs as admin_jobs
 from comfygate.api.admin import ops as admin_ops
 from comfygate.api.admin import session as admin_session
 from comfygate.api.render import Renderer
@@ -36,7 +37,7 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, events, uploads, files, admin_session, admin_ops):
+    for module in (workflows, jobs, events, uploads, files, admin_session, admin_ops, admin_jobs):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

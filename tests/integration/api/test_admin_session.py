@@ -47,17 +47,22 @@ async def test_the_local_principal_no_longer_reaches_admin_routes(
     gateway: RunningGateway,
 ) -> None:
     async with gateway.client() as c:
+        job_id = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()["id"]
         for method, path in [
             ("GET", "/v1/admin/backends"),
             ("GET", "/v1/admin/stats"),
             ("GET", "/v1/admin/session"),
+            ("GET", "/v1/admin/jobs"),
+            ("GET", f"/v1/admin/jobs/{job_id}"),
+            ("POST", f"/v1/admin/jobs/{job_id}/cancel"),
+            ("POST", f"/v1/admin/jobs/{job_id}/retry"),
         ]:
             r = await c.request(method, path)
             assert r.status_code == 401, (path, r.text)
             assert r.json()["error"]["code"] == "unauthorized"
             assert r.headers["www-authenticate"].startswith("Bearer")
         # ... while its own job API still works without credentials
-        assert (await c.get("/v1/jobs")).status_code == 200
+        assert (await c.get(f"/v1/jobs/{job_id}")).status_code == 200
 
 
 async def test_bearer_token_works_and_a_forged_cookie_does_not(gateway: RunningGateway) -> None:

@@ -9,9 +9,7 @@ from fastapi import FastAPI
 
 from comfygate import __version__
 from comfygate.api import errors, events, files, jobs, uploads, workflows
-from comfygate.api.admin import jobs as admin_jobs
-from comfygate.api.admin import ops as admin_ops
-from comfygate.api.admin import session as admin_session
+from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
 
@@ -37,8 +35,10 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, events, uploads, files, admin_session, admin_ops, admin_jobs):
+    for module in (workflows, jobs, events, uploads, files):
         app.include_router(module.router)
+    for router in ADMIN_ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:

@@ -160,6 +160,9 @@ class EventSource(Protocol):
     def subscribe(self, owner_id: str) -> Subscription:
         """Live events of one owner's jobs from the moment this returns, until closed."""
 
+    def subscribe_all(self) -> Subscription:
+        """Live events of every owner's jobs, likewise (the ops dashboard)."""
+
 
 class Blobs(Protocol):
     """The slice of object storage the domain uses."""

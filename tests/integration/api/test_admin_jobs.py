@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from comfygate.principal import Principal
 from tests.integration.api.test_admin_ops import admin
 from tests.integration.conftest import RunningGateway, wait_status
+from tests.integration.sse import read_frames, terminal
 
 VISITOR = Principal(id="visitor-1", kind="visitor", scopes=frozenset({"jobs:read", "jobs:write"}))
 
@@ -144,3 +146,26 @@ async def test_retry_of_an_unfinished_job_is_a_409(gateway: RunningGateway) -> N
         assert [j["id"] for j in listed] == [job_id]
         await c.post(f"/v1/admin/jobs/{job_id}/cancel")
         assert (await c.post("/v1/admin/jobs/not-a-uuid/retry")).status_code == 404
+
+
+async def test_the_admin_event_stream_carries_every_owners_status_changes(
+    gateway: RunningGateway,
+) -> None:
+    async with admin(gateway) as c:
+        reading = asyncio.create_task(
+            read_frames(c, "/v1/admin/events", until=lambda fs: terminal(fs[-1:]))
+        )
+        while not gateway.gw.bus._subscribers.get(None):  # noqa: ASYNC110 - subscribed first
+            await asyncio.sleep(0.01)
+        job_id = await submit_as(gateway, VISITOR, "image-ops")
+        frames = await asyncio.wait_for(reading, 20)
+    assert {f.type for f in frames} == {"status"}
+    assert [f.data["status"] for f in frames] == ["queued", "running", "succeeded"]
+    assert {(f.data["job_id"], f.data["owner_id"]) for f in frames} == {(job_id, "visitor-1")}
+    assert [f.data["seq"] for f in frames] == sorted(f.data["seq"] for f in frames)
+
+
+async def test_the_admin_event_stream_needs_the_admin(gateway: RunningGateway) -> None:
+    async with gateway.client() as c:
+        r = await c.get("/v1/admin/events")
+        assert r.status_code == 401

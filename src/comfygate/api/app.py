@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from comfygate import __version__
 from comfygate.api import errors, events, files, jobs, uploads, workflows
@@ -40,8 +41,17 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     for router in ADMIN_ROUTERS:
         app.include_router(router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:
+        """The process answers. Also lists whether each backend's socket is up."""
         return {"ok": True, "backends": {a.backend: a.connected for a in gw.agents}}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    async def readyz() -> JSONResponse:
+        """Ready to take jobs: the database and storage answer, and every pool that a
+        workflow uses has a live backend. 503 names what is missing."""
+        checks = await gw.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     return app

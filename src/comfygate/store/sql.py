@@ -6,15 +6,17 @@ Each public method builds one plain function over a ``Connection`` and hands it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from comfygate.clock import Clock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.jobs.model import (
     LEASED,
     Attempt,
@@ -43,6 +45,7 @@ from comfygate.store.tables import (
     job_attempts,
     job_events,
     jobs,
+    pool_clocks,
     workflow_versions,
 )
 
@@ -105,6 +108,40 @@ def _fence(lease_token: str) -> Any:
     return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
 
 
+def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
+    """Start-time fair queuing: one past the later of the owner's last queued job and
+    the pool's virtual time (the fair_key of its latest claim). An owner who queues a
+    thousand jobs gets keys far ahead; a newcomer's first job slots in right after the
+    jobs being claimed now."""
+    owner_last = conn.execute(
+        select(func.max(jobs.c.fair_key)).where(
+            jobs.c.pool == pool, jobs.c.owner_id == owner_id, jobs.c.status == Q
+        )
+    ).scalar()
+    now = conn.execute(select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == pool)).scalar()
+    return max(owner_last or 0, now or 0) + 1
+
+
+def _queued_in(conn: Connection, pool: str) -> int:
+    query = select(func.count()).select_from(jobs).where(jobs.c.pool == pool, jobs.c.status == Q)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
+    moved = conn.execute(
+        update(pool_clocks)
+        .where(pool_clocks.c.pool == pool, pool_clocks.c.fair_key < fair_key)
+        .values(fair_key=fair_key)
+    ).rowcount
+    if not moved:  # the pool's first claim, or a requeued job from the past
+        upsert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        conn.execute(
+            upsert(pool_clocks)
+            .values(pool=pool, fair_key=fair_key)
+            .on_conflict_do_nothing(index_elements=["pool"])
+        )
+
+
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
@@ -119,6 +156,10 @@ class SqlJobStore:
 
     async def close(self) -> None:
         await self._db.dispose()
+
+    async def check(self) -> None:
+        """Raise unless the database answers (readiness)."""
+        await self._db.read(lambda conn: conn.execute(select(1)).scalar())
 
     # -- workflow versions -------------------------------------------------------------
     async def save_workflow_version(self, version: WorkflowVersion) -> None:
@@ -214,8 +255,12 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- jobs: create and read ------------------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
         def run(conn: Connection) -> Job:
+            if max_queued is not None:
+                depth = _queued_in(conn, job.pool)
+                if depth >= max_queued:
+                    raise QueueFull(details={"pool": job.pool, "queued": depth})
             row = conn.execute(
                 insert(jobs)
                 .values(
@@ -226,6 +271,7 @@ class SqlJobStore:
                     pool=job.pool,
                     status=Q,
                     priority=job.priority,
+                    fair_key=_fair_key(conn, job.pool, job.owner_id),
                     attempts=0,
                     max_attempts=job.max_attempts,
                     timeout_s=job.timeout_s,
@@ -316,6 +362,19 @@ class SqlJobStore:
 
         return await self._db.read(run)
 
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then: its recent throughput."""
+
+        def run(conn: Connection) -> int:
+            query = (
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.pool == pool, jobs.c.finished_at >= since)
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+        return await self._db.read(run)
+
     async def queue_position(self, job: Job) -> int | None:
         if job.status is not JobStatus.QUEUED:
             return None
@@ -324,7 +383,12 @@ class SqlJobStore:
             jobs.c.pool == job.pool,
             or_(
                 jobs.c.priority > job.priority,
-                and_(jobs.c.priority == job.priority, jobs.c.id < job.id),
+                and_(jobs.c.priority == job.priority, jobs.c.fair_key < job.fair_key),
+                and_(
+                    jobs.c.priority == job.priority,
+                    jobs.c.fair_key == job.fair_key,
+                    jobs.c.id < job.id,
+                ),
             ),
         )
 
@@ -415,13 +479,13 @@ class SqlJobStore:
         lease_ttl_s: float,
         now: datetime,
     ) -> tuple[Job, Attempt] | None:
-        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC, id
-        LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR UPDATE dropped;
-        the writer holds BEGIN IMMEDIATE."""
+        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
+        fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
+        UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = (
             select(jobs.c.id)
             .where(_claimable(pool, now))
-            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
@@ -449,6 +513,7 @@ class SqlJobStore:
             ).first()
             if row is None:
                 return None
+            _advance_pool_clock(conn, pool, row.fair_key)
             job = job_from_row(row)
             attempt = Attempt(
                 job_id=job.id,
@@ -571,6 +636,46 @@ class SqlJobStore:
                 raise LeaseLost
             _finish_attempt(conn, job, failure.code, now)
             return job
+
+        return await self._db.write(run)
+
+    async def rescue_expired(
+        self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
+    ) -> list[Job]:
+        """Jobs whose lease ran out: canceling → canceled; attempts spent → failed;
+        else queued again at ``retry_at(attempts)``. Rows another rescuer holds are
+        skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
+        late heartbeat that renewed the lease makes it a no-op."""
+        error = {"code": "lease_expired", "message": "the backend stopped reporting"}
+
+        def run(conn: Connection) -> list[Job]:
+            expired = conn.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.max_attempts)
+                .where(jobs.c.status.in_([R, C]), jobs.c.lease_expires_at < now)
+                .order_by(jobs.c.lease_expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            rescued = []
+            for job_id, status, attempts, max_attempts in expired:
+                values: dict[str, Any]
+                if status == C:
+                    values = {"status": JobStatus.CANCELED.value, "finished_at": now}
+                elif attempts >= max_attempts:
+                    values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
+                else:
+                    values = {"status": Q, "not_before": retry_at(attempts), "error": error}
+                job = _transition(
+                    conn,
+                    job_id,
+                    and_(jobs.c.status == status, jobs.c.lease_expires_at < now),
+                    {**values, **RELEASED},
+                    now=now,
+                )
+                if job is not None:
+                    _finish_attempt(conn, job, "lease_expired", now)
+                    rescued.append(job)
+            return rescued
 
         return await self._db.write(run)
 

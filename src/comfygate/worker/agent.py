@@ -46,6 +46,9 @@ QUIET_S = 2.0
 #: at most four progress reports a second
 PROGRESS_EVERY_S = 0.25
 PREVIEW_EVERY_S = 0.5
+#: an agent whose heartbeats have failed this long takes no new work: the rescuer will
+#: soon hand its jobs to others, and leasing more would only run them twice
+STOP_LEASING_AFTER_S = 20.0
 
 
 class _Wake:
@@ -90,6 +93,8 @@ class Agent:
         self._socket_up = asyncio.Event()
         #: one slot at a time waits for work, so one ring wakes one claim per agent
         self._leasing = asyncio.Lock()
+        #: since when heartbeats fail (monotonic), None while they succeed
+        self._beats_failing_since: float | None = None
         self._stopping = asyncio.Event()
 
     @property
@@ -115,8 +120,15 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
+    def heartbeats_failing(self) -> bool:
+        since = self._beats_failing_since
+        return since is not None and self.clock.monotonic() - since >= STOP_LEASING_AFTER_S
+
     async def _slot(self) -> None:
         while not self._stopping.is_set():
+            if self.heartbeats_failing():
+                await self.clock.sleep(1.0)
+                continue
             try:
                 async with self._leasing:
                     lease = await self.transport.lease(
@@ -189,6 +201,7 @@ class Agent:
                 if await self.transport.wait_cancel(lease, lease.heartbeat_s):
                     cancel.set()
                 reply = await self.transport.heartbeat(lease)
+                self._beats_failing_since = None
                 if reply.cancel:
                     cancel.set()
                 if cancel.is_set():
@@ -199,6 +212,8 @@ class Agent:
                 return
             except Exception:
                 log.exception("heartbeat for job %s failed", lease.job_id)
+                if self._beats_failing_since is None:
+                    self._beats_failing_since = self.clock.monotonic()
                 await self.clock.sleep(1.0)
 
     async def _run(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
@@ -212,6 +227,9 @@ class Agent:
             await self.transport.canceled(lease)
             return
         except LeaseLost:
+            # Someone else owns the job now: stop our prompt, publish nothing.
+            with contextlib.suppress(ComfygateError):
+                await self._stop_prompt(lease)
             raise
         except JobError as exc:
             await self._fail(lease, exc)
@@ -251,7 +269,6 @@ class Agent:
         interrupted = False
         while True:
             if lost.is_set():
-                await self._stop_prompt(lease)
                 raise LeaseLost
             if cancel.is_set() and not interrupted:
                 interrupted = True

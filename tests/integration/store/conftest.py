@@ -63,7 +63,7 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
         await s.db.write(  # a clean slate per test
             lambda conn: conn.execute(
                 text(
-                    "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, "
+                    "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
                     "workflow_versions CASCADE"
                 )
             )

@@ -20,7 +20,7 @@ def _name(change: Any) -> str | None:
 async def test_upgrade_head_matches_the_metadata(store: SqlJobStore) -> None:
     def diff(conn: Connection) -> tuple[list[Any], set[str]]:
         changes = list(compare_metadata(MigrationContext.configure(conn), metadata))
-        indexes = {i["name"] for i in inspect(conn).get_indexes("jobs")}
+        indexes = {str(i["name"]) for i in inspect(conn).get_indexes("jobs")}
         return changes, indexes
 
     changes, indexes = await store.db.read(diff)

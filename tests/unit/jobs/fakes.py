@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from comfygate.jobs.model import Job, JobStatus, LiveEvent, NewJob
+from comfygate.jobs.ports import ResolvedUpload
 
 
 class FakeStore:
@@ -15,7 +16,7 @@ class FakeStore:
     async def get_job(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
         created = Job(
             id=job.id,
             owner_id=job.owner_id,
@@ -55,6 +56,11 @@ class FakeBlobs:
             return self.objects[key]
         except KeyError:
             raise FileNotFoundError(key) from None
+
+
+class NoUploads:
+    async def resolve(self, owner_id: str, upload_id: str) -> ResolvedUpload | None:
+        return None
 
 
 class FakeEvents:

@@ -13,10 +13,11 @@ from comfygate.clock import FakeClock
 from comfygate.errors import Conflict, InvalidTransition, NotFound
 from comfygate.ids import new_id
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.keys import prompt_key, request_key
 from comfygate.jobs.model import InputFile, JobStatus, NewJob
-from comfygate.jobs.service import JobService, prompt_key, request_key
+from comfygate.jobs.service import JobService
 from comfygate.principal import ADMIN, LOCAL, Principal
-from tests.unit.jobs.fakes import FakeBlobs, FakeEvents, FakeStore
+from tests.unit.jobs.fakes import FakeBlobs, FakeEvents, FakeStore, NoUploads
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def parts(clock: FakeClock) -> dict[str, Any]:
 
 @pytest.fixture
 def service(parts: dict[str, Any]) -> JobService:
-    return JobService(uploads=None, workflows={}, **parts)
+    return JobService(uploads=NoUploads(), workflows={}, **parts)
 
 
 async def finished_job(parts: dict[str, Any], status: JobStatus = JobStatus.FAILED) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from comfygate.admin.backends import ComfyProber
+from comfygate.clock import Clock
 from comfygate.serve import free_port
 from comfygate.sim import SimServer
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
@@ -109,3 +111,27 @@ async def test_stats_count_queued_jobs_of_a_pool_without_backends(
         }
         assert stats["totals"]["queued"] == 2
         assert (await c.get("/v1/admin/backends")).json() == {"backends": []}
+
+
+async def test_a_backend_that_hangs_is_unreachable_after_the_timeout(sim: SimServer) -> None:
+    release = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # accept, then never answer
+        await release.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prober = ComfyProber(Clock(), timeout_s=0.2)
+    try:
+        slow = await asyncio.wait_for(prober(f"http://127.0.0.1:{port}"), 10)
+        assert slow.error and slow.queue is None and slow.stats is None
+        ok = await prober(sim.url)
+        assert ok.error is None and ok.stats is not None and ok.queue is not None
+    finally:
+        await prober.aclose()
+        release.set()
+        server.close()
+        await server.wait_closed()

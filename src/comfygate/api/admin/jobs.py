@@ -21,7 +21,7 @@ GW = Annotated[Gateway, Depends(gateway)]
 
 JOB_DOC = (
     "The job resource of /v1/jobs, plus owner_id, pool, lease_owner (the agent holding "
-    "it) and admin urls"
+    "it); its urls are the admin ones (owner: the URL its owner reads it at)"
 )
 
 
@@ -59,7 +59,14 @@ def _job(request: Request, job: Job, *, queue_position: int | None = None) -> di
         owner_id=job.owner_id,
         pool=job.pool,
         lease_owner=job.lease_owner,
-        urls={**body["urls"], "admin": base, "cancel": f"{base}/cancel", "retry": f"{base}/retry"},
+        # The session cookie counts on admin paths only, so a dashboard follows these.
+        urls={
+            "self": base,
+            "cancel": f"{base}/cancel",
+            "retry": f"{base}/retry",
+            "events": "/v1/admin/events",
+            "owner": body["urls"]["self"],
+        },
     )
     return body
 
@@ -112,7 +119,7 @@ async def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses={404: {"description": "No such job"}})
 async def get_job(job_id: str, request: Request, gw: GW, who: Admin) -> JobDetail:
     """The job, its timeline (every stored event) and its attempts on backends."""
     job = await gw.service.get(who, _check_id(job_id))
@@ -128,7 +135,11 @@ async def get_job(job_id: str, request: Request, gw: GW, who: Admin) -> JobDetai
 @router.post(
     "/jobs/{job_id}/cancel",
     status_code=202,
-    responses={404: {"description": "No such job"}, 409: {"description": "Already finished"}},
+    responses={
+        202: {"description": JOB_DOC},
+        404: {"description": "No such job"},
+        409: {"description": "Already finished"},
+    },
 )
 async def cancel_job(job_id: str, request: Request, gw: GW, who: Admin) -> dict[str, Any]:
     """Cancel any owner's job, as the owner's cancel would: a queued job is canceled at
@@ -141,8 +152,10 @@ async def cancel_job(job_id: str, request: Request, gw: GW, who: Admin) -> dict[
     "/jobs/{job_id}/retry",
     status_code=202,
     responses={
+        202: {"description": "The new job: " + JOB_DOC},
         404: {"description": "No such job"},
         409: {"description": "The job has not finished (or its stored graph is gone)"},
+        429: {"description": "The pool's queue is full; Retry-After says when to try"},
     },
 )
 async def retry_job(

@@ -16,7 +16,6 @@ import asyncio
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +30,7 @@ from comfygate.comfy.graph import set_output_prefix
 from comfygate.comfy.messages import ExecutionError, ExecutionSuccess
 from comfygate.contracts import load_workflow, patch_graph, validate_params
 from comfygate.ids import new_prompt_id
-from comfygate.serve import free_port, start_simulator, stop_process
+from comfygate.serve import spawn_gateway, start_simulator, stop_process
 from comfygate.sse import SseParser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,33 +127,7 @@ async def gateway_run(
 
 
 def start_gateway(data: Path, backends: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "comfygate",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--workflows",
-        str(ROOT / "workflows"),
-    ]
-    for url in backends:
-        args += ["--comfy", url]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            up: dict[str, bool] = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
-            if up and all(up.values()):
-                return proc, url
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("gateway did not start")
+    return spawn_gateway(data, ROOT / "workflows", backends)
 
 
 async def latency(runs: int, tmp: Path) -> None:

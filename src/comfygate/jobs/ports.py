@@ -110,6 +110,18 @@ class JobStore(Protocol):
         """Lease the next queued job of ``pool`` (priority DESC, id): status running,
         attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status`` event."""
 
+    async def adopt(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        lease_ttl_s: float,
+        new_token: Callable[[], str],
+        now: datetime,
+    ) -> list[tuple[Job, Attempt]]:
+        """Leased jobs this agent held on this backend, under new tokens (after a
+        restart of the gateway that ran the agent). Fenced on the old token."""
+
     async def heartbeat(
         self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
     ) -> Job:

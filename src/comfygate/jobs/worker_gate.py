@@ -26,6 +26,7 @@ from comfygate.jobs.keys import (
     prompt_key,
 )
 from comfygate.jobs.model import (
+    Attempt,
     HeartbeatReply,
     Job,
     JobFailure,
@@ -95,24 +96,39 @@ class WorkerGate:
             if claimed is not None:
                 job, attempt = claimed
                 await self._publish_status(job)
-                assert job.lease_token is not None
-                return Lease(
-                    job_id=job.id,
-                    lease_token=job.lease_token,
-                    attempt=attempt.attempt,
-                    prompt_id=attempt.prompt_id,
-                    prompt_key=prompt_key(job.id),
-                    inputs=job.inputs,
-                    outputs_prefix=outputs_prefix(job.id, attempt.attempt),
-                    timeout_s=job.timeout_s,
-                    lease_ttl_s=self.times.ttl_s,
-                    heartbeat_s=self.times.heartbeat_s,
-                )
+                return self._lease(job, attempt)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
             # Poll at least every second: a ring can be missed between claim and wait.
             await self.doorbell.wait(pool, min(remaining, 1.0))
+
+    async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
+        """The jobs this agent ran on this backend before the gateway restarted: their
+        prompts may still run, or be done, so they are followed, not run again."""
+        adopted = await self.store.adopt(
+            agent_id=agent_id,
+            backend=backend,
+            lease_ttl_s=self.times.ttl_s,
+            new_token=lambda: secrets.token_urlsafe(24),
+            now=self.clock.now(),
+        )
+        return [self._lease(job, attempt) for job, attempt in adopted]
+
+    def _lease(self, job: Job, attempt: Attempt) -> Lease:
+        assert job.lease_token is not None
+        return Lease(
+            job_id=job.id,
+            lease_token=job.lease_token,
+            attempt=attempt.attempt,
+            prompt_id=attempt.prompt_id,
+            prompt_key=prompt_key(job.id),
+            inputs=job.inputs,
+            outputs_prefix=outputs_prefix(job.id, attempt.attempt),
+            timeout_s=job.timeout_s,
+            lease_ttl_s=self.times.ttl_s,
+            heartbeat_s=self.times.heartbeat_s,
+        )
 
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         job = await self.store.heartbeat(

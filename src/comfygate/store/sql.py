@@ -536,6 +536,54 @@ class SqlJobStore:
 
         return await self._db.write(run)
 
+    async def adopt(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        lease_ttl_s: float,
+        new_token: Callable[[], str],
+        now: datetime,
+    ) -> list[tuple[Job, Attempt]]:
+        """The leased jobs an agent of this name held on this backend before a restart,
+        under fresh lease tokens, with their current attempt: the agent follows those
+        prompts again instead of running them twice. Fenced on the old token, so a job
+        rescued in the meantime is not taken back."""
+
+        def run(conn: Connection) -> list[tuple[Job, Attempt]]:
+            held = conn.execute(
+                select(jobs.c.id, jobs.c.lease_token, job_attempts)
+                .join(
+                    job_attempts,
+                    and_(
+                        job_attempts.c.job_id == jobs.c.id,
+                        job_attempts.c.attempt == jobs.c.attempts,
+                    ),
+                )
+                .where(
+                    LEASED_STATES,
+                    jobs.c.lease_owner == agent_id,
+                    job_attempts.c.backend == backend,
+                )
+            ).all()
+            adopted = []
+            for row in held:
+                renewed = conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == row.id, _fence(row.lease_token))
+                    .values(
+                        lease_token=new_token(),
+                        lease_expires_at=now + timedelta(seconds=lease_ttl_s),
+                        heartbeat_at=now,
+                    )
+                    .returning(*jobs.c)
+                ).first()
+                if renewed is not None:
+                    adopted.append((job_from_row(renewed), attempt_from_row(row)))
+            return adopted
+
+        return await self._db.write(run)
+
     async def heartbeat(
         self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
     ) -> Job:

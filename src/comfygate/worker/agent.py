@@ -114,7 +114,15 @@ class Agent:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
         try:
-            await asyncio.gather(*(self._slot() for _ in range(self.capacity)))
+            adopted = await self.transport.adopt(agent_id=self.agent_id, backend=self.backend)
+            if adopted:
+                log.warning(
+                    "%s follows %d job(s) again after a restart", self.agent_id, len(adopted)
+                )
+            await asyncio.gather(
+                *(self.execute(lease, resume=True) for lease in adopted),
+                *(self._slot() for _ in range(self.capacity)),
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -178,14 +186,15 @@ class Agent:
             await self.clock.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def execute(self, lease: Lease) -> None:
+    async def execute(self, lease: Lease, *, resume: bool = False) -> None:
+        """Run a leased job; ``resume`` follows a prompt submitted before a restart."""
         self._inboxes[lease.prompt_id] = asyncio.Queue()
         self._jobs[lease.prompt_id] = lease.job_id
         cancel = asyncio.Event()
         lost = asyncio.Event()
         beats = asyncio.create_task(self._heartbeats(lease, cancel, lost))
         try:
-            await self._run(lease, cancel, lost)
+            await self._run(lease, cancel, lost, resume=resume)
         except LeaseLost:
             log.info("lease on job %s lost; outputs discarded", lease.job_id)
         finally:
@@ -216,12 +225,19 @@ class Agent:
                     self._beats_failing_since = self.clock.monotonic()
                 await self.clock.sleep(1.0)
 
-    async def _run(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
+    async def _run(
+        self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event, *, resume: bool
+    ) -> None:
         try:
-            graph = await self._prepare(lease)
-            await self.comfy.submit(
-                graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
-            )
+            if resume:
+                # Its fate is read from /history and /queue when the socket stays quiet:
+                # done → collected, pending or running → followed, unknown → requeued.
+                graph = await self._graph(lease)
+            else:
+                graph = await self._prepare(lease)
+                await self.comfy.submit(
+                    graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
+                )
             final = await self._follow(lease, graph, cancel, lost)
         except Canceled:
             await self.transport.canceled(lease)
@@ -248,8 +264,13 @@ class Agent:
             return
         await self.transport.complete(lease, outputs, final)
 
-    async def _prepare(self, lease: Lease) -> dict[str, Any]:
+    async def _graph(self, lease: Lease) -> dict[str, Any]:
         graph: dict[str, Any] = json.loads(await self.storage.get_bytes(lease.prompt_key))
+        # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
+        return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
+
+    async def _prepare(self, lease: Lease) -> dict[str, Any]:
+        graph = await self._graph(lease)
         for item in lease.inputs:
             data = await self.storage.get_bytes(item.key)
             name = await self.comfy.upload_image(
@@ -257,8 +278,7 @@ class Agent:
             )
             for node_id, input_name in item.bindings:
                 graph = set_input(graph, node_id, input_name, name)
-        # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
-        return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
+        return graph
 
     async def _follow(
         self, lease: Lease, graph: dict[str, Any], cancel: asyncio.Event, lost: asyncio.Event

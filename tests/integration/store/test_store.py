@@ -406,3 +406,36 @@ async def test_a_full_pool_refuses_new_jobs_and_keeps_the_queued(
     current = await store.get_job(first.id)
     assert current is not None and current.status is JobStatus.RUNNING
     assert await store.finished_since(pool="default", since=clock.now()) == 0
+
+
+async def test_adopt_renews_an_agents_leases_on_its_backend_only(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await store.create_job(new_job(), now=clock.now())
+    await store.create_job(new_job(), now=clock.now())
+    held, attempt = await claim(store, clock, agent="local-0")
+    rescued, _ = await claim(store, clock, agent="local-0")
+    clock.advance(31)
+    await store.heartbeat(held.id, held.lease_token, lease_ttl_s=30, now=clock.now())
+    # `rescued` is queued again; only a job still leased can be taken back.
+    await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock))
+    tokens = iter(["t-new"])
+
+    async def adopt(agent: str, backend: str) -> list[Any]:
+        return await store.adopt(
+            agent_id=agent,
+            backend=backend,
+            lease_ttl_s=30,
+            new_token=lambda: next(tokens),
+            now=clock.now(),
+        )
+
+    assert await adopt("local-1", "http://b") == []
+    assert await adopt("local-0", "http://elsewhere") == []
+    [(job, current)] = await adopt("local-0", "http://b")
+    assert job.id == held.id and job.lease_token == "t-new" and job.attempts == 1
+    assert current.prompt_id == attempt.prompt_id and current.attempt == 1
+    with pytest.raises(LeaseLost):  # the old process's token is fenced out
+        await store.heartbeat(held.id, held.lease_token, lease_ttl_s=30, now=clock.now())
+    still = await store.get_job(rescued.id)
+    assert still is not None and still.status is JobStatus.QUEUED

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from comfygate.api.admin.credentials import admin_principal
 from comfygate.api.render import Renderer
 from comfygate.principal import LOCAL, Principal
 
@@ -27,4 +28,6 @@ def renderer(request: Request) -> Renderer:
 async def current_principal(request: Request) -> Principal:
     """The one place a request becomes a Principal. Visitors, API keys and signed-in
     users are resolved here later; routes never look at credentials themselves."""
+    if (admin := admin_principal(request)) is not None:
+        return admin
     return LOCAL

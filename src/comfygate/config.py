@@ -61,6 +61,15 @@ class LeaseSettings(BaseModel):
         return self
 
 
+class RetentionSettings(BaseModel):
+    """How long things are kept; the sweeper runs every ``sweep_every_s``."""
+
+    outputs_days: float = Field(default=7.0, gt=0)
+    jobs_days: float = Field(default=30.0, gt=0)
+    uploads_hours: float = Field(default=24.0, gt=0)
+    sweep_every_s: float = Field(default=600.0, ge=1.0)
+
+
 class UploadSettings(BaseModel):
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4096 * 4096
@@ -88,6 +97,7 @@ class Settings(BaseSettings):
     #: how long signed output URLs live
     url_ttl_s: int = 3600
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600

@@ -9,6 +9,9 @@
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
+      Gone                          it existed and was deleted (410)
+        JobDeleted
+        OutputExpired
       IdempotencyKeyReuse           same key, another body (422)
       InvalidTransition             a job is not in a state that allows the change
       LeaseLost                     a fenced worker write matched no row
@@ -117,6 +120,25 @@ class QueueFull(ComfygateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class Gone(ComfygateError):
+    """It existed and is gone for good."""
+
+    code = "gone"
+    status_code = 410
+
+
+class JobDeleted(Gone):
+    """The job was deleted."""
+
+    code = "job_deleted"
+
+
+class OutputExpired(Gone):
+    """The output's retention ran out; its file was deleted."""
+
+    code = "output_expired"
 
 
 class IdempotencyKeyReuse(ComfygateError):

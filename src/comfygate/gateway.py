@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -21,6 +23,7 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import WorkflowVersion
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
+from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
@@ -47,6 +50,7 @@ class Gateway:
     service: JobService
     gate: WorkerGate
     rescuer: Rescuer
+    sweeper: Sweeper
     uploads: Uploads
     admin: AdminConsole
     agents: list[Agent] = field(default_factory=list)
@@ -87,9 +91,23 @@ class Gateway:
                 clock=self.clock,
             )
             self.agents.append(agent)
-            self._tasks.append(asyncio.create_task(agent.run(), name=f"agent-{i}"))
-        self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
-        self._tasks.append(asyncio.create_task(self._rescue(), name="rescuer"))
+            self._spawn(agent.run(), f"agent-{i}")
+        self._spawn(self._maintenance(), "maintenance")
+        self._spawn(self._rescue(), "rescuer")
+        self._spawn(self._sweep(), "sweeper")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await self.sweeper.run_once()
+            except Exception:
+                log.exception("sweep failed")
+            await self.clock.sleep(self.settings.retention.sweep_every_s)
 
     async def _rescue(self) -> None:
         every = self.settings.lease.rescue_every_s
@@ -131,6 +149,12 @@ class Gateway:
             await self._http.aclose()
         await self.admin.aclose()
         await self.store.close()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background loop must never end quietly: a dead agent would leave jobs queued."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Gateway:
@@ -195,6 +219,16 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         service=service,
         gate=gate,
         rescuer=rescuer,
+        sweeper=Sweeper(
+            store=store,
+            blobs=storage,
+            clock=clock,
+            retention=Retention(
+                outputs_s=settings.retention.outputs_days * DAY_S,
+                jobs_s=settings.retention.jobs_days * DAY_S,
+                uploads_s=settings.retention.uploads_hours * 3600,
+            ),
+        ),
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
     )

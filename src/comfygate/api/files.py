@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from comfygate.api.deps import gateway
-from comfygate.errors import ComfygateError, InvalidUpload
+from comfygate.errors import ComfygateError, InvalidUpload, OutputExpired
 from comfygate.gateway import Gateway
 from comfygate.storage.local import content_type_for
 
@@ -34,6 +34,8 @@ async def download(
         raise Forbidden
     info = await gw.storage.stat(key)
     if info is None:
+        if await _expired(gw, key):
+            raise OutputExpired
         raise Forbidden("the file is gone")
     name = key.rsplit("/", 1)[-1]
     return StreamingResponse(
@@ -45,6 +47,15 @@ async def download(
             "Cache-Control": "private, max-age=3600, immutable",
         },
     )
+
+
+async def _expired(gw: Gateway, key: str) -> bool:
+    """A signed link to an output whose retention ran out, or whose job was deleted."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "outputs":
+        return False
+    job = await gw.store.get_job(parts[1])
+    return job is not None and (job.outputs_expired_at is not None or job.deleted_at is not None)
 
 
 @router.put("/files/{key:path}", status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from comfygate.api.deps import current_principal, gateway, renderer
 from comfygate.errors import InvalidParams, NotFound
@@ -64,6 +64,14 @@ async def cancel_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[st
     backend prompt is removed or interrupted. Canceling a finished job is a 409."""
     job = await gw.service.cancel(who, _check_id(job_id))
     return renderer(request).job(job)
+
+
+@router.delete("/jobs/{job_id}", status_code=204, responses={409: {}, 410: {}})
+async def delete_job(job_id: str, gw: GW, who: Who) -> Response:
+    """Remove a finished job's inputs and outputs; a tombstone stays, and the job then
+    answers 410 ``job_deleted``. A job still queued or running is a 409: cancel it."""
+    await gw.service.delete(who, _check_id(job_id))
+    return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/attempts")

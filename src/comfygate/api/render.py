@@ -62,6 +62,8 @@ class Renderer:
             "started_at": _iso(job.started_at),
             "finished_at": _iso(job.finished_at),
             "updated_at": _iso(job.updated_at),
+            #: set once the retention sweep deleted the files: their links answer 410
+            "outputs_expired_at": _iso(job.outputs_expired_at),
         }
 
     def job_at(self, job: Job, data: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,20 @@ def error_key(job_id: str) -> str:
     return f"jobs/{job_id}/error.json"
 
 
+def job_prefix(job_id: str) -> str:
+    """The job's own documents: request, prompt, manifest, error."""
+    return f"jobs/{job_id}"
+
+
+def outputs_root(job_id: str) -> str:
+    """Every attempt's outputs of the job."""
+    return f"outputs/{job_id}"
+
+
+def previews_prefix(job_id: str) -> str:
+    return f"previews/{job_id}"
+
+
 def outputs_prefix(job_id: str, attempt: int, stage: str = "main") -> str:
     """Attempt-scoped: a retried attempt never overwrites what an earlier one wrote."""
     return f"outputs/{job_id}/{stage}/{attempt}"

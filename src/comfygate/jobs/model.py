@@ -197,6 +197,10 @@ class Job:
     not_before: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: when the retention sweep deleted its output files (the job itself stays a while)
+    outputs_expired_at: datetime | None = None
+    #: set by DELETE: the row is a tombstone, its files and parameters are gone
+    deleted_at: datetime | None = None
 
     @property
     def terminal(self) -> bool:

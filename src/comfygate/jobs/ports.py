@@ -157,6 +157,22 @@ class JobStore(Protocol):
     async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
         """canceling|running → canceled, after the agent stopped the prompt. Fenced."""
 
+    async def delete_job(self, job_id: str, *, now: datetime) -> Job:
+        """A finished job → tombstone (parameters, inputs, outputs, timeline gone).
+        InvalidTransition while it runs; idempotent once deleted."""
+
+    async def expire_outputs(self, *, finished_before: datetime, now: datetime) -> list[Job]:
+        """Mark a batch of succeeded jobs past output retention; returns them."""
+
+    async def purge_jobs(self, *, finished_before: datetime) -> list[Job]:
+        """Remove a batch of jobs past retention, with timeline and attempts."""
+
+    async def finished_between(self, *, since: datetime, until: datetime) -> list[Job]:
+        """Jobs that ended in [since, until)."""
+
+    async def inputs_in_use(self, prefixes: Sequence[str]) -> set[str]:
+        """The input folders (``inputs/{upload}``) some job still names."""
+
     async def rescue_expired(
         self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
     ) -> list[Job]:
@@ -187,8 +203,23 @@ class EventSource(Protocol):
         """Live events of every owner's jobs, likewise (the ops dashboard)."""
 
 
+class StoredObject(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def modified_at(self) -> datetime | None: ...
+
+
 class Blobs(Protocol):
     """The slice of object storage the domain uses."""
+
+    async def list(self, prefix: str) -> Sequence[StoredObject]:
+        """Objects under the folder ``prefix``, in key order."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def delete_prefix(self, prefix: str) -> int: ...
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
 

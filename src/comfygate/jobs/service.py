@@ -25,6 +25,7 @@ from comfygate.errors import (
     IdempotencyKeyReuse,
     InvalidParams,
     InvalidTransition,
+    JobDeleted,
     NotFound,
     QueueFull,
 )
@@ -34,6 +35,7 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import InputFile, Job, NewJob
 from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
+from comfygate.jobs.sweeper import remove_job_files
 from comfygate.principal import Principal
 
 
@@ -226,7 +228,17 @@ class JobService:
         job = await self.store.get_job(job_id)
         if job is None or not self.visible(principal, job):
             raise NotFound(f"no job {job_id!r}")
+        if job.deleted_at is not None:
+            raise JobDeleted(f"job {job_id!r} was deleted")
         return job
+
+    async def delete(self, principal: Principal, job_id: str) -> Job:
+        """Remove a finished job's inputs and outputs and keep a tombstone; a job that
+        still runs must be canceled first (409)."""
+        job = await self.get(principal, job_id)
+        tombstone = await self.store.delete_job(job_id, now=self.clock.now())
+        await remove_job_files(self.store, self.blobs, job)
+        return tombstone
 
     @staticmethod
     def visible(principal: Principal, job: Job) -> bool:

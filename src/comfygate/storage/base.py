@@ -26,6 +26,7 @@ class ObjectInfo:
     key: str
     bytes: int
     content_type: str
+    modified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix/`` (a folder), in key order."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete a folder of objects; returns how many were deleted."""
+        found = await self.list(prefix)
+        for info in found:
+            await self.delete(info.key)
+        return len(found)
 
     @abstractmethod
     def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest: ...

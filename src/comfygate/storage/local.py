@@ -8,6 +8,7 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -98,7 +99,42 @@ class LocalStorage(Storage):
         await asyncio.to_thread(probe)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.path(key).unlink, True)
+        def remove() -> None:
+            path = self.path(key)
+            path.unlink(missing_ok=True)
+            # Empty folders are the local store's own litter: an object store has none.
+            for parent in path.parents:
+                if parent == self.root:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+
+        await asyncio.to_thread(remove)
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        folder = self.path(prefix.rstrip("/"))
+
+        def walk() -> list[ObjectInfo]:
+            if not folder.is_dir():
+                return []
+            found = []
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.name.startswith(".tmp-"):
+                    st = path.stat()
+                    key = path.relative_to(self.root).as_posix()
+                    found.append(
+                        ObjectInfo(
+                            key=key,
+                            bytes=st.st_size,
+                            content_type=content_type_for(key),
+                            modified_at=datetime.fromtimestamp(st.st_mtime, UTC),
+                        )
+                    )
+            return found
+
+        return await asyncio.to_thread(walk)
 
     def _url(self, key: str, exp: int, sig: str) -> str:
         return f"{self._files_path}/{quote(key)}?{urlencode({'exp': exp, 'sig': sig})}"

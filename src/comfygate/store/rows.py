@@ -64,6 +64,8 @@ def job_from_row(row: Any) -> Job:
         not_before=aware(m["not_before"]),
         started_at=aware(m["started_at"]),
         finished_at=aware(m["finished_at"]),
+        outputs_expired_at=aware(m["outputs_expired_at"]),
+        deleted_at=aware(m["deleted_at"]),
     )
 
 

@@ -10,7 +10,19 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +31,7 @@ from comfygate.clock import Clock
 from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.jobs.model import (
     LEASED,
+    TERMINAL,
     Attempt,
     IdempotencyRecord,
     Job,
@@ -141,6 +154,8 @@ def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
             .on_conflict_do_nothing(index_elements=["pool"])
         )
 
+
+RETENTION_BATCH = 100
 
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
@@ -312,7 +327,9 @@ class SqlJobStore:
         before_id: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        query = (
+            select(jobs).where(jobs.c.deleted_at.is_(None)).order_by(jobs.c.id.desc()).limit(limit)
+        )
         if owner_id is not None:
             query = query.where(jobs.c.owner_id == owner_id)
         if status is not None:
@@ -726,6 +743,117 @@ class SqlJobStore:
             return rescued
 
         return await self._db.write(run)
+
+    # -- retention ----------------------------------------------------------------------
+    async def delete_job(self, job_id: str, *, now: datetime) -> Job:
+        """A finished job becomes a tombstone: its parameters, inputs, outputs and
+        timeline go; its id, owner, workflow, status and times stay. Idempotent."""
+        ended = [s.value for s in TERMINAL]
+
+        def run(conn: Connection) -> Job:
+            row = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status.in_(ended), jobs.c.deleted_at.is_(None))
+                .values(
+                    deleted_at=now,
+                    params={},
+                    metadata={},
+                    inputs=[],
+                    outputs=[],
+                    progress=None,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            ).first()
+            if row is not None:
+                conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
+                return job_from_row(row)
+            current = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            if current is None:
+                raise NotFound(f"no job {job_id!r}")
+            job = job_from_row(current)
+            if job.deleted_at is None:
+                raise InvalidTransition(f"the job is {job.status.value}: cancel it first")
+            return job
+
+        return await self._db.write(run)
+
+    async def expire_outputs(self, *, finished_before: datetime, now: datetime) -> list[Job]:
+        """Succeeded jobs past their outputs' retention, marked so; the caller deletes
+        the files they list. A batch at a time."""
+
+        def run(conn: Connection) -> list[Job]:
+            due = (
+                conn.execute(
+                    select(jobs.c.id)
+                    .where(
+                        jobs.c.finished_at < finished_before,
+                        jobs.c.status == JobStatus.SUCCEEDED.value,
+                        jobs.c.outputs_expired_at.is_(None),
+                        jobs.c.deleted_at.is_(None),
+                    )
+                    .limit(RETENTION_BATCH)
+                )
+                .scalars()
+                .all()
+            )
+            if not due:
+                return []
+            rows = conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(due), jobs.c.outputs_expired_at.is_(None))
+                .values(outputs_expired_at=now)
+                .returning(*jobs.c)
+            )
+            return [job_from_row(r) for r in rows]
+
+        return await self._db.write(run)
+
+    async def purge_jobs(self, *, finished_before: datetime) -> list[Job]:
+        """Jobs past their own retention, removed with their timeline and attempts."""
+
+        def run(conn: Connection) -> list[Job]:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.finished_at < finished_before).limit(RETENTION_BATCH)
+            ).all()
+            ids = [r.id for r in rows]
+            if ids:
+                conn.execute(delete(job_events).where(job_events.c.job_id.in_(ids)))
+                conn.execute(delete(job_attempts).where(job_attempts.c.job_id.in_(ids)))
+                conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+            return [job_from_row(r) for r in rows]
+
+        return await self._db.write(run)
+
+    async def finished_between(self, *, since: datetime, until: datetime) -> list[Job]:
+        """Jobs that ended in [since, until): their losing attempts' files get swept."""
+
+        def run(conn: Connection) -> list[Job]:
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.finished_at >= since, jobs.c.finished_at < until)
+                .order_by(jobs.c.finished_at)
+            )
+            return [job_from_row(r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def inputs_in_use(self, prefixes: Sequence[str]) -> set[str]:
+        """Which of these input folders a job still names. Rare (the sweep), so a
+        text search of the inputs column is fine."""
+
+        def run(conn: Connection) -> set[str]:
+            used = set()
+            for prefix in prefixes:
+                pattern = f'%"{prefix}/%'
+                hit = conn.execute(
+                    select(jobs.c.id).where(cast(jobs.c.inputs, Text).like(pattern)).limit(1)
+                ).first()
+                if hit is not None:
+                    used.add(prefix)
+            return used
+
+        return await self._db.read(run)
 
     async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
         def run(conn: Connection) -> Job:

@@ -67,6 +67,8 @@ jobs = Table(
     Column("updated_at", TS, nullable=False),
     Column("started_at", TS, nullable=True),
     Column("finished_at", TS, nullable=True),
+    Column("outputs_expired_at", TS, nullable=True),
+    Column("deleted_at", TS, nullable=True),
     Index(
         "jobs_claim",
         "pool",

@@ -134,7 +134,12 @@ class Agent:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
         try:
-            adopted = await self.transport.adopt(agent_id=self.agent_id, backend=self.backend)
+            try:
+                adopted = await self.transport.adopt(agent_id=self.agent_id, backend=self.backend)
+            except Exception:
+                # Not fatal: what this agent held is rescued when its lease runs out.
+                log.exception("%s could not adopt its jobs after a restart", self.agent_id)
+                adopted = []
             if adopted:
                 log.warning(
                     "%s follows %d job(s) again after a restart", self.agent_id, len(adopted)

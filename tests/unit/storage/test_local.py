@@ -68,3 +68,18 @@ def test_signed_put_binds_type_and_size(storage: LocalStorage) -> None:
     assert storage.verify("PUT", "inputs/u/a.png", exp, sig, "image/png", "10")
     assert not storage.verify("PUT", "inputs/u/a.png", exp, sig, "image/png", "11")
     assert not storage.verify("PUT", "inputs/u/a.png", exp, sig, "image/gif", "10")
+
+
+async def test_list_and_delete_a_folder(storage: LocalStorage) -> None:
+    for key in ("outputs/j/main/1/9-0.png", "outputs/j/main/2/9-0.png", "outputs/jj/main/1/x.png"):
+        await storage.put_bytes(key, b"abc", "image/png")
+    listed = await storage.list("outputs/j")
+    assert [o.key for o in listed] == ["outputs/j/main/1/9-0.png", "outputs/j/main/2/9-0.png"]
+    assert listed[0].bytes == 3 and listed[0].modified_at is not None
+    assert await storage.list("outputs/none") == []
+    assert await storage.delete_prefix("outputs/j/main/1") == 1
+    assert [o.key for o in await storage.list("outputs")] == [
+        "outputs/j/main/2/9-0.png",
+        "outputs/jj/main/1/x.png",
+    ]
+    assert not (storage.root / "outputs" / "j" / "main" / "1").exists()

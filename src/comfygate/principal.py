@@ -18,3 +18,10 @@ class Principal:
 
 #: the one principal of this stage: everything on the embedded gateway belongs to it
 LOCAL = Principal(id="local", kind="local", scopes=frozenset({"jobs:read", "jobs:write", "admin"}))
+
+VISITOR_SCOPES = frozenset({"jobs:read", "jobs:write"})
+
+
+def visitor(visitor_id: str) -> Principal:
+    """A browser without an account: it owns the jobs it submits and nothing else."""
+    return Principal(id=visitor_id, kind="visitor", scopes=VISITOR_SCOPES)

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from comfygate import __version__
-from comfygate.api import errors, events, files, jobs, uploads, workflows
+from comfygate import __version__, web
+from comfygate.api import errors, events, files, jobs, share, uploads, workflows
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
+from comfygate.storage.signing import Signer
+from comfygate.tokens import Tokens
 
 
 def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
@@ -32,13 +34,16 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     )
     app.state.gateway = gw
     app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
+    app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, events, uploads, files):
+    for module in (workflows, jobs, share, events, uploads, files):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
         return {"ok": True, "backends": {a.backend: a.connected for a in gw.agents}}
+
+    web.install(app)
 
     return app

@@ -7,10 +7,22 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from comfygate.api.render import Renderer
-from comfygate.principal import LOCAL, Principal
+from comfygate.errors import ComfygateError
+from comfygate.principal import LOCAL, Principal, visitor
+from comfygate.tokens import Tokens
 
 if TYPE_CHECKING:
     from comfygate.gateway import Gateway
+
+#: the signed cookie that carries a browser's visitor id
+VISITOR_COOKIE = "comfygate_visitor"
+
+
+class InvalidCredentials(ComfygateError):
+    """The visitor cookie is not valid here; reload the page for a new one."""
+
+    code = "invalid_credentials"
+    status_code = 401
 
 
 def gateway(request: Request) -> Gateway:
@@ -23,7 +35,33 @@ def renderer(request: Request) -> Renderer:
     return r
 
 
+def tokens(request: Request) -> Tokens:
+    t: Tokens = request.app.state.tokens
+    return t
+
+
+def _cookie_visitor(request: Request) -> Principal | None:
+    raw = request.cookies.get(VISITOR_COOKIE)
+    if raw is None:
+        return None
+    visitor_id = tokens(request).visitor_id(raw)
+    if visitor_id is None:
+        # Falling back to another principal would hand this browser someone else's jobs.
+        raise InvalidCredentials
+    return visitor(visitor_id)
+
+
 async def current_principal(request: Request) -> Principal:
-    """The one place a request becomes a Principal. Visitors, API keys and signed-in
-    users are resolved here later; routes never look at credentials themselves."""
-    return LOCAL
+    """The one place a request becomes a Principal: a valid visitor cookie is that
+    visitor; no credentials at all is the local principal (curl and the CLI on the
+    embedded gateway). API keys and signed-in users are resolved here later."""
+    return _cookie_visitor(request) or LOCAL
+
+
+async def page_visitor(request: Request) -> Principal | None:
+    """For pages: the visitor the browser already is, or None when the page must
+    issue a fresh visitor cookie (none yet, or one this gateway did not sign)."""
+    try:
+        return _cookie_visitor(request)
+    except InvalidCredentials:
+        return None

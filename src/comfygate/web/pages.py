@@ -59,6 +59,21 @@ def _titles(gw: Gateway) -> dict[str, str]:
     return {wf.name: wf.title for wf in gw.workflows.values()}
 
 
+def _settings(wf: Workflow | None, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """A job's parameters as a reader sees them: titled, in contract order."""
+    known = wf.parameters if wf else {}
+    order = [n for n in known if n in params] + sorted(n for n in params if n not in known)
+    rows = []
+    for name in order:
+        param = known.get(name)
+        title = str(param.schema.get("title", name)) if param else name
+        value = "an uploaded picture" if param and param.kind == "image" else params[name]
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((title, str(value)))
+    return rows
+
+
 def not_found(request: Request, message: str) -> HTMLResponse:
     return page(request, "404.html", {"message": message}, status_code=404)
 
@@ -127,6 +142,7 @@ async def shared_job(token: str, request: Request, gw: GW, visitor: Visitor) -> 
         "share.html",
         {
             "job": rendered,
+            "settings": _settings(wf, job.params),
             "title": wf.title if wf else job.workflow,
             "workflow_exists": wf is not None,
             "live": job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING),

@@ -46,7 +46,19 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={_asset_version()}"
 
 
+#: the words a visitor reads for each job status (the dock's JavaScript uses the same)
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "canceling": "Stopping",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "canceled": "Canceled",
+    "expired": "Expired",
+}
+
 TEMPLATES.env.globals["static"] = static_url
+TEMPLATES.env.globals["status_labels"] = STATUS_LABELS
 
 
 def page(

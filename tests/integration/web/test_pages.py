@@ -154,7 +154,8 @@ async def test_a_share_link_opens_the_job_for_a_stranger_and_nothing_else(
 
         page = await stranger.get(link["url"])
         assert page.status_code == 200, page.text
-        assert "Image operations" in page.text and "Succeeded" in page.text
+        assert "Image operations" in page.text and ">Done<" in page.text
+        assert "Canvas width" in page.text
         [asset] = done["outputs"]
         path = str(asset["url"]).split("?")[0]
         assert path in page.text

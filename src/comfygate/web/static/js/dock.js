@@ -192,9 +192,9 @@ export class Dock {
     parts.preview = h("figure", { class: "job-preview", hidden: true }, parts.previewImg, h("figcaption", { text: "Live preview" }));
     parts.gallery = h("ul", { class: "gallery" });
     parts.error = h("p", { class: "job-error", hidden: true });
-    parts.cancel = h("button", { type: "button", class: "button secondary small", text: "Cancel", onclick: () => this.cancel(entry) });
-    parts.again = h("button", { type: "button", class: "button secondary small", text: "Run again with these settings", onclick: () => this.onRunAgain(entry.job) });
-    parts.share = h("button", { type: "button", class: "button ghost small", text: "Share", "aria-expanded": "false", onclick: () => this.share(entry) });
+    parts.cancel = h("button", { type: "button", "data-action": "cancel", class: "button secondary small", text: "Cancel", onclick: () => this.cancel(entry) });
+    parts.again = h("button", { type: "button", "data-action": "again", class: "button secondary small", text: "Run again with these settings", onclick: () => this.onRunAgain(entry.job) });
+    parts.share = h("button", { type: "button", "data-action": "share", class: "button ghost small", text: "Share", "aria-expanded": "false", onclick: () => this.share(entry) });
     const linkId = `job-${id}-link`;
     parts.shareInput = h("input", { id: linkId, type: "text", readonly: true, class: "share-input" });
     parts.copy = h("button", { type: "button", class: "button secondary small", text: "Copy", onclick: () => this.copy(entry) });
@@ -267,7 +267,7 @@ export class Dock {
   nodeText(status, progress, value) {
     if (status === "queued") return "Waiting for a free backend…";
     if (status === "canceling") return "Stopping…";
-    const bits = [progress.current_node || "Starting"];
+    const bits = [progress.current_node || (value > 0 ? "Working" : "Starting")];
     if (progress.step && progress.steps) bits.push(`step ${progress.step} of ${progress.steps}`);
     bits.push(`${Math.round(value * 100)}%`);
     return bits.join(" · ");

@@ -194,6 +194,8 @@ class Shots:
     def __call__(self, page: Page, step: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         name = f"{self.test}-{step}"
+        # A full-page capture of a scrolled page shows sticky parts mid-page: start at the top.
+        page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         size = page.viewport_size or DESKTOP
         page.set_viewport_size(PHONE)

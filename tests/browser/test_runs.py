@@ -138,3 +138,24 @@ def test_cancel_a_running_job(page: Page, shot: Shots) -> None:
     assert card(page, job_id).get_by_role("button", name="Cancel").count() == 0
     check_axe(page)
     shot(page, "canceled")
+
+
+def test_the_dock_pages_through_older_jobs(
+    context: BrowserContext, page: Page, shot: Shots
+) -> None:
+    page.goto("/")  # the visitor cookie, shared by the context's API requests below
+    made = []
+    for i in range(12):
+        r = context.request.post(
+            "/v1/workflows/image-ops/jobs", data={"params": {"width": 8 + i, "height": 8}}
+        )
+        assert r.status == 202, r.text()
+        made.append(r.json()["id"])
+    page.reload()
+    page.wait_for_function("() => document.querySelectorAll('li.job').length === 10")
+    more = page.get_by_role("button", name="Show older jobs")
+    more.click()
+    page.wait_for_function("() => document.querySelectorAll('li.job').length === 12")
+    assert job_ids(page) == made[::-1]
+    assert not more.is_visible()
+    shot(page, "all-pages")

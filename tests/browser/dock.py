@@ -46,6 +46,19 @@ def progress(page: Page, job_id: str) -> float:
     return value
 
 
+def wait_progress_above_or_done(page: Page, job_id: str, floor: float) -> None:
+    """On a busy machine a job may finish before its bar is seen to move again."""
+    page.wait_for_function(
+        """([id, floor]) => {
+            const c = document.querySelector(`li.job[data-job-id="${id}"]`);
+            const p = c && c.querySelector("progress");
+            return c && (c.dataset.status === "succeeded" || p.value > floor);
+        }""",
+        arg=[job_id, floor],
+        timeout=60_000,
+    )
+
+
 def wait_progress_above(page: Page, job_id: str, floor: float) -> float:
     page.wait_for_function(
         """([id, floor]) => {

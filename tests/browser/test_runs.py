@@ -16,6 +16,7 @@ from tests.browser.dock import (
     wait_progress_above_or_done,
     wait_status,
 )
+from tests.browser.proxy import CuttableProxy
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -108,6 +109,9 @@ def test_a_reload_mid_run_continues_and_a_closed_tab_finds_its_job_finished(
 
 def test_eight_jobs_in_two_tabs_all_move(context: BrowserContext, shot: Shots) -> None:
     tabs = [context.new_page(), context.new_page()]
+    streams: dict[int, list[str]] = {0: [], 1: []}
+    for i, tab in enumerate(tabs):
+        tab.on("request", lambda r, i=i: "/v1/events" in r.url and streams[i].append(r.url))
     for tab in tabs:
         tab.goto("/w/txt2img")
         tab.fill("#f-steps", "10")
@@ -125,6 +129,8 @@ def test_eight_jobs_in_two_tabs_all_move(context: BrowserContext, shot: Shots) -
         assert sorted(job_ids(tab)) == sorted(submitted)
         for job_id in submitted:
             assert_moved(tab, job_id)
+    # One event connection per page for all eight jobs, not one per job.
+    assert [len(s) for s in streams.values()] == [1, 1]
     shot(tabs[1], "2-all-done")
 
 
@@ -160,3 +166,33 @@ def test_the_dock_pages_through_older_jobs(
     assert job_ids(page) == made[::-1]
     assert not more.is_visible()
     shot(page, "all-pages")
+
+
+def test_a_dropped_connection_resumes_with_last_event_id(
+    new_context: ContextFactory, servers: Servers, shot: Shots
+) -> None:
+    proxy = CuttableProxy(int(servers.url.rsplit(":", 1)[1]))
+    try:
+        page = new_context().new_page()
+        page.goto(f"{proxy.url}/w/txt2img")
+        page.fill("#f-steps", "50")
+        # Stored events carry the ids to resume from; they flow once the stream is open.
+        page.wait_for_selector(".conn[data-state=live]")
+        job_id = submit(page)
+        before = wait_progress_above(page, job_id, 0)
+        assert len(proxy.stream_requests()) == 1
+
+        proxy.cut()
+        deadline = time.monotonic() + 20
+        while len(proxy.stream_requests()) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        # The browser's own reconnect, carrying the cursor of the last stored event
+        # (read on the wire: Playwright's request events do not show this header).
+        streams = proxy.stream_requests()
+        assert len(streams) == 2 and streams[1].get("last-event-id"), streams
+        wait_progress_above_or_done(page, job_id, before)
+        assert wait_status(page, job_id, "succeeded", "failed") == "succeeded"
+        wait_images_loaded(page, gallery(job_id))
+        shot(page, "after-the-drop")
+    finally:
+        proxy.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -192,7 +193,6 @@ class Shots:
     test: str
 
     def __call__(self, page: Page, step: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         name = f"{self.test}-{step}"
         # A full-page capture of a scrolled page shows sticky parts mid-page: start at the top.
         page.evaluate("() => window.scrollTo(0, 0)")
@@ -208,8 +208,17 @@ class Shots:
             page.set_viewport_size(size)
 
 
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """This run's screenshots only: files of an earlier run would pass for this one's."""
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS
+
+
 @pytest.fixture
-def shot(request: pytest.FixtureRequest) -> Shots:
+def shot(request: pytest.FixtureRequest, screenshots: Path) -> Shots:
     return Shots(re.sub(r"^test_", "", request.node.name))
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from http.cookies import SimpleCookie
 
 import httpx
 
 from comfygate.api.deps import VISITOR_COOKIE
 from tests.integration.conftest import WORKFLOWS, RunningGateway, wait_status
-from tests.integration.sse import Frame, read_frames, terminal
 
 
 async def become_visitor(client: httpx.AsyncClient) -> None:
@@ -129,12 +129,22 @@ async def test_the_events_stream_carries_only_the_visitors_jobs(gateway: Running
     async with gateway.client() as a, gateway.client() as b:
         await become_visitor(a)
         await become_visitor(b)
-        reading = asyncio.create_task(read_frames(a, "/v1/events", until=terminal))
-        await asyncio.sleep(0.3)  # the stream subscribes before the jobs exist
-        theirs = await submit(b, width=8, height=8)
-        mine = await submit(a, width=8, height=8)
-        frames: list[Frame] = await asyncio.wait_for(reading, 30)
-    seen = {f.data.get("job_id") or f.data.get("id") for f in frames}
+        async with a.stream("GET", "/v1/events") as stream:
+            # The headers arrive once the stream is subscribed: both jobs come after.
+            assert stream.status_code == 200
+            theirs = await submit(b, width=8, height=8)
+            mine = await submit(a, width=8, height=8)
+            seen: set[str] = set()
+
+            async def until_mine_finishes() -> None:
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:"):
+                        data = json.loads(line[5:])
+                        seen.add(data.get("job_id") or data["id"])
+                        if data.get("id") == mine["id"] and data["status"] == "succeeded":
+                            return
+
+            await asyncio.wait_for(until_mine_finishes(), 30)
     assert seen == {mine["id"]}
     assert theirs["id"] not in seen
 

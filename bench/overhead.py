@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from comfygate.comfy.graph import set_output_prefix
 from comfygate.comfy.messages import ExecutionError, ExecutionSuccess
 from comfygate.contracts import load_workflow, patch_graph, validate_params
 from comfygate.ids import new_prompt_id
-from comfygate.serve import free_port, start_simulator, stop_process
+from comfygate.serve import spawn_gateway, start_simulator, stop_process
+from comfygate.sse import SseParser
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "comfyui" / "samples" / "bench.json"
@@ -79,6 +79,15 @@ async def trivial_run(comfy: ComfyClient, sock: Any, n: int) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+async def sse_status(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The job resources of a stream's ``status`` events."""
+    parser = SseParser()
+    async for line in stream.aiter_lines():
+        event = parser.feed(line)
+        if event is not None and event.type == "status":
+            yield event.json()
+
+
 def iso(value: str) -> float:
     return datetime.fromisoformat(value).timestamp() * 1000
 
@@ -91,14 +100,10 @@ async def gateway_run(
     r = await client.post("/v1/workflows/image-ops/jobs", json={"params": params})
     job = r.json()
     async with client.stream("GET", job["urls"]["events"]) as stream:
-        kind = ""
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:") and kind == "status":
-                job = json.loads(line[5:])
-                if job["status"] in ("succeeded", "failed", "canceled"):
-                    break
+        async for event in sse_status(stream):
+            job = event
+            if job["status"] in ("succeeded", "failed", "canceled"):
+                break
     seen_ms = time.time() * 1000
     assert job["status"] == "succeeded", job
     for asset in job["outputs"]:
@@ -122,33 +127,7 @@ async def gateway_run(
 
 
 def start_gateway(data: Path, backends: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "comfygate",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--workflows",
-        str(ROOT / "workflows"),
-    ]
-    for url in backends:
-        args += ["--comfy", url]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            backends = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
-            if backends and all(backends.values()):
-                return proc, url
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("gateway did not start")
+    return spawn_gateway(data, ROOT / "workflows", backends)
 
 
 async def latency(runs: int, tmp: Path) -> None:
@@ -237,18 +216,13 @@ async def throughput(jobs: int, backends: int, work_ms: float, tmp: Path) -> Non
             async def follow() -> None:
                 async with client.stream("GET", "/v1/events", timeout=None) as stream:
                     listening.set()
-                    kind = ""
-                    async for line in stream.aiter_lines():
-                        if line.startswith("event:"):
-                            kind = line[6:].strip()
-                        elif line.startswith("data:") and kind == "status":
-                            job = json.loads(line[5:])
-                            assert job["status"] != "failed", job
-                            if job["status"] == "succeeded":
-                                done.add(job["id"])
-                                if len(done) >= jobs:
-                                    all_done.set()
-                                    return
+                    async for job in sse_status(stream):
+                        assert job["status"] != "failed", job
+                        if job["status"] == "succeeded":
+                            done.add(job["id"])
+                            if len(done) >= jobs:
+                                all_done.set()
+                                return
 
             follower = asyncio.create_task(follow())
             await listening.wait()

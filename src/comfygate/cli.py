@@ -62,7 +62,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway."""
-    from comfygate.serve import run_gateway
+    from comfygate.serve import run, run_gateway
 
     settings = load_settings(
         config,
@@ -75,7 +75,7 @@ def serve(
     if not settings.backends:
         typer.echo("warning: no --comfy backend: jobs will wait in the queue", err=True)
     url = f"http://{settings.host}:{settings.port}"
-    asyncio.run(run_gateway(settings, on_ready=f"comfygate on {url}  (API docs: {url}/docs)"))
+    run(run_gateway(settings, on_ready=f"comfygate on {url}  (API docs: {url}/docs)"))
 
 
 @app.command()
@@ -86,7 +86,7 @@ def demo(
     step_ms: Annotated[float, typer.Option(help="Simulated sampler step time.")] = 50.0,
 ) -> None:
     """Start a ComfyUI simulator and the gateway on the embedded defaults."""
-    from comfygate.serve import run_gateway, start_simulator, stop_process
+    from comfygate.serve import run, run_gateway, start_simulator, stop_process
 
     settings = load_settings(None, port=port, data_dir=data_dir, workflows_dir=workflows)
     sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
@@ -104,7 +104,7 @@ def demo(
         ]
     )
     try:
-        asyncio.run(run_gateway(settings, on_ready=banner))
+        run(run_gateway(settings, on_ready=banner))
     except KeyboardInterrupt:
         pass
     finally:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -43,8 +43,22 @@ class Backend:
 
 
 class LeaseSettings(BaseModel):
-    ttl_s: float = 30.0
-    heartbeat_s: float = 10.0
+    """A lease runs ``ttl_s`` unless its agent's heartbeat renews it; a rescuer looks
+    for leases that ran out every ``rescue_every_s``. The minimums keep a busy machine
+    from losing leases to a late heartbeat."""
+
+    ttl_s: float = Field(default=30.0, ge=6.0)
+    heartbeat_s: float = Field(default=10.0, ge=2.0)
+    rescue_every_s: float = Field(default=5.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _beats_fit_in_a_lease(self) -> LeaseSettings:
+        if self.heartbeat_s * 2 > self.ttl_s:
+            raise ValueError(
+                f"lease.heartbeat_s ({self.heartbeat_s:g}) must be at most half of "
+                f"lease.ttl_s ({self.ttl_s:g}): one lost heartbeat must not lose the lease"
+            )
+        return self
 
 
 class UploadSettings(BaseModel):
@@ -77,6 +91,8 @@ class Settings(BaseSettings):
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600
+    #: queued jobs a pool holds at most; past it a submit gets 429 queue_full
+    max_queue_depth: int = Field(default=1000, ge=1)
 
     @field_validator("comfy", mode="before")
     @classmethod
@@ -113,9 +129,7 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return (
-            self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'comfygate.db').resolve()}"
-        )
+        return self.database_url or f"sqlite:///{(self.data_dir / 'comfygate.db').resolve()}"
 
     @property
     def storage_dir(self) -> Path:

@@ -6,6 +6,7 @@
       NotFound                      no such workflow / job / upload visible to the caller (404)
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
+      QueueFull                     the pool's queue is at its limit (429, Retry-After)
       IdempotencyKeyReuse           same key, another body (422)
       InvalidTransition             a job is not in a state that allows the change
       LeaseLost                     a fenced worker write matched no row
@@ -42,6 +43,11 @@ class ComfygateError(Exception):
         self.details = details
         super().__init__(self.message)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body."""
+        return {}
+
 
 class ContractError(ComfygateError):
     """The workflow contract is invalid."""
@@ -74,6 +80,23 @@ class IdempotencyKeyInFlight(Conflict):
     """A request with this Idempotency-Key is still being processed; retry shortly."""
 
     code = "idempotency_key_in_flight"
+
+
+class QueueFull(ComfygateError):
+    """The queue is full; retry later."""
+
+    code = "queue_full"
+    status_code = 429
+
+    def __init__(
+        self, message: str | None = None, *, retry_after_s: int = 60, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class IdempotencyKeyReuse(ComfygateError):

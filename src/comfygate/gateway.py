@@ -18,6 +18,7 @@ from comfygate.contracts import Workflow, load_workflows
 from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import WorkflowVersion
+from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
@@ -30,6 +31,7 @@ from comfygate.worker.transport.inprocess import InProcessTransport
 log = logging.getLogger(__name__)
 
 MAINTENANCE_EVERY_S = 5.0
+READY_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Gateway:
     workflows: dict[str, Workflow]
     service: JobService
     gate: WorkerGate
+    rescuer: Rescuer
     uploads: Uploads
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -49,6 +52,21 @@ class Gateway:
 
     def pool_available(self, pool: str) -> bool:
         return any(a.pool == pool and a.connected for a in self.agents)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency and "ok" or why not: the database, storage, and a live
+        backend for every pool a workflow uses."""
+        checks: dict[str, str] = {}
+        for name, check in (("database", self.store.check), ("storage", self.storage.check)):
+            try:
+                await asyncio.wait_for(check(), READY_TIMEOUT_S)
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means not ready; say which
+                checks[name] = f"failing: {type(exc).__name__}"
+        for pool in sorted({wf.pool for wf in self.workflows.values()}):
+            up = self.pool_available(pool)
+            checks[f"pool:{pool}"] = "ok" if up else "no backend connected"
+        return checks
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
@@ -68,6 +86,23 @@ class Gateway:
             self.agents.append(agent)
             self._tasks.append(asyncio.create_task(agent.run(), name=f"agent-{i}"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
+        self._tasks.append(asyncio.create_task(self._rescue(), name="rescuer"))
+
+    async def _rescue(self) -> None:
+        every = self.settings.lease.rescue_every_s
+        # Start-up grace of one lease: agents that outlived a gateway restart renew
+        # their leases before anything of theirs is taken back.
+        await self.clock.sleep(self.settings.lease.ttl_s)
+        jitter = random.Random()
+        while True:
+            try:
+                rescued = await self.rescuer.run_once()
+                if rescued:
+                    log.warning("rescued %d job(s) whose lease ran out", len(rescued))
+            except Exception:
+                log.exception("rescue pass failed")
+            # Jittered, so the rescuers of several gateways drift apart.
+            await self.clock.sleep(every * jitter.uniform(0.8, 1.2))
 
     async def _maintenance(self) -> None:
         while True:
@@ -133,6 +168,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         workflows=workflows,
         clock=clock,
         rng=rng,
+        max_queue_depth=settings.max_queue_depth,
     )
     gate = WorkerGate(
         store=store,
@@ -141,6 +177,9 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         doorbell=doorbell,
         clock=clock,
         lease_times=LeaseTimes(ttl_s=settings.lease.ttl_s, heartbeat_s=settings.lease.heartbeat_s),
+    )
+    rescuer = Rescuer(
+        store=store, blobs=storage, events=bus, doorbell=doorbell, clock=clock, rng=rng
     )
     return Gateway(
         settings=settings,
@@ -151,5 +190,6 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         workflows=workflows,
         service=service,
         gate=gate,
+        rescuer=rescuer,
         uploads=uploads,
     )

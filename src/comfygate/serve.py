@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -18,6 +20,18 @@ import uvicorn
 from comfygate.api.app import create_app
 from comfygate.config import Settings
 from comfygate.gateway import build_gateway
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the gateway's event loop: uvloop where it is installed (it comes with
+    uvicorn[standard] off Windows) spends about a third less CPU per loop turn."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:
@@ -82,6 +96,37 @@ def start_simulator(
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("the simulator did not answer within 30 s")
+
+
+def spawn_gateway(
+    data_dir: Path,
+    workflows_dir: Path,
+    backends: list[str],
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A gateway in its own process (benchmarks, crash tests), once every backend's
+    socket is up."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "comfygate", "serve", "--port", str(port)]
+    args += ["--data-dir", str(data_dir), "--workflows", str(workflows_dir)]
+    for url in backends:
+        args += ["--comfy", url]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the gateway exited at start")
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            up: dict[str, bool] = httpx.get(f"{url}/healthz", timeout=1).json()["backends"]
+            if all(up.values()) and len(up) == len(backends):
+                return proc, url
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("the gateway did not answer within 30 s")
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

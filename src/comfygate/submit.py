@@ -13,6 +13,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from comfygate.sse import SseEvent, SseParser
+
 console = Console(stderr=True)
 
 
@@ -38,26 +40,11 @@ def parse_pairs(pairs: list[str], flag: str) -> list[tuple[str, str]]:
     return out
 
 
-def sse_events(response: httpx.Response) -> Iterator[tuple[str | None, str, dict[str, Any]]]:
-    event_id: str | None = None
-    event_type = "message"
-    data: list[str] = []
+def sse_events(response: httpx.Response) -> Iterator[SseEvent]:
+    parser = SseParser()
     for line in response.iter_lines():
-        if not line:
-            if data:
-                yield event_id, event_type, json.loads("\n".join(data))
-            event_type, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "id":
-            event_id = value
-        elif field == "event":
-            event_type = value
-        elif field == "data":
-            data.append(value)
+        if (event := parser.feed(line)) is not None:
+            yield event
 
 
 def follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +72,9 @@ def follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
                 ) as response:
                     if response.status_code != 200:
                         raise SubmitError(f"events: HTTP {response.status_code}")
-                    for event_id, kind, data in sse_events(response):
-                        if event_id:
-                            last_id = event_id
+                    for event in sse_events(response):
+                        last_id = event.id or last_id
+                        kind, data = event.type, event.json()
                         if kind == "progress":
                             bar.update(
                                 task, completed=data["value"], node=data.get("current_node") or ""

@@ -21,7 +21,7 @@ from comfygate.serve import free_port, start_simulator, stop_process
 from tests.browser.axe import axe_source
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COMFYGATE_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -38,8 +38,8 @@ CHROMIUM_ARGS = [
 ]
 #: long enough per sampler step that a progress bar visibly moves several times
 STEP_MS = 80
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 AXE_PATH = "/__test__/axe.min.js"
 #: every value each job's progress bar took, per job id, as the page set it
 RECORD_PROGRESS = """

@@ -19,7 +19,9 @@ from tests.browser.dock import (
 from tests.browser.proxy import CuttableProxy
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from collections.abc import Callable
+
+    from playwright.sync_api import BrowserContext, Page, Request
 
 
 def gallery(job_id: str) -> str:
@@ -109,9 +111,17 @@ def test_a_reload_mid_run_continues_and_a_closed_tab_finds_its_job_finished(
 
 def test_eight_jobs_in_two_tabs_all_move(context: BrowserContext, shot: Shots) -> None:
     tabs = [context.new_page(), context.new_page()]
-    streams: dict[int, list[str]] = {0: [], 1: []}
-    for i, tab in enumerate(tabs):
-        tab.on("request", lambda r, i=i: "/v1/events" in r.url and streams[i].append(r.url))
+    streams: list[list[str]] = [[], []]
+
+    def count_streams(seen: list[str]) -> Callable[[Request], None]:
+        def on_request(r: Request) -> None:
+            if "/v1/events" in r.url:
+                seen.append(r.url)
+
+        return on_request
+
+    for tab, seen in zip(tabs, streams, strict=True):
+        tab.on("request", count_streams(seen))
     for tab in tabs:
         tab.goto("/w/txt2img")
         tab.fill("#f-steps", "10")
@@ -130,7 +140,7 @@ def test_eight_jobs_in_two_tabs_all_move(context: BrowserContext, shot: Shots) -
         for job_id in submitted:
             assert_moved(tab, job_id)
     # One event connection per page for all eight jobs, not one per job.
-    assert [len(s) for s in streams.values()] == [1, 1]
+    assert [len(s) for s in streams] == [1, 1]
     shot(tabs[1], "2-all-done")
 
 

@@ -39,14 +39,29 @@ class RunningGateway:
         await self.task
 
 
+SimFactory = Callable[..., Awaitable[SimServer]]
+
+
 @pytest.fixture
-async def sim(tmp_path: Path) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(data_dir=tmp_path / "sim", step_ms=20))
-    await server.start()
-    try:
-        yield server
-    finally:
+async def start_sim(tmp_path: Path) -> AsyncIterator[SimFactory]:
+    """Simulators on free ports, each with its own data folder; all stopped at the end."""
+    running: list[SimServer] = []
+
+    async def start(**knobs: Any) -> SimServer:
+        knobs.setdefault("step_ms", 20)
+        server = SimServer(SimConfig(data_dir=tmp_path / f"sim-{len(running)}", **knobs))
+        await server.start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
         await server.stop()
+
+
+@pytest.fixture
+async def sim(start_sim: SimFactory) -> SimServer:
+    return await start_sim()
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from comfygate.sse import SseParser
 
 
 @dataclass(frozen=True)
@@ -29,24 +30,13 @@ async def read_frames(
     async with client.stream("GET", url, headers=headers, timeout=30) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
-        event_id: str | None = None
-        kind, data = "message", []
+        parser = SseParser()
         async for line in response.aiter_lines():
-            if line == "":
-                if data:
-                    frames.append(Frame(event_id, kind, json.loads("\n".join(data))))
-                    if until(frames):
-                        return frames
-                kind, data, event_id = "message", [], None
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "id":
-                event_id = value
-            elif field == "event":
-                kind = value
-            elif field == "data":
-                data.append(value)
+            event = parser.feed(line)
+            if event is not None:
+                frames.append(Frame(event.id, event.type, event.json()))
+                if until(frames):
+                    return frames
     return frames
 
 

@@ -9,12 +9,12 @@ from comfygate.config import Backend, load_settings
 
 def test_env_then_toml_then_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     toml = tmp_path / "c.toml"
-    toml.write_text('port = 9001\ncomfy = ["gpu=http://h:1"]\n[lease]\nttl_s = 12\n')
+    toml.write_text('port = 9001\ncomfy = ["gpu=http://h:1"]\n[lease]\nttl_s = 24\n')
     monkeypatch.setenv("COMFYGATE_PORT", "9002")
     s = load_settings(toml)
     assert s.port == 9002  # env beats the file
     assert s.backends == [Backend("gpu", "http://h:1")]
-    assert s.lease.ttl_s == 12 and s.lease.heartbeat_s == 10
+    assert s.lease.ttl_s == 24 and s.lease.heartbeat_s == 10
     assert load_settings(toml, port=9003).port == 9003  # the command line beats both
 
 
@@ -39,3 +39,22 @@ def test_signing_key_is_generated_once(tmp_path: Path) -> None:
     s = load_settings(data_dir=tmp_path)
     assert s.signing_key() == s.signing_key()
     assert len(s.signing_key()) >= 32
+
+
+@pytest.mark.parametrize(
+    ("lease", "field"),
+    [
+        ({"ttl_s": 5}, "ttl_s"),
+        ({"heartbeat_s": 1}, "heartbeat_s"),
+        ({"rescue_every_s": 0.5}, "rescue_every_s"),
+        ({"ttl_s": 10, "heartbeat_s": 6}, "heartbeat_s"),
+    ],
+)
+def test_lease_timings_below_the_floor_are_refused(lease: dict[str, float], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        load_settings(lease=lease)
+
+
+def test_chaos_timings_are_allowed() -> None:
+    s = load_settings(lease={"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1})
+    assert (s.lease.ttl_s, s.lease.heartbeat_s, s.lease.rescue_every_s) == (6, 2, 1)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from comfygate import __version__, web
 from comfygate.api import errors, events, files, jobs, share, uploads, workflows
@@ -40,9 +41,18 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     for module in (workflows, jobs, share, events, uploads, files):
         app.include_router(module.router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:
+        """The process answers. Also lists whether each backend's socket is up."""
         return {"ok": True, "backends": {a.backend: a.connected for a in gw.agents}}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    async def readyz() -> JSONResponse:
+        """Ready to take jobs: the database and storage answer, and every pool that a
+        workflow uses has a live backend. 503 names what is missing."""
+        checks = await gw.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     web.install(app)
 

@@ -25,7 +25,8 @@ class InvalidCredentials(ComfygateError):
     status_code = 401
 
 
-def gateway(request: Request) -> Gateway:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
+async def gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
 

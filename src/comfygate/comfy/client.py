@@ -257,6 +257,10 @@ class ComfyClient:
         touched; use :meth:`delete_queued` for those."""
         await self._call("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
 
+    async def free(self) -> None:
+        """Unload models and free cached memory, as ComfyUI's "Free" button does."""
+        await self._call("POST", "/free", json={"unload_models": True, "free_memory": True})
+
     async def delete_queued(self, prompt_ids: Sequence[str]) -> None:
         """Remove pending prompts; running ones are ignored by the server."""
         if prompt_ids:

@@ -177,6 +177,8 @@ class Job:
     metadata: dict[str, Any]
     inputs: tuple[InputFile, ...] = ()
     priority: int = 5
+    #: its place among the pool's queued jobs of one priority (fair share)
+    fair_key: int = 0
     attempts: int = 0
     max_attempts: int = 3
     timeout_s: float = 600.0

@@ -7,7 +7,7 @@ when the job is not in one of them; none silently succeeds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -53,8 +53,9 @@ class JobStore(Protocol):
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
 
     # -- jobs: create and read -----------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
-        """Insert a queued job and its first timeline event (seq 1, ``status``)."""
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+        """Insert a queued job and its first timeline event (seq 1, ``status``);
+        ``QueueFull`` when its pool already holds ``max_queued`` queued jobs."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -75,6 +76,9 @@ class JobStore(Protocol):
     async def events_after(self, job_id: str, seq: int) -> list[JobEvent]: ...
 
     async def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then."""
 
     async def queue_position(self, job: Job) -> int | None:
         """Jobs of the same pool that a claim would take before this one (0 = next)."""
@@ -103,6 +107,18 @@ class JobStore(Protocol):
     ) -> tuple[Job, Attempt] | None:
         """Lease the next queued job of ``pool`` (priority DESC, id): status running,
         attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status`` event."""
+
+    async def adopt(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        lease_ttl_s: float,
+        new_token: Callable[[], str],
+        now: datetime,
+    ) -> list[tuple[Job, Attempt]]:
+        """Leased jobs this agent held on this backend, under new tokens (after a
+        restart of the gateway that ran the agent). Fenced on the old token."""
 
     async def heartbeat(
         self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
@@ -138,6 +154,13 @@ class JobStore(Protocol):
 
     async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
         """canceling|running → canceled, after the agent stopped the prompt. Fenced."""
+
+    async def rescue_expired(
+        self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
+    ) -> list[Job]:
+        """Leases that ran out: canceling → canceled, attempts spent → failed, else
+        queued at ``retry_at(attempts)``; the attempt's outcome is ``lease_expired``.
+        Safe to run in several gateways at once."""
 
 
 class EventSink(Protocol):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from comfygate.clock import Clock
@@ -23,12 +24,14 @@ from comfygate.errors import (
     IdempotencyKeyReuse,
     InvalidParams,
     NotFound,
+    QueueFull,
 )
 from comfygate.ids import new_id
+from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
-from comfygate.jobs.model import InputFile, Job, LiveEvent, NewJob
+from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
+from comfygate.jobs.model import InputFile, Job, NewJob
 from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
-from comfygate.jobs.snapshot import status_data
 from comfygate.principal import Principal
 
 
@@ -38,14 +41,6 @@ class Submitted:
     body: dict[str, Any]
     job_id: str | None
     replayed: bool
-
-
-def request_key(job_id: str) -> str:
-    return f"jobs/{job_id}/request.json"
-
-
-def prompt_key(job_id: str) -> str:
-    return f"jobs/{job_id}/prompt.json"
 
 
 class JobService:
@@ -60,6 +55,7 @@ class JobService:
         workflows: Mapping[str, Workflow],
         clock: Clock,
         rng: random.Random | None = None,
+        max_queue_depth: int | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -69,6 +65,7 @@ class JobService:
         self.workflows = workflows
         self.clock = clock
         self.rng = rng or random.SystemRandom()
+        self.max_queue_depth = max_queue_depth
 
     def workflow(self, name: str) -> Workflow:
         try:
@@ -182,7 +179,7 @@ class JobService:
         await self.blobs.put_bytes(
             request_key(job_id), json.dumps(request).encode(), "application/json"
         )
-        job = await self.store.create_job(
+        job = await self._insert(
             NewJob(
                 id=job_id,
                 owner_id=principal.id,
@@ -203,6 +200,26 @@ class JobService:
         await self._publish_status(job)
         return job
 
+    async def _insert(self, job: NewJob, *, now: datetime) -> Job:
+        try:
+            return await self.store.create_job(job, now=now, max_queued=self.max_queue_depth)
+        except QueueFull as full:
+            raise QueueFull(
+                f"the queue of pool {job.pool!r} is full; retry later",
+                retry_after_s=await self._retry_after_s(job.pool),
+                details=full.details,
+            ) from None
+
+    async def _retry_after_s(self, pool: str) -> int:
+        """When a place is likely to free up, from the pool's throughput over the last
+        ten minutes; a minute when nothing finished lately."""
+        window_s = 600.0
+        since = self.clock.now() - timedelta(seconds=window_s)
+        finished = await self.store.finished_since(pool=pool, since=since)
+        if finished == 0:
+            return 60
+        return max(1, min(600, math.ceil(window_s / finished)))
+
     async def get(self, principal: Principal, job_id: str) -> Job:
         job = await self.store.get_job(job_id)
         if job is None or not self.visible(principal, job):
@@ -216,7 +233,7 @@ class JobService:
     async def cancel(self, principal: Principal, job_id: str) -> Job:
         await self.get(principal, job_id)
         job = await self.store.request_cancel(job_id, now=self.clock.now())
-        self.doorbell.ring(f"cancel:{job_id}")
+        self.doorbell.ring(cancel_bell(job_id))
         await self._publish_status(job)
         return job
 
@@ -227,12 +244,4 @@ class JobService:
         return expired
 
     async def _publish_status(self, job: Job) -> None:
-        await self.events.publish(
-            LiveEvent(
-                job_id=job.id,
-                owner_id=job.owner_id,
-                type="status",
-                data=status_data(job),
-                seq=job.last_seq,
-            )
-        )
+        await publish_status(self.events, job)

@@ -15,9 +15,18 @@ from datetime import timedelta
 
 from comfygate.clock import Clock
 from comfygate.ids import new_prompt_id
+from comfygate.jobs.announce import publish_status, write_error
 from comfygate.jobs.backoff import retry_delay_s
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.keys import (
+    cancel_bell,
+    manifest_key,
+    outputs_prefix,
+    preview_key,
+    prompt_key,
+)
 from comfygate.jobs.model import (
+    Attempt,
     HeartbeatReply,
     Job,
     JobFailure,
@@ -28,8 +37,6 @@ from comfygate.jobs.model import (
     Progress,
 )
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
-from comfygate.jobs.service import prompt_key
-from comfygate.jobs.snapshot import status_data
 
 PREVIEW_TTL_S = 300
 #: how often a running job's progress snapshot is written to its row
@@ -40,18 +47,6 @@ PROGRESS_SAVE_S = 1.0
 class LeaseTimes:
     ttl_s: float = 30.0
     heartbeat_s: float = 10.0
-
-
-def cancel_bell(job_id: str) -> str:
-    return f"cancel:{job_id}"
-
-
-def manifest_key(job_id: str) -> str:
-    return f"jobs/{job_id}/output.json"
-
-
-def error_key(job_id: str) -> str:
-    return f"jobs/{job_id}/error.json"
 
 
 class WorkerGate:
@@ -101,24 +96,39 @@ class WorkerGate:
             if claimed is not None:
                 job, attempt = claimed
                 await self._publish_status(job)
-                assert job.lease_token is not None
-                return Lease(
-                    job_id=job.id,
-                    lease_token=job.lease_token,
-                    attempt=attempt.attempt,
-                    prompt_id=attempt.prompt_id,
-                    prompt_key=prompt_key(job.id),
-                    inputs=job.inputs,
-                    outputs_prefix=f"outputs/{job.id}/main/{attempt.attempt}",
-                    timeout_s=job.timeout_s,
-                    lease_ttl_s=self.times.ttl_s,
-                    heartbeat_s=self.times.heartbeat_s,
-                )
+                return self._lease(job, attempt)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
             # Poll at least every second: a ring can be missed between claim and wait.
             await self.doorbell.wait(pool, min(remaining, 1.0))
+
+    async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
+        """The jobs this agent ran on this backend before the gateway restarted: their
+        prompts may still run, or be done, so they are followed, not run again."""
+        adopted = await self.store.adopt(
+            agent_id=agent_id,
+            backend=backend,
+            lease_ttl_s=self.times.ttl_s,
+            new_token=lambda: secrets.token_urlsafe(24),
+            now=self.clock.now(),
+        )
+        return [self._lease(job, attempt) for job, attempt in adopted]
+
+    def _lease(self, job: Job, attempt: Attempt) -> Lease:
+        assert job.lease_token is not None
+        return Lease(
+            job_id=job.id,
+            lease_token=job.lease_token,
+            attempt=attempt.attempt,
+            prompt_id=attempt.prompt_id,
+            prompt_key=prompt_key(job.id),
+            inputs=job.inputs,
+            outputs_prefix=outputs_prefix(job.id, attempt.attempt),
+            timeout_s=job.timeout_s,
+            lease_ttl_s=self.times.ttl_s,
+            heartbeat_s=self.times.heartbeat_s,
+        )
 
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         job = await self.store.heartbeat(
@@ -160,7 +170,7 @@ class WorkerGate:
         if job is None or job.lease_token != lease.lease_token:
             return
         ext = "png" if content_type == "image/png" else "jpg"
-        key = f"previews/{job.id}/latest.{ext}"
+        key = preview_key(job.id, ext)
         await self.blobs.put_bytes(key, data, content_type)
         url, expires_at = await self.blobs.signed_url(key, PREVIEW_TTL_S)
         await self.events.publish(
@@ -210,10 +220,7 @@ class WorkerGate:
             lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
         )
         if job.status is JobStatus.FAILED:
-            record = {**failure.to_dict(), "attempt": lease.attempt}
-            await self.blobs.put_bytes(
-                error_key(job.id), json.dumps(record).encode(), "application/json"
-            )
+            await write_error(self.blobs, job.id, failure, lease.attempt)
         elif job.status is JobStatus.QUEUED:
             self.doorbell.ring(job.pool)
         await self._publish_status(job)
@@ -226,12 +233,4 @@ class WorkerGate:
         return job
 
     async def _publish_status(self, job: Job) -> None:
-        await self.events.publish(
-            LiveEvent(
-                job_id=job.id,
-                owner_id=job.owner_id,
-                type="status",
-                data=status_data(job),
-                seq=job.last_seq,
-            )
-        )
+        await publish_status(self.events, job)

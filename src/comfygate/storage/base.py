@@ -60,6 +60,10 @@ class Storage(ABC):
     async def stat(self, key: str) -> ObjectInfo | None: ...
 
     @abstractmethod
+    async def check(self) -> None:
+        """Raise OSError unless objects can be written and read now (readiness)."""
+
+    @abstractmethod
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod

@@ -20,6 +20,9 @@ mimetypes.add_type("image/webp", ".webp")
 mimetypes.add_type("text/plain", ".txt")
 
 
+PROBE_KEY = "health/probe"
+
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
@@ -84,6 +87,15 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return None
         return ObjectInfo(key=key, bytes=st.st_size, content_type=content_type_for(key))
+
+    async def check(self) -> None:
+        def probe() -> None:
+            # A real write and read: a full disk or a read-only mount must show.
+            self._write(PROBE_KEY, b"ok")
+            if self.path(PROBE_KEY).read_bytes() != b"ok":
+                raise OSError("storage returned other bytes than written")
+
+        await asyncio.to_thread(probe)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, True)

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from comfygate.store.engine import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,6 +24,5 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+async def upgrade(db: Database) -> None:
+    await db.write(_upgrade)

@@ -45,6 +45,7 @@ def job_from_row(row: Any) -> Job:
         metadata=m["metadata"],
         inputs=tuple(InputFile.from_dict(i) for i in m["inputs"] or ()),
         priority=m["priority"],
+        fair_key=m["fair_key"],
         attempts=m["attempts"],
         max_attempts=m["max_attempts"],
         timeout_s=m["timeout_s"],

@@ -1,20 +1,22 @@
 """The job store on SQLAlchemy Core: every transition one guarded UPDATE … RETURNING,
-with its timeline row in the same transaction."""
+with its timeline row in the same transaction.
+
+Each public method builds one plain function over a ``Connection`` and hands it to the
+``Database``, which runs it as one transaction (see ``engine.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from comfygate.clock import Clock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.jobs.model import (
     LEASED,
     Attempt,
@@ -30,7 +32,7 @@ from comfygate.jobs.model import (
 )
 from comfygate.jobs.snapshot import status_data
 from comfygate.store import migrate
-from comfygate.store.engine import Engines, make_engines
+from comfygate.store.engine import Database, open_database
 from comfygate.store.rows import (
     attempt_from_row,
     event_from_row,
@@ -43,91 +45,132 @@ from comfygate.store.tables import (
     job_attempts,
     job_events,
     jobs,
+    pool_clocks,
     workflow_versions,
 )
 
 Q, R, C = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.CANCELING.value
-LEASED_VALUES = [s.value for s in LEASED]
+#: the leased states as literals: an expanding IN parameter is compiled anew each time
+LEASED_STATES = or_(*(jobs.c.status == literal(s.value) for s in LEASED))
+
+
+def _append(
+    conn: Connection, job: Job, kind: str, data: dict[str, Any], seq: int, at: datetime
+) -> None:
+    conn.execute(insert(job_events).values(job_id=job.id, seq=seq, type=kind, data=data, at=at))
+
+
+def _transition(
+    conn: Connection,
+    job_id: str,
+    where: Any,
+    values: dict[str, Any],
+    *,
+    now: datetime,
+    extra_events: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> Job | None:
+    """One guarded UPDATE; bumps last_seq by the events it appends (status last)."""
+    count = len(extra_events) + 1
+    row = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, where)
+        .values(**values, last_seq=jobs.c.last_seq + count, updated_at=now)
+        .returning(*jobs.c)
+    ).first()
+    if row is None:
+        return None
+    job = job_from_row(row)
+    first = job.last_seq - count + 1
+    for i, (kind, data) in enumerate(extra_events):
+        _append(conn, job, kind, data, first + i, now)
+    _append(conn, job, "status", status_data(job), job.last_seq, now)
+    return job
+
+
+def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> None:
+    conn.execute(
+        update(job_attempts)
+        .where(job_attempts.c.job_id == job.id, job_attempts.c.attempt == job.attempts)
+        .values(finished_at=now, outcome=outcome)
+    )
+
+
+def _claimable(pool: str, now: datetime) -> Any:
+    return and_(
+        jobs.c.status == Q,
+        jobs.c.pool == pool,
+        or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+        or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+    )
+
+
+def _fence(lease_token: str) -> Any:
+    return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
+
+
+def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
+    """Start-time fair queuing: one past the later of the owner's last queued job and
+    the pool's virtual time (the fair_key of its latest claim). An owner who queues a
+    thousand jobs gets keys far ahead; a newcomer's first job slots in right after the
+    jobs being claimed now."""
+    owner_last = conn.execute(
+        select(func.max(jobs.c.fair_key)).where(
+            jobs.c.pool == pool, jobs.c.owner_id == owner_id, jobs.c.status == Q
+        )
+    ).scalar()
+    now = conn.execute(select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == pool)).scalar()
+    return max(owner_last or 0, now or 0) + 1
+
+
+def _queued_in(conn: Connection, pool: str) -> int:
+    query = select(func.count()).select_from(jobs).where(jobs.c.pool == pool, jobs.c.status == Q)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
+    moved = conn.execute(
+        update(pool_clocks)
+        .where(pool_clocks.c.pool == pool, pool_clocks.c.fair_key < fair_key)
+        .values(fair_key=fair_key)
+    ).rowcount
+    if not moved:  # the pool's first claim, or a requeued job from the past
+        upsert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        conn.execute(
+            upsert(pool_clocks)
+            .values(pool=pool, fair_key=fair_key)
+            .on_conflict_do_nothing(index_elements=["pool"])
+        )
+
+
+RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
 class SqlJobStore:
-    def __init__(self, engines: Engines, clock: Clock) -> None:
-        self._engines = engines
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
         self._clock = clock
-        # One writer at a time on SQLite; PostgreSQL serialises with row locks instead.
-        self._write_lock = asyncio.Lock() if engines.sqlite else None
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     async def close(self) -> None:
-        await self._engines.dispose()
+        await self._db.dispose()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
-            async with self._engines.writer.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self._engines.writer.begin() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engines.reader.connect() as conn:
-            yield conn
-
-    # -- timeline --------------------------------------------------------------------
-    async def _append(
-        self,
-        conn: AsyncConnection,
-        job: Job,
-        kind: str,
-        data: dict[str, Any],
-        seq: int,
-        at: datetime,
-    ) -> None:
-        await conn.execute(
-            insert(job_events).values(job_id=job.id, seq=seq, type=kind, data=data, at=at)
-        )
-
-    async def _transition(
-        self,
-        conn: AsyncConnection,
-        job_id: str,
-        where: Any,
-        values: dict[str, Any],
-        *,
-        now: datetime,
-        extra_events: Sequence[tuple[str, dict[str, Any]]] = (),
-    ) -> Job | None:
-        """One guarded UPDATE; bumps last_seq by the events it appends (status last)."""
-        count = len(extra_events) + 1
-        result = await conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id, where)
-            .values(**values, last_seq=jobs.c.last_seq + count, updated_at=now)
-            .returning(*jobs.c)
-        )
-        row = result.first()
-        if row is None:
-            return None
-        job = job_from_row(row)
-        first = job.last_seq - count + 1
-        for i, (kind, data) in enumerate(extra_events):
-            await self._append(conn, job, kind, data, first + i, now)
-        await self._append(conn, job, "status", status_data(job), job.last_seq, now)
-        return job
+    async def check(self) -> None:
+        """Raise unless the database answers (readiness)."""
+        await self._db.read(lambda conn: conn.execute(select(1)).scalar())
 
     # -- workflow versions -------------------------------------------------------------
     async def save_workflow_version(self, version: WorkflowVersion) -> None:
-        async with self._write() as conn:
-            exists = (
-                await conn.execute(
-                    select(workflow_versions.c.version).where(
-                        workflow_versions.c.version == version.version
-                    )
+        def run(conn: Connection) -> None:
+            exists = conn.execute(
+                select(workflow_versions.c.version).where(
+                    workflow_versions.c.version == version.version
                 )
             ).first()
             if not exists:
-                await conn.execute(
+                conn.execute(
                     insert(workflow_versions).values(
                         version=version.version,
                         name=version.name,
@@ -137,55 +180,62 @@ class SqlJobStore:
                     )
                 )
 
+        await self._db.write(run)
+
     async def get_workflow_version(self, version: str) -> WorkflowVersion | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(workflow_versions).where(workflow_versions.c.version == version)
-                )
+        def run(conn: Connection) -> WorkflowVersion | None:
+            row = conn.execute(
+                select(workflow_versions).where(workflow_versions.c.version == version)
             ).first()
-        return version_from_row(row) if row else None
+            return version_from_row(row) if row else None
+
+        return await self._db.read(run)
 
     # -- idempotency ---------------------------------------------------------------------
     async def reserve_idempotency_key(
         self, *, owner_id: str, key: str, fingerprint: str, now: datetime
     ) -> IdempotencyRecord | None:
-        try:
-            async with self._write() as conn:
-                await conn.execute(
-                    insert(idempotency_keys).values(
-                        owner_id=owner_id, key=key, fingerprint=fingerprint, created_at=now
-                    )
+        def insert_key(conn: Connection) -> None:
+            conn.execute(
+                insert(idempotency_keys).values(
+                    owner_id=owner_id, key=key, fingerprint=fingerprint, created_at=now
                 )
+            )
+
+        def existing(conn: Connection) -> IdempotencyRecord | None:
+            row = conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.owner_id == owner_id, idempotency_keys.c.key == key
+                )
+            ).first()
+            return idempotency_from_row(row) if row else None
+
+        try:
+            await self._db.write(insert_key)
             return None
         except IntegrityError:
-            async with self._read() as conn:
-                row = (
-                    await conn.execute(
-                        select(idempotency_keys).where(
-                            idempotency_keys.c.owner_id == owner_id, idempotency_keys.c.key == key
-                        )
-                    )
-                ).first()
-            if row is None:  # released in between: try once more
-                return await self.reserve_idempotency_key(
-                    owner_id=owner_id, key=key, fingerprint=fingerprint, now=now
-                )
-            return idempotency_from_row(row)
+            record = await self._db.read(existing)
+        if record is None:  # released in between: try once more
+            return await self.reserve_idempotency_key(
+                owner_id=owner_id, key=key, fingerprint=fingerprint, now=now
+            )
+        return record
 
     async def finish_idempotency_key(
         self, *, owner_id: str, key: str, status_code: int, body: dict[str, Any], job_id: str | None
     ) -> None:
-        async with self._write() as conn:
-            await conn.execute(
+        def run(conn: Connection) -> None:
+            conn.execute(
                 update(idempotency_keys)
                 .where(idempotency_keys.c.owner_id == owner_id, idempotency_keys.c.key == key)
                 .values(status_code=status_code, body=body, job_id=job_id)
             )
 
+        await self._db.write(run)
+
     async def release_idempotency_key(self, *, owner_id: str, key: str) -> None:
-        async with self._write() as conn:
-            await conn.execute(
+        def run(conn: Connection) -> None:
+            conn.execute(
                 delete(idempotency_keys).where(
                     idempotency_keys.c.owner_id == owner_id,
                     idempotency_keys.c.key == key,
@@ -193,53 +243,64 @@ class SqlJobStore:
                 )
             )
 
+        await self._db.write(run)
+
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int:
-        async with self._write() as conn:
-            result = await conn.execute(
+        def run(conn: Connection) -> int:
+            result = conn.execute(
                 delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
             )
-        return int(result.rowcount or 0)
+            return int(result.rowcount or 0)
+
+        return await self._db.write(run)
 
     # -- jobs: create and read ------------------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime) -> Job:
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    insert(jobs)
-                    .values(
-                        id=job.id,
-                        owner_id=job.owner_id,
-                        workflow=job.workflow,
-                        workflow_version=job.workflow_version,
-                        pool=job.pool,
-                        status=Q,
-                        priority=job.priority,
-                        attempts=0,
-                        max_attempts=job.max_attempts,
-                        timeout_s=job.timeout_s,
-                        params=job.params,
-                        metadata=job.metadata,
-                        inputs=[i.to_dict() for i in job.inputs],
-                        progress=None,
-                        error=None,
-                        outputs=[],
-                        last_seq=1,
-                        retry_of=job.retry_of,
-                        expires_at=job.expires_at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*jobs.c)
+    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+        def run(conn: Connection) -> Job:
+            if max_queued is not None:
+                depth = _queued_in(conn, job.pool)
+                if depth >= max_queued:
+                    raise QueueFull(details={"pool": job.pool, "queued": depth})
+            row = conn.execute(
+                insert(jobs)
+                .values(
+                    id=job.id,
+                    owner_id=job.owner_id,
+                    workflow=job.workflow,
+                    workflow_version=job.workflow_version,
+                    pool=job.pool,
+                    status=Q,
+                    priority=job.priority,
+                    fair_key=_fair_key(conn, job.pool, job.owner_id),
+                    attempts=0,
+                    max_attempts=job.max_attempts,
+                    timeout_s=job.timeout_s,
+                    params=job.params,
+                    metadata=job.metadata,
+                    inputs=[i.to_dict() for i in job.inputs],
+                    progress=None,
+                    error=None,
+                    outputs=[],
+                    last_seq=1,
+                    retry_of=job.retry_of,
+                    expires_at=job.expires_at,
+                    created_at=now,
+                    updated_at=now,
                 )
+                .returning(*jobs.c)
             ).one()
             created = job_from_row(row)
-            await self._append(conn, created, "status", status_data(created), 1, now)
-        return created
+            _append(conn, created, "status", status_data(created), 1, now)
+            return created
+
+        return await self._db.write(run)
 
     async def get_job(self, job_id: str) -> Job | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
-        return job_from_row(row) if row else None
+        def run(conn: Connection) -> Job | None:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            return job_from_row(row) if row else None
+
+        return await self._db.read(run)
 
     async def list_jobs(
         self,
@@ -259,42 +320,57 @@ class SqlJobStore:
             query = query.where(jobs.c.workflow == workflow)
         if before_id is not None:
             query = query.where(jobs.c.id < before_id)
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [job_from_row(r) for r in rows]
+
+        def run(conn: Connection) -> list[Job]:
+            return [job_from_row(r) for r in conn.execute(query)]
+
+        return await self._db.read(run)
 
     async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(jobs)
-                    .where(jobs.c.owner_id == owner_id, jobs.c.updated_at >= since)
-                    .order_by(jobs.c.updated_at, jobs.c.id)
-                )
-            ).all()
-        return [job_from_row(r) for r in rows]
+        def run(conn: Connection) -> list[Job]:
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.owner_id == owner_id, jobs.c.updated_at >= since)
+                .order_by(jobs.c.updated_at, jobs.c.id)
+            )
+            return [job_from_row(r) for r in rows]
+
+        return await self._db.read(run)
 
     async def events_after(self, job_id: str, seq: int) -> list[JobEvent]:
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(job_events)
-                    .where(job_events.c.job_id == job_id, job_events.c.seq > seq)
-                    .order_by(job_events.c.seq)
-                )
-            ).all()
-        return [event_from_row(r) for r in rows]
+        def run(conn: Connection) -> list[JobEvent]:
+            rows = conn.execute(
+                select(job_events)
+                .where(job_events.c.job_id == job_id, job_events.c.seq > seq)
+                .order_by(job_events.c.seq)
+            )
+            return [event_from_row(r) for r in rows]
+
+        return await self._db.read(run)
 
     async def attempts(self, job_id: str) -> list[Attempt]:
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(job_attempts)
-                    .where(job_attempts.c.job_id == job_id)
-                    .order_by(job_attempts.c.attempt)
-                )
-            ).all()
-        return [attempt_from_row(r) for r in rows]
+        def run(conn: Connection) -> list[Attempt]:
+            rows = conn.execute(
+                select(job_attempts)
+                .where(job_attempts.c.job_id == job_id)
+                .order_by(job_attempts.c.attempt)
+            )
+            return [attempt_from_row(r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then: its recent throughput."""
+
+        def run(conn: Connection) -> int:
+            query = (
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.pool == pool, jobs.c.finished_at >= since)
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+        return await self._db.read(run)
 
     async def queue_position(self, job: Job) -> int | None:
         if job.status is not JobStatus.QUEUED:
@@ -304,63 +380,67 @@ class SqlJobStore:
             jobs.c.pool == job.pool,
             or_(
                 jobs.c.priority > job.priority,
-                and_(jobs.c.priority == job.priority, jobs.c.id < job.id),
+                and_(jobs.c.priority == job.priority, jobs.c.fair_key < job.fair_key),
+                and_(
+                    jobs.c.priority == job.priority,
+                    jobs.c.fair_key == job.fair_key,
+                    jobs.c.id < job.id,
+                ),
             ),
         )
-        async with self._read() as conn:
-            count = (
-                await conn.execute(select(func.count()).select_from(jobs).where(ahead))
-            ).scalar()
-        return int(count or 0)
+
+        def run(conn: Connection) -> int:
+            count = conn.execute(select(func.count()).select_from(jobs).where(ahead)).scalar()
+            return int(count or 0)
+
+        return await self._db.read(run)
 
     # -- client-side transitions ------------------------------------------------------------
     async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
-        async with self._write() as conn:
-            job = await self._transition(
+        def run(conn: Connection) -> Job:
+            job = _transition(
                 conn,
                 job_id,
                 jobs.c.status == Q,
                 {"status": JobStatus.CANCELED.value, "finished_at": now},
                 now=now,
+            ) or _transition(
+                conn,
+                job_id,
+                jobs.c.status == R,
+                {"status": C, "cancel_requested_at": now},
+                now=now,
             )
-            if job is None:
-                job = await self._transition(
-                    conn,
-                    job_id,
-                    jobs.c.status == R,
-                    {"status": C, "cancel_requested_at": now},
-                    now=now,
-                )
             if job is not None:
                 return job
-            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
-        if row is None:
-            raise NotFound(f"no job {job_id!r}")
-        current = job_from_row(row)
-        if current.status is JobStatus.CANCELING:
-            return current
-        raise InvalidTransition(f"the job is already {current.status.value}")
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            current = job_from_row(row)
+            if current.status is JobStatus.CANCELING:
+                return current
+            raise InvalidTransition(f"the job is already {current.status.value}")
+
+        return await self._db.write(run)
 
     async def expire_queued(self, *, now: datetime) -> list[Job]:
-        async with self._write() as conn:
+        def run(conn: Connection) -> list[Job]:
             due = (
-                (
-                    await conn.execute(
-                        select(jobs.c.id)
-                        .where(
-                            jobs.c.status == Q,
-                            jobs.c.expires_at.is_not(None),
-                            jobs.c.expires_at <= now,
-                        )
-                        .limit(100)
+                conn.execute(
+                    select(jobs.c.id)
+                    .where(
+                        jobs.c.status == Q,
+                        jobs.c.expires_at.is_not(None),
+                        jobs.c.expires_at <= now,
                     )
+                    .limit(100)
                 )
                 .scalars()
                 .all()
             )
             expired = []
             for job_id in due:
-                job = await self._transition(
+                job = _transition(
                     conn,
                     job_id,
                     jobs.c.status == Q,
@@ -373,23 +453,17 @@ class SqlJobStore:
                 )
                 if job is not None:
                     expired.append(job)
-        return expired
+            return expired
+
+        return await self._db.write(run)
 
     # -- the worker protocol ----------------------------------------------------------------
-    def _claimable(self, pool: str, now: datetime) -> Any:
-        return and_(
-            jobs.c.status == Q,
-            jobs.c.pool == pool,
-            or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-            or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
-        )
-
     async def has_claimable(self, *, pool: str, now: datetime) -> bool:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(select(jobs.c.id).where(self._claimable(pool, now)).limit(1))
-            ).first()
-        return row is not None
+        def run(conn: Connection) -> bool:
+            query = select(jobs.c.id).where(_claimable(pool, now)).limit(1)
+            return conn.execute(query).first() is not None
+
+        return await self._db.read(run)
 
     async def claim(
         self,
@@ -402,19 +476,20 @@ class SqlJobStore:
         lease_ttl_s: float,
         now: datetime,
     ) -> tuple[Job, Attempt] | None:
-        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC, id
-        LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR UPDATE dropped;
-        the writer holds BEGIN IMMEDIATE."""
+        """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
+        fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
+        UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = (
             select(jobs.c.id)
-            .where(self._claimable(pool, now))
-            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .where(_claimable(pool, now))
+            .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        async with self._write() as conn:
-            result = await conn.execute(
+
+        def run(conn: Connection) -> tuple[Job, Attempt] | None:
+            row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == next_id, jobs.c.status == Q)
                 .values(
@@ -432,10 +507,10 @@ class SqlJobStore:
                     updated_at=now,
                 )
                 .returning(*jobs.c)
-            )
-            row = result.first()
+            ).first()
             if row is None:
                 return None
+            _advance_pool_clock(conn, pool, row.fair_key)
             job = job_from_row(row)
             attempt = Attempt(
                 job_id=job.id,
@@ -444,7 +519,7 @@ class SqlJobStore:
                 prompt_id=prompt_id,
                 started_at=now,
             )
-            await conn.execute(
+            conn.execute(
                 insert(job_attempts).values(
                     job_id=job.id,
                     attempt=attempt.attempt,
@@ -453,53 +528,88 @@ class SqlJobStore:
                     started_at=now,
                 )
             )
-            await self._append(conn, job, "status", status_data(job), job.last_seq, now)
-        return job, attempt
+            _append(conn, job, "status", status_data(job), job.last_seq, now)
+            return job, attempt
 
-    def _fence(self, lease_token: str) -> Any:
-        return and_(jobs.c.lease_token == lease_token, jobs.c.status.in_(LEASED_VALUES))
+        return await self._db.write(run)
+
+    async def adopt(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        lease_ttl_s: float,
+        new_token: Callable[[], str],
+        now: datetime,
+    ) -> list[tuple[Job, Attempt]]:
+        """The leased jobs an agent of this name held on this backend before a restart,
+        under fresh lease tokens, with their current attempt: the agent follows those
+        prompts again instead of running them twice. Fenced on the old token, so a job
+        rescued in the meantime is not taken back."""
+
+        def run(conn: Connection) -> list[tuple[Job, Attempt]]:
+            held = conn.execute(
+                select(jobs.c.id, jobs.c.lease_token, job_attempts)
+                .join(
+                    job_attempts,
+                    and_(
+                        job_attempts.c.job_id == jobs.c.id,
+                        job_attempts.c.attempt == jobs.c.attempts,
+                    ),
+                )
+                .where(
+                    LEASED_STATES,
+                    jobs.c.lease_owner == agent_id,
+                    job_attempts.c.backend == backend,
+                )
+            ).all()
+            adopted = []
+            for row in held:
+                renewed = conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == row.id, _fence(row.lease_token))
+                    .values(
+                        lease_token=new_token(),
+                        lease_expires_at=now + timedelta(seconds=lease_ttl_s),
+                        heartbeat_at=now,
+                    )
+                    .returning(*jobs.c)
+                ).first()
+                if renewed is not None:
+                    adopted.append((job_from_row(renewed), attempt_from_row(row)))
+            return adopted
+
+        return await self._db.write(run)
 
     async def heartbeat(
         self, job_id: str, lease_token: str, *, lease_ttl_s: float, now: datetime
     ) -> Job:
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id, self._fence(lease_token))
-                    .values(lease_expires_at=now + timedelta(seconds=lease_ttl_s), heartbeat_at=now)
-                    .returning(*jobs.c)
-                )
+        def run(conn: Connection) -> Job:
+            row = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, _fence(lease_token))
+                .values(lease_expires_at=now + timedelta(seconds=lease_ttl_s), heartbeat_at=now)
+                .returning(*jobs.c)
             ).first()
-        if row is None:
-            raise LeaseLost
-        return job_from_row(row)
+            if row is None:
+                raise LeaseLost
+            return job_from_row(row)
+
+        return await self._db.write(run)
 
     async def save_progress(self, job_id: str, lease_token: str, progress: Progress) -> Job:
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id, self._fence(lease_token))
-                    .values(progress=progress.to_dict())
-                    .returning(*jobs.c)
-                )
+        def run(conn: Connection) -> Job:
+            row = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, _fence(lease_token))
+                .values(progress=progress.to_dict())
+                .returning(*jobs.c)
             ).first()
-        if row is None:
-            raise LeaseLost
-        return job_from_row(row)
+            if row is None:
+                raise LeaseLost
+            return job_from_row(row)
 
-    async def _finish_attempt(
-        self, conn: AsyncConnection, job: Job, outcome: str, now: datetime
-    ) -> None:
-        await conn.execute(
-            update(job_attempts)
-            .where(job_attempts.c.job_id == job.id, job_attempts.c.attempt == job.attempts)
-            .values(finished_at=now, outcome=outcome)
-        )
-
-    def _released(self) -> dict[str, Any]:
-        return {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+        return await self._db.write(run)
 
     async def complete(
         self,
@@ -512,26 +622,29 @@ class SqlJobStore:
     ) -> Job:
         listed = [o.to_dict() for o in outputs]
         final = {"progress": progress.to_dict()} if progress is not None else {}
-        async with self._write() as conn:
-            job = await self._transition(
+
+        def run(conn: Connection) -> Job:
+            job = _transition(
                 conn,
                 job_id,
-                self._fence(lease_token),
+                _fence(lease_token),
                 {
                     "status": JobStatus.SUCCEEDED.value,
                     "outputs": listed,
                     "finished_at": now,
                     "error": None,
                     **final,
-                    **self._released(),
+                    **RELEASED,
                 },
                 now=now,
                 extra_events=[("output", o) for o in listed],
             )
             if job is None:
                 raise LeaseLost
-            await self._finish_attempt(conn, job, "succeeded", now)
-        return job
+            _finish_attempt(conn, job, "succeeded", now)
+            return job
+
+        return await self._db.write(run)
 
     async def fail(
         self,
@@ -543,49 +656,93 @@ class SqlJobStore:
         now: datetime,
     ) -> Job:
         error = failure.to_dict()
-        async with self._write() as conn:
-            job = await self._transition(
+        values: dict[str, Any] = (
+            {"status": Q, "not_before": retry_at, "error": error}
+            if retry_at is not None
+            else {"status": JobStatus.FAILED.value, "error": error, "finished_at": now}
+        )
+
+        def run(conn: Connection) -> Job:
+            # A job whose cancel was asked for ends canceled, whatever the failure.
+            job = _transition(
                 conn,
                 job_id,
                 and_(jobs.c.lease_token == lease_token, jobs.c.status == C),
-                {"status": JobStatus.CANCELED.value, "finished_at": now, **self._released()},
+                {"status": JobStatus.CANCELED.value, "finished_at": now, **RELEASED},
                 now=now,
-            )
-            if job is None:
-                values: dict[str, Any] = (
-                    {"status": Q, "not_before": retry_at, "error": error}
-                    if retry_at is not None
-                    else {"status": JobStatus.FAILED.value, "error": error, "finished_at": now}
-                )
-                job = await self._transition(
-                    conn,
-                    job_id,
-                    and_(jobs.c.lease_token == lease_token, jobs.c.status == R),
-                    {**values, **self._released()},
-                    now=now,
-                )
-            if job is None:
-                raise LeaseLost
-            await self._finish_attempt(conn, job, failure.code, now)
-        return job
-
-    async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
-        async with self._write() as conn:
-            job = await self._transition(
+            ) or _transition(
                 conn,
                 job_id,
-                self._fence(lease_token),
-                {"status": JobStatus.CANCELED.value, "finished_at": now, **self._released()},
+                and_(jobs.c.lease_token == lease_token, jobs.c.status == R),
+                {**values, **RELEASED},
                 now=now,
             )
             if job is None:
                 raise LeaseLost
-            await self._finish_attempt(conn, job, "canceled", now)
-        return job
+            _finish_attempt(conn, job, failure.code, now)
+            return job
+
+        return await self._db.write(run)
+
+    async def rescue_expired(
+        self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100
+    ) -> list[Job]:
+        """Jobs whose lease ran out: canceling → canceled; attempts spent → failed;
+        else queued again at ``retry_at(attempts)``. Rows another rescuer holds are
+        skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
+        late heartbeat that renewed the lease makes it a no-op."""
+        error = {"code": "lease_expired", "message": "the backend stopped reporting"}
+
+        def run(conn: Connection) -> list[Job]:
+            expired = conn.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.max_attempts)
+                .where(jobs.c.status.in_([R, C]), jobs.c.lease_expires_at < now)
+                .order_by(jobs.c.lease_expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            rescued = []
+            for job_id, status, attempts, max_attempts in expired:
+                values: dict[str, Any]
+                if status == C:
+                    values = {"status": JobStatus.CANCELED.value, "finished_at": now}
+                elif attempts >= max_attempts:
+                    values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
+                else:
+                    values = {"status": Q, "not_before": retry_at(attempts), "error": error}
+                job = _transition(
+                    conn,
+                    job_id,
+                    and_(jobs.c.status == status, jobs.c.lease_expires_at < now),
+                    {**values, **RELEASED},
+                    now=now,
+                )
+                if job is not None:
+                    _finish_attempt(conn, job, "lease_expired", now)
+                    rescued.append(job)
+            return rescued
+
+        return await self._db.write(run)
+
+    async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
+        def run(conn: Connection) -> Job:
+            job = _transition(
+                conn,
+                job_id,
+                _fence(lease_token),
+                {"status": JobStatus.CANCELED.value, "finished_at": now, **RELEASED},
+                now=now,
+            )
+            if job is None:
+                raise LeaseLost
+            _finish_attempt(conn, job, "canceled", now)
+            return job
+
+        return await self._db.write(run)
 
 
 async def open_store(database_url: str, *, clock: Clock) -> SqlJobStore:
     """Migrate to head, then hand out the store."""
-    engines = make_engines(database_url)
-    await migrate.upgrade(engines.writer)
-    return SqlJobStore(engines, clock)
+    db = open_database(database_url)
+    await migrate.upgrade(db)
+    return SqlJobStore(db, clock)

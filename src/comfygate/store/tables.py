@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -42,6 +43,8 @@ jobs = Table(
     Column("pool", String(100), nullable=False),
     Column("status", String(16), nullable=False),
     Column("priority", Integer, nullable=False),
+    #: start-time fair queuing: owners interleave within a priority (see sql.py)
+    Column("fair_key", BigInteger, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
     Column("timeout_s", Float, nullable=False),
@@ -68,7 +71,16 @@ jobs = Table(
         "jobs_claim",
         "pool",
         text("priority DESC"),
+        "fair_key",
         "id",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+    Index(
+        "jobs_owner_fair",
+        "pool",
+        "owner_id",
+        "fair_key",
         sqlite_where=text("status = 'queued'"),
         postgresql_where=text("status = 'queued'"),
     ),
@@ -80,6 +92,14 @@ jobs = Table(
     ),
     Index("jobs_owner", "owner_id", "id"),
     Index("jobs_owner_changes", "owner_id", "updated_at"),
+)
+
+#: per pool, the fair_key of the latest claimed job: the queue's virtual time
+pool_clocks = Table(
+    "pool_clocks",
+    metadata,
+    Column("pool", String(100), primary_key=True),
+    Column("fair_key", BigInteger, nullable=False),
 )
 
 job_attempts = Table(

@@ -31,6 +31,7 @@ from comfygate.errors import (
     JobError,
     JobTimeout,
     LeaseLost,
+    OutOfMemory,
     WebSocketLost,
 )
 from comfygate.jobs.model import JobFailure, Lease, Progress
@@ -46,6 +47,9 @@ QUIET_S = 2.0
 #: at most four progress reports a second
 PROGRESS_EVERY_S = 0.25
 PREVIEW_EVERY_S = 0.5
+#: an agent whose heartbeats have failed this long takes no new work: the rescuer will
+#: soon hand its jobs to others, and leasing more would only run them twice
+STOP_LEASING_AFTER_S = 20.0
 
 
 class _Wake:
@@ -53,6 +57,20 @@ class _Wake:
 
 
 WAKE = _Wake()
+
+
+def execution_error(
+    exception_type: str, message: str, *, node_id: str | None, class_type: str | None
+) -> JobError:
+    """A node raised: out of memory is worth another attempt (after /free), anything
+    else would fail again."""
+    if exception_type.rsplit(".", 1)[-1] == "OutOfMemoryError":
+        return OutOfMemory("the backend ran out of memory", node_id=node_id, class_type=class_type)
+    return ExecutionFailed(message or "a node failed", node_id=node_id, class_type=class_type)
+
+
+def _timeout(lease: Lease) -> JobTimeout:
+    return JobTimeout(f"the job ran longer than {lease.timeout_s:g} s")
 
 
 class Canceled(Exception):
@@ -86,6 +104,15 @@ class Agent:
         #: the prompt ComfyUI runs now: frames without a prompt id (previews) are its
         self._running_prompt: str | None = None
         self._socket_up = asyncio.Event()
+        #: one slot at a time waits for work, so one ring wakes one claim per agent
+        self._leasing = asyncio.Lock()
+        #: since when heartbeats fail (monotonic), None while they succeed
+        self._beats_failing_since: float | None = None
+        #: prompts told to stop that have not ended yet: interrupts are cooperative and
+        #: can take many seconds, and a prompt sent meanwhile would queue behind one
+        self._interrupting: set[str] = set()
+        self._no_interrupt = asyncio.Event()
+        self._no_interrupt.set()
         self._stopping = asyncio.Event()
 
     @property
@@ -99,21 +126,45 @@ class Agent:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
         try:
-            await asyncio.gather(*(self._slot() for _ in range(self.capacity)))
+            adopted = await self.transport.adopt(agent_id=self.agent_id, backend=self.backend)
+            if adopted:
+                log.warning(
+                    "%s follows %d job(s) again after a restart", self.agent_id, len(adopted)
+                )
+            await asyncio.gather(
+                *(self.execute(lease, resume=True) for lease in adopted),
+                *(self._slot() for _ in range(self.capacity)),
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
+    def heartbeats_failing(self) -> bool:
+        since = self._beats_failing_since
+        return since is not None and self.clock.monotonic() - since >= STOP_LEASING_AFTER_S
+
+    async def _ready_for_work(self) -> None:
+        """Take work only from a backend that answers, that has no interrupted prompt
+        still winding down, while this agent's heartbeats get through."""
+        while True:
+            await self._socket_up.wait()
+            await self._no_interrupt.wait()
+            if not self.heartbeats_failing():
+                return
+            await self.clock.sleep(1.0)
+
     async def _slot(self) -> None:
         while not self._stopping.is_set():
+            await self._ready_for_work()
             try:
-                lease = await self.transport.lease(
-                    agent_id=self.agent_id,
-                    backend=self.backend,
-                    pool=self.pool,
-                    wait_s=self.lease_wait_s,
-                )
+                async with self._leasing:
+                    lease = await self.transport.lease(
+                        agent_id=self.agent_id,
+                        backend=self.backend,
+                        pool=self.pool,
+                        wait_s=self.lease_wait_s,
+                    )
             except Exception:
                 log.exception("lease failed; backing off")
                 await self.clock.sleep(1.0)
@@ -155,13 +206,14 @@ class Agent:
             await self.clock.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def execute(self, lease: Lease) -> None:
+    async def execute(self, lease: Lease, *, resume: bool = False) -> None:
+        """Run a leased job; ``resume`` follows a prompt submitted before a restart."""
         self._inboxes[lease.prompt_id] = asyncio.Queue()
         cancel = asyncio.Event()
         lost = asyncio.Event()
         beats = asyncio.create_task(self._heartbeats(lease, cancel, lost))
         try:
-            await self._run(lease, cancel, lost)
+            await self._run(lease, cancel, lost, resume=resume)
         except LeaseLost:
             log.info("lease on job %s lost; outputs discarded", lease.job_id)
         finally:
@@ -169,6 +221,9 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
             self._inboxes.pop(lease.prompt_id, None)
+            self._interrupting.discard(lease.prompt_id)
+            if not self._interrupting:
+                self._no_interrupt.set()
 
     async def _heartbeats(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
         while True:
@@ -176,6 +231,7 @@ class Agent:
                 if await self.transport.wait_cancel(lease, lease.heartbeat_s):
                     cancel.set()
                 reply = await self.transport.heartbeat(lease)
+                self._beats_failing_since = None
                 if reply.cancel:
                     cancel.set()
                 if cancel.is_set():
@@ -186,19 +242,31 @@ class Agent:
                 return
             except Exception:
                 log.exception("heartbeat for job %s failed", lease.job_id)
+                if self._beats_failing_since is None:
+                    self._beats_failing_since = self.clock.monotonic()
                 await self.clock.sleep(1.0)
 
-    async def _run(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
+    async def _run(
+        self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event, *, resume: bool
+    ) -> None:
         try:
-            graph = await self._prepare(lease)
-            await self.comfy.submit(
-                graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
-            )
+            if resume:
+                # Its fate is read from /history and /queue when the socket stays quiet:
+                # done → collected, pending or running → followed, unknown → requeued.
+                graph = await self._graph(lease)
+            else:
+                graph = await self._prepare(lease)
+                await self.comfy.submit(
+                    graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
+                )
             final = await self._follow(lease, graph, cancel, lost)
         except Canceled:
             await self.transport.canceled(lease)
             return
         except LeaseLost:
+            # Someone else owns the job now: stop our prompt, publish nothing.
+            with contextlib.suppress(ComfygateError):
+                await self._stop_prompt(lease)
             raise
         except JobError as exc:
             await self._fail(lease, exc)
@@ -217,8 +285,13 @@ class Agent:
             return
         await self.transport.complete(lease, outputs, final)
 
-    async def _prepare(self, lease: Lease) -> dict[str, Any]:
+    async def _graph(self, lease: Lease) -> dict[str, Any]:
         graph: dict[str, Any] = json.loads(await self.storage.get_bytes(lease.prompt_key))
+        # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
+        return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
+
+    async def _prepare(self, lease: Lease) -> dict[str, Any]:
+        graph = await self._graph(lease)
         for item in lease.inputs:
             data = await self.storage.get_bytes(item.key)
             name = await self.comfy.upload_image(
@@ -226,47 +299,63 @@ class Agent:
             )
             for node_id, input_name in item.bindings:
                 graph = set_input(graph, node_id, input_name, name)
-        # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
-        return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
+        return graph
 
     async def _follow(
         self, lease: Lease, graph: dict[str, Any], cancel: asyncio.Event, lost: asyncio.Event
     ) -> Progress:
         tracker = ProgressTracker(graph)
-        deadline = self.clock.monotonic() + lease.timeout_s
+        # The timeout counts from ComfyUI's execution_start: time waiting in ComfyUI's
+        # own queue behind another prompt is not the job's running time.
+        deadline: float | None = None
         last_progress = last_preview = 0.0
-        interrupted = False
+        interrupted = timed_out = False
         while True:
             if lost.is_set():
-                await self._stop_prompt(lease)
                 raise LeaseLost
             if cancel.is_set() and not interrupted:
                 interrupted = True
                 if await self._stop_prompt(lease) == "gone":
                     raise Canceled
-            if self.clock.monotonic() > deadline and not interrupted:
-                await self._stop_prompt(lease)
-                raise JobTimeout(f"the job ran longer than {lease.timeout_s:g} s")
-            quiet = 0.5 if cancel.is_set() else QUIET_S
+            if deadline is not None and self.clock.monotonic() > deadline and not interrupted:
+                # Followed until it has really stopped: the backend takes no new prompt
+                # while an interrupted one winds down.
+                interrupted = timed_out = True
+                if await self._stop_prompt(lease) == "gone":
+                    raise _timeout(lease)
+            quiet = 0.5 if interrupted else QUIET_S
             message = await self._next_message(lease, quiet)
             if message is None:
-                if await self._settled(lease, interrupted):
+                try:
+                    state = await self._settled(lease, interrupted)
+                except Canceled:
+                    if timed_out:
+                        raise _timeout(lease) from None
+                    raise
+                if state == "done":
                     return tracker.finish()
+                if state == "running" and deadline is None:
+                    deadline = self.clock.monotonic() + lease.timeout_s
                 continue
             if isinstance(message, _Wake):
                 continue
             prompt_id = getattr(message, "prompt_id", None)
             if prompt_id is not None and prompt_id != lease.prompt_id:
                 continue
+            if deadline is None:  # the first word of our prompt: it has started
+                deadline = self.clock.monotonic() + lease.timeout_s
             if isinstance(message, ExecutionSuccess):
                 return tracker.finish()
             if isinstance(message, ExecutionError):
-                raise ExecutionFailed(
-                    message.exception_message or "a node failed",
+                raise execution_error(
+                    message.exception_type,
+                    message.exception_message,
                     node_id=message.node_id,
                     class_type=message.node_type,
                 )
             if isinstance(message, ExecutionInterrupted):
+                if timed_out:
+                    raise _timeout(lease)
                 if interrupted:
                     raise Canceled
                 raise ExecutionFailed("the backend interrupted the prompt")
@@ -298,20 +387,21 @@ class Agent:
         except TimeoutError:
             return None
 
-    async def _settled(self, lease: Lease, interrupted: bool) -> bool:
-        """The socket went quiet: ask /history and /queue. True when the prompt
-        succeeded, False while it is still pending or running; raises otherwise."""
+    async def _settled(self, lease: Lease, interrupted: bool) -> str:
+        """The socket went quiet: ask /history and /queue. "done" when the prompt
+        succeeded, "pending" or "running" while it is on its way; raises otherwise."""
         state = await self.comfy.prompt_state(lease.prompt_id)
         if state in ("pending", "running"):
-            return False
+            return state
         if state == "done":
             entry = await self.comfy.history(lease.prompt_id)
             if entry is not None and entry.status_str == "success":
-                return True
+                return "done"
             if interrupted or (entry is not None and entry.interrupted):
                 raise Canceled
             if entry is not None and entry.error is not None:
-                raise ExecutionFailed(
+                raise execution_error(
+                    entry.error.exception_type,
                     entry.error.exception_message,
                     node_id=entry.error.node_id,
                     class_type=entry.error.node_type,
@@ -335,10 +425,16 @@ class Agent:
             return "gone"
         if state == "running":
             await self.comfy.interrupt(lease.prompt_id)
+            self._interrupting.add(lease.prompt_id)
+            self._no_interrupt.clear()
             return "interrupting"
         return "gone"
 
     async def _fail(self, lease: Lease, exc: JobError) -> None:
+        if isinstance(exc, OutOfMemory):
+            # The next prompt here must not meet the same full memory.
+            with contextlib.suppress(ComfygateError):
+                await self.comfy.free()
         failure = JobFailure(
             code=exc.code,
             message=exc.message,

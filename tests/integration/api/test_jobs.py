@@ -252,7 +252,7 @@ async def test_multipart_submit_takes_the_file_through_the_same_checks(
     from tests.unit.storage.test_uploads import png
 
     async with gateway.client() as c:
-        files = [
+        files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
             ("params", (None, json.dumps({"params": {"steps": 2}}), "application/json")),
             ("image", ("a.png", png(), "image/png")),
         ]
@@ -288,3 +288,27 @@ async def test_an_edited_workflow_does_not_change_an_accepted_job(
     ran = [b["prompt"] for m, p, b in sim.log if p == "/prompt"][-1]
     assert "ImageInvert" in {n["class_type"] for n in ran.values()}
     assert "ImageBlur" not in {n["class_type"] for n in ran.values()}
+
+
+async def test_a_full_queue_answers_429_with_retry_after_and_keeps_what_it_holds(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = await start_gateway(max_queue_depth=2)  # no backend: jobs stay queued
+    async with gateway.client() as c:
+        held = [
+            (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()["id"]
+            for _ in range(2)
+        ]
+        refused = await c.post(
+            "/v1/workflows/image-ops/jobs", json={"params": {}}, headers={"Idempotency-Key": "k"}
+        )
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "queue_full"
+        assert refused.headers["Retry-After"] == "60"  # nothing finished lately
+        assert [(await c.get(f"/v1/jobs/{i}")).json()["status"] for i in held] == ["queued"] * 2
+        # The refusal is not remembered: once there is room the same key goes through.
+        await c.post(f"/v1/jobs/{held[0]}/cancel")
+        again = await c.post(
+            "/v1/workflows/image-ops/jobs", json={"params": {}}, headers={"Idempotency-Key": "k"}
+        )
+        assert again.status_code == 202

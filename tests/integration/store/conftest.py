@@ -46,7 +46,7 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
     url: str = request.getfixturevalue("pg_database")
     return url
 
@@ -60,13 +60,14 @@ def clock() -> FakeClock:
 async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
     s = await open_store(database_url, clock=clock)
     if not database_url.startswith("sqlite"):
-        async with s._engines.writer.begin() as conn:  # a clean slate per test
-            await conn.execute(
+        await s.db.write(  # a clean slate per test
+            lambda conn: conn.execute(
                 text(
-                    "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, "
+                    "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
                     "workflow_versions CASCADE"
                 )
             )
+        )
     await s.save_workflow_version(
         WorkflowVersion(version="v1", name="wf", graph={}, contract={}, created_at=clock.now())
     )

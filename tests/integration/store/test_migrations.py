@@ -20,11 +20,10 @@ def _name(change: Any) -> str | None:
 async def test_upgrade_head_matches_the_metadata(store: SqlJobStore) -> None:
     def diff(conn: Connection) -> tuple[list[Any], set[str]]:
         changes = list(compare_metadata(MigrationContext.configure(conn), metadata))
-        indexes = {i["name"] for i in inspect(conn).get_indexes("jobs")}
+        indexes = {str(i["name"]) for i in inspect(conn).get_indexes("jobs")}
         return changes, indexes
 
-    async with store._engines.writer.connect() as conn:
-        changes, indexes = await conn.run_sync(diff)
+    changes, indexes = await store.db.read(diff)
     # Alembic cannot compare expression indexes ("priority DESC"); check that one by name.
     assert [c for c in changes if _name(c) != "jobs_claim"] == []
     assert {"jobs_claim", "jobs_leases", "jobs_owner", "jobs_owner_changes"} <= indexes

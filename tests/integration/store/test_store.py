@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from comfygate.clock import FakeClock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound
+from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
 from comfygate.ids import new_id, new_prompt_id
 from comfygate.jobs.model import JobFailure, JobStatus, NewJob, OutputFile, Progress
 from comfygate.store import SqlJobStore
@@ -262,3 +262,180 @@ async def test_changed_since_feeds_the_all_jobs_stream(
     await store.request_cancel(old.id, now=clock.now())
     changed = await store.jobs_changed_since(owner_id="alice", since=since)
     assert {j.id for j in changed} == {old.id, fresh.id}
+
+
+def retry_in(clock: FakeClock, seconds: float = 8.0) -> Any:
+    return lambda attempts: clock.now() + timedelta(seconds=seconds * attempts)
+
+
+async def test_rescue_requeues_fails_and_cancels_expired_leases(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    again = await store.create_job(new_job(), now=clock.now())
+    spent = await store.create_job(new_job(max_attempts=1), now=clock.now())
+    canceling = await store.create_job(new_job(), now=clock.now())
+    fresh = await store.create_job(new_job(), now=clock.now())
+    for _ in range(3):
+        await claim(store, clock)
+    await store.request_cancel(canceling.id, now=clock.now())
+    clock.advance(31)
+    await claim(store, clock)  # its lease is still fresh
+    rescued = {
+        j.id: j for j in await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock))
+    }
+    assert set(rescued) == {again.id, spent.id, canceling.id}
+    assert rescued[again.id].status is JobStatus.QUEUED
+    assert rescued[again.id].not_before == clock.now() + timedelta(seconds=8)
+    assert rescued[again.id].lease_token is None and rescued[again.id].attempts == 1
+    assert rescued[spent.id].status is JobStatus.FAILED
+    error = rescued[spent.id].error
+    assert error is not None and error.code == "lease_expired"
+    assert rescued[canceling.id].status is JobStatus.CANCELED
+    current = await store.get_job(fresh.id)
+    assert current is not None and current.status is JobStatus.RUNNING
+    attempts = await store.attempts(again.id)
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "lease_expired")]
+    events = await store.events_after(again.id, 0)
+    assert [e.data["status"] for e in events] == ["queued", "running", "queued"]
+    assert await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) == []
+
+
+async def test_a_rescued_lease_is_fenced_out(store: SqlJobStore, clock: FakeClock) -> None:
+    """The stale agent: its job is rescued and re-claimed under it; every write it
+    makes afterwards is refused and the new holder's attempt is untouched."""
+    await store.create_job(new_job(), now=clock.now())
+    stale, _ = await claim(store, clock, agent="a1")
+    clock.advance(31)
+    await store.rescue_expired(now=clock.now(), retry_at=lambda _: clock.now())
+    holder, attempt = await claim(store, clock, agent="a2")
+    assert holder.id == stale.id and attempt.attempt == 2
+    with pytest.raises(LeaseLost):
+        await store.heartbeat(stale.id, stale.lease_token, lease_ttl_s=30, now=clock.now())
+    with pytest.raises(LeaseLost):
+        await store.complete(stale.id, stale.lease_token, [OUT], now=clock.now())
+    with pytest.raises(LeaseLost):
+        await store.fail(
+            stale.id,
+            stale.lease_token,
+            JobFailure(code="x", message="y"),
+            retry_at=None,
+            now=clock.now(),
+        )
+    job = await store.complete(holder.id, holder.lease_token, [OUT], now=clock.now())
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+
+
+async def test_a_heartbeat_renews_a_lease_before_the_rescuer_sees_it(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim(store, clock)
+    clock.advance(31)  # expired, but the token still decides until a rescue
+    await store.heartbeat(leased.id, leased.lease_token, lease_ttl_s=30, now=clock.now())
+    assert await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) == []
+
+
+async def test_concurrent_rescuers_rescue_each_job_once(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    for _ in range(20):
+        await store.create_job(new_job(), now=clock.now())
+    for _ in range(20):
+        await claim(store, clock)
+    clock.advance(31)
+    batches = await asyncio.gather(
+        *(store.rescue_expired(now=clock.now(), retry_at=retry_in(clock)) for _ in range(4))
+    )
+    ids = [j.id for batch in batches for j in batch]
+    assert len(ids) == 20 == len(set(ids))
+
+
+async def test_fair_share_a_newcomer_starts_within_the_next_n_claims(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    """Owner A queues 1,000 jobs on N=4 backends; owner B's later job is among the
+    next N claims."""
+    backends = 4
+    for _ in range(1000):
+        await store.create_job(new_job(owner_id="a"), now=clock.now())
+    for _ in range(backends):
+        await claim(store, clock)
+    late = await store.create_job(new_job(owner_id="b"), now=clock.now())
+    claimed = [(await claim(store, clock))[0].id for _ in range(backends)]
+    assert late.id in claimed
+
+
+async def test_fair_share_busy_owners_split_the_claims_evenly(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    owners = ["a", "b", "c"]
+    for owner in owners:  # each floods the queue in turn, not interleaved
+        for _ in range(120):
+            await store.create_job(new_job(owner_id=owner), now=clock.now())
+    counts = dict.fromkeys(owners, 0)
+    for _ in range(300):
+        job, _ = await claim(store, clock)
+        counts[job.owner_id] += 1
+    for owner in owners:
+        assert abs(counts[owner] - 100) <= 10, counts
+
+
+async def test_priority_still_comes_before_fairness(store: SqlJobStore, clock: FakeClock) -> None:
+    first = await store.create_job(new_job(owner_id="a"), now=clock.now())
+    for _ in range(2):
+        await store.create_job(new_job(owner_id="a"), now=clock.now())
+    urgent = await store.create_job(new_job(owner_id="a", priority=9), now=clock.now())
+    other = await store.create_job(new_job(owner_id="b"), now=clock.now())
+    order = [(await claim(store, clock))[0].id for _ in range(3)]
+    # a's 4th job jumps the queue on priority; then b's first job comes right after a's
+    # first, ahead of a's backlog.
+    assert order == [urgent.id, first.id, other.id]
+
+
+async def test_a_full_pool_refuses_new_jobs_and_keeps_the_queued(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    first = await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    with pytest.raises(QueueFull) as refused:
+        await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    assert refused.value.details == {"pool": "default", "queued": 2}
+    await store.create_job(new_job(pool="gpu"), now=clock.now(), max_queued=2)
+    await claim(store, clock)  # a running job no longer counts
+    await store.create_job(new_job(), now=clock.now(), max_queued=2)
+    current = await store.get_job(first.id)
+    assert current is not None and current.status is JobStatus.RUNNING
+    assert await store.finished_since(pool="default", since=clock.now()) == 0
+
+
+async def test_adopt_renews_an_agents_leases_on_its_backend_only(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await store.create_job(new_job(), now=clock.now())
+    await store.create_job(new_job(), now=clock.now())
+    held, attempt = await claim(store, clock, agent="local-0")
+    rescued, _ = await claim(store, clock, agent="local-0")
+    clock.advance(31)
+    await store.heartbeat(held.id, held.lease_token, lease_ttl_s=30, now=clock.now())
+    # `rescued` is queued again; only a job still leased can be taken back.
+    await store.rescue_expired(now=clock.now(), retry_at=retry_in(clock))
+    tokens = iter(["t-new"])
+
+    async def adopt(agent: str, backend: str) -> list[Any]:
+        return await store.adopt(
+            agent_id=agent,
+            backend=backend,
+            lease_ttl_s=30,
+            new_token=lambda: next(tokens),
+            now=clock.now(),
+        )
+
+    assert await adopt("local-1", "http://b") == []
+    assert await adopt("local-0", "http://elsewhere") == []
+    [(job, current)] = await adopt("local-0", "http://b")
+    assert job.id == held.id and job.lease_token == "t-new" and job.attempts == 1
+    assert current.prompt_id == attempt.prompt_id and current.attempt == 1
+    with pytest.raises(LeaseLost):  # the old process's token is fenced out
+        await store.heartbeat(held.id, held.lease_token, lease_ttl_s=30, now=clock.now())
+    still = await store.get_job(rescued.id)
+    assert still is not None and still.status is JobStatus.QUEUED

@@ -15,6 +15,10 @@ class WorkerTransport(ABC):
     ) -> Lease | None: ...
 
     @abstractmethod
+    async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
+        """Leases this agent held before a restart, renewed: follow, do not resubmit."""
+
+    @abstractmethod
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         """Renew the lease; the reply says whether a cancel was requested. LeaseLost."""
 

@@ -16,6 +16,9 @@ class InProcessTransport(WorkerTransport):
     async def lease(self, *, agent_id: str, backend: str, pool: str, wait_s: float) -> Lease | None:
         return await self._gate.lease(agent_id=agent_id, backend=backend, pool=pool, wait_s=wait_s)
 
+    async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
+        return await self._gate.adopt(agent_id=agent_id, backend=backend)
+
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         return await self._gate.heartbeat(lease)
 

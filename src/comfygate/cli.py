@@ -75,7 +75,12 @@ def serve(
     if not settings.backends:
         typer.echo("warning: no --comfy backend: jobs will wait in the queue", err=True)
     url = f"http://{settings.host}:{settings.port}"
-    run(run_gateway(settings, on_ready=f"comfygate on {url}  (API docs: {url}/docs)"))
+    settings.admin_key()  # made now, so the file named below exists
+    banner = (
+        f"comfygate on {url}  (API docs: {url}/docs)\n"
+        f"  admin token in {settings.admin_token_origin}"
+    )
+    run(run_gateway(settings, on_ready=banner))
 
 
 @app.command()
@@ -101,6 +106,8 @@ def demo(
             "-H 'content-type: application/json' -d '{\"params\": {}}'",
             f"  or         comfygate submit txt2img -p prompt='a lighthouse at dusk' "
             f"--gateway {url} --wait",
+            f"  admin      token {settings.admin_key()}  (from {settings.admin_token_origin}; "
+            f"sign in with POST {url}/v1/admin/session)",
         ]
     )
     try:

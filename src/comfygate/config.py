@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 24 * 3600
     #: queued jobs a pool holds at most; past it a submit gets 429 queue_full
     max_queue_depth: int = Field(default=1000, ge=1)
+    #: signs in to the ops dashboard and admin API; empty means one kept in the data dir
+    admin_token: str = ""
+    #: how long an admin session cookie stays valid
+    admin_session_ttl_s: int = Field(default=12 * 3600, gt=0)
 
     @field_validator("comfy", mode="before")
     @classmethod
@@ -145,6 +149,29 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def admin_token_origin(self) -> str:
+        """Where an operator finds the admin token, for banners."""
+        if self.admin_token:
+            return "the admin_token setting (COMFYGATE_ADMIN_TOKEN)"
+        return str(self.admin_token_file)
+
+    def admin_key(self) -> str:
+        """The configured admin token, or one generated once and kept in the data dir,
+        so a fresh install (and the demo) can sign in to the dashboard."""
+        if self.admin_token:
+            return self.admin_token
+        path = self.admin_token_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
 
 _toml_file: Path | None = None

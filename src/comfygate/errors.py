@@ -3,6 +3,8 @@
     ComfygateError
       ContractError                 a workflow folder or contract is broken (load time)
       InvalidParams                 parameters fail the contract (422, names each field)
+      Unauthorized                  no valid credentials for this route (401)
+      Forbidden                     credentials valid, but not allowed here (403)
       NotFound                      no such workflow / job / upload visible to the caller (404)
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
@@ -60,6 +62,24 @@ class InvalidParams(ComfygateError):
 
     code = "invalid_params"
     status_code = 422
+
+
+class Unauthorized(ComfygateError):
+    """Sign in first."""
+
+    code = "unauthorized"
+    status_code = 401
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="comfygate"'}
+
+
+class Forbidden(ComfygateError):
+    """Not allowed."""
+
+    code = "forbidden"
+    status_code = 403
 
 
 class NotFound(ComfygateError):

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import httpx
 
+from comfygate.admin.console import AdminConsole, build_console
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
@@ -25,6 +26,7 @@ from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
+from comfygate.store.stats import SqlStatsStore
 from comfygate.worker.agent import Agent
 from comfygate.worker.transport.inprocess import InProcessTransport
 
@@ -46,6 +48,7 @@ class Gateway:
     gate: WorkerGate
     rescuer: Rescuer
     uploads: Uploads
+    admin: AdminConsole
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -126,6 +129,7 @@ class Gateway:
         self._tasks.clear()
         if self._http is not None:
             await self._http.aclose()
+        await self.admin.aclose()
         await self.store.close()
 
 
@@ -192,4 +196,5 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         gate=gate,
         rescuer=rescuer,
         uploads=uploads,
+        admin=build_console(settings, SqlStatsStore(store.db), clock),
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Principal:
     id: str
-    #: local | visitor | key | user | worker
+    #: local | visitor | key | user | worker | admin
     kind: str
     scopes: frozenset[str]
 
@@ -16,8 +16,11 @@ class Principal:
         return scope in self.scopes or "admin" in self.scopes
 
 
-#: the one principal of this stage: everything on the embedded gateway belongs to it
-LOCAL = Principal(id="local", kind="local", scopes=frozenset({"jobs:read", "jobs:write", "admin"}))
+#: who a request without credentials is on the embedded gateway: it may run and read its
+#: own jobs, but the admin API needs the admin token
+LOCAL = Principal(id="local", kind="local", scopes=frozenset({"jobs:read", "jobs:write"}))
+#: the operator, signed in with the admin token (cookie or bearer)
+ADMIN = Principal(id="admin", kind="admin", scopes=frozenset({"admin"}))
 
 VISITOR_SCOPES = frozenset({"jobs:read", "jobs:write"})
 

@@ -58,3 +58,14 @@ def test_lease_timings_below_the_floor_are_refused(lease: dict[str, float], fiel
 def test_chaos_timings_are_allowed() -> None:
     s = load_settings(lease={"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1})
     assert (s.lease.ttl_s, s.lease.heartbeat_s, s.lease.rescue_every_s) == (6, 2, 1)
+
+
+def test_admin_token_is_generated_once_unless_configured(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    token = s.admin_key()
+    assert len(token) >= 32 and token == s.admin_key()
+    assert s.admin_token_file.read_text() == token
+    assert str(s.admin_token_file) in s.admin_token_origin
+    fixed = load_settings(data_dir=tmp_path / "other", admin_token="given")
+    assert fixed.admin_key() == "given" and not fixed.admin_token_file.exists()
+    assert "COMFYGATE_ADMIN_TOKEN" in fixed.admin_token_origin

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from comfygate import __version__, web
 from comfygate.api import errors, events, files, jobs, share, uploads, workflows
+from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
 from comfygate.storage.signing import Signer
@@ -40,6 +41,8 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     workflows.add_submit_routes(app, gw.workflows)
     for module in (workflows, jobs, share, events, uploads, files):
         app.include_router(module.router)
+    for router in ADMIN_ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:

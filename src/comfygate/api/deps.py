@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from comfygate.api.admin.credentials import admin_principal
 from comfygate.api.render import Renderer
 from comfygate.errors import ComfygateError
 from comfygate.principal import LOCAL, Principal, visitor
@@ -53,9 +54,12 @@ def _cookie_visitor(request: Request) -> Principal | None:
 
 
 async def current_principal(request: Request) -> Principal:
-    """The one place a request becomes a Principal: a valid visitor cookie is that
-    visitor; no credentials at all is the local principal (curl and the CLI on the
-    embedded gateway). API keys and signed-in users are resolved here later."""
+    """The one place a request becomes a Principal: the admin token (bearer, or the
+    session cookie on admin paths) is the admin; a valid visitor cookie is that visitor;
+    no credentials at all is the local principal (curl and the CLI on the embedded
+    gateway). API keys and signed-in users are resolved here later."""
+    if (admin := admin_principal(request)) is not None:
+        return admin
     return _cookie_visitor(request) or LOCAL
 
 

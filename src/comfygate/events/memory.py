@@ -18,7 +18,7 @@ class SubscriberOverflow(Exception):
 class MemorySubscription:
     """Registered at creation, so nothing published after ``subscribe`` returns is missed."""
 
-    def __init__(self, bus: MemoryBus, owner_id: str) -> None:
+    def __init__(self, bus: MemoryBus, owner_id: str | None) -> None:
         self._bus = bus
         self._owner_id = owner_id
         self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
@@ -43,10 +43,12 @@ class MemorySubscription:
 
 class MemoryBus:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
+        #: by owner id; None holds the subscribers to every owner's events
+        self._subscribers: dict[str | None, set[MemorySubscription]] = defaultdict(set)
 
     async def publish(self, event: LiveEvent) -> None:
-        for sub in list(self._subscribers.get(event.owner_id, ())):
+        owners = self._subscribers.get(event.owner_id, ())
+        for sub in [*owners, *self._subscribers.get(None, ())]:
             if sub.queue.qsize() >= MAX_BACKLOG:
                 sub.queue.put_nowait(None)
                 await sub.aclose()
@@ -55,3 +57,7 @@ class MemoryBus:
 
     def subscribe(self, owner_id: str) -> MemorySubscription:
         return MemorySubscription(self, owner_id)
+
+    def subscribe_all(self) -> MemorySubscription:
+        """Every owner's events (the ops dashboard)."""
+        return MemorySubscription(self, None)

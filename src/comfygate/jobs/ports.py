@@ -65,10 +65,12 @@ class JobStore(Protocol):
         owner_id: str | None,
         status: JobStatus | None = None,
         workflow: str | None = None,
+        pool: str | None = None,
         before_id: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Newest first; ``before_id`` is the last id of the previous page."""
+        """Newest first; ``before_id`` is the last id of the previous page; ``owner_id``
+        None lists every owner's jobs (the admin view)."""
 
     async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
         """The owner's jobs whose ``updated_at`` is at or after ``since``, oldest first."""
@@ -180,6 +182,9 @@ class Subscription(Protocol):
 class EventSource(Protocol):
     def subscribe(self, owner_id: str) -> Subscription:
         """Live events of one owner's jobs from the moment this returns, until closed."""
+
+    def subscribe_all(self) -> Subscription:
+        """Live events of every owner's jobs, likewise (the ops dashboard)."""
 
 
 class Blobs(Protocol):

@@ -1,4 +1,4 @@
-"""Client-side job operations: submit, read, cancel. Publishes after every commit."""
+"""Client-side job operations: submit, read, cancel, retry. Publishes after every commit."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from comfygate.contracts import (
     validate_params,
 )
 from comfygate.errors import (
+    Conflict,
     IdempotencyKeyInFlight,
     IdempotencyKeyReuse,
     InvalidParams,
+    InvalidTransition,
     NotFound,
     QueueFull,
 )
@@ -228,12 +230,59 @@ class JobService:
 
     @staticmethod
     def visible(principal: Principal, job: Job) -> bool:
-        return job.owner_id == principal.id
+        return job.owner_id == principal.id or principal.can("admin")
 
     async def cancel(self, principal: Principal, job_id: str) -> Job:
         await self.get(principal, job_id)
         job = await self.store.request_cancel(job_id, now=self.clock.now())
         self.doorbell.ring(cancel_bell(job_id))
+        await self._publish_status(job)
+        return job
+
+    async def retry(self, principal: Principal, job_id: str) -> Job:
+        """A new job, ``retry_of`` the old one, that runs exactly what the old one was
+        accepted with: the stored patched graph, request and inputs, the same workflow
+        version and owner. ``workflows/`` is not read, so an edited folder changes
+        nothing. The old job stays as it is; only a finished job can be retried. A
+        retry is queued like any job, so a full pool refuses it (429)."""
+        old = await self.get(principal, job_id)
+        if not old.terminal:
+            raise InvalidTransition(
+                f"the job is {old.status.value}; only a finished job can be retried"
+            )
+        try:
+            prompt = await self.blobs.get_bytes(prompt_key(old.id))
+            request = json.loads(await self.blobs.get_bytes(request_key(old.id)))
+        except FileNotFoundError:
+            raise Conflict("the job's stored graph is gone, so it cannot be retried") from None
+        job_id = new_id()
+        now = self.clock.now()
+        # As in submit: the prompt is in storage before any agent can lease the row.
+        await self.blobs.put_bytes(prompt_key(job_id), prompt, "application/json")
+        request.update(accepted_at=now.isoformat(), retry_of=old.id)
+        await self.blobs.put_bytes(
+            request_key(job_id), json.dumps(request).encode(), "application/json"
+        )
+        queue_ttl = old.expires_at - old.created_at if old.expires_at else None
+        job = await self._insert(
+            NewJob(
+                id=job_id,
+                owner_id=old.owner_id,
+                workflow=old.workflow,
+                workflow_version=old.workflow_version,
+                pool=old.pool,
+                params=old.params,
+                metadata=old.metadata,
+                inputs=old.inputs,
+                priority=old.priority,
+                max_attempts=old.max_attempts,
+                timeout_s=old.timeout_s,
+                expires_at=now + queue_ttl if queue_ttl is not None else None,
+                retry_of=old.id,
+            ),
+            now=now,
+        )
+        self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
 

@@ -308,6 +308,7 @@ class SqlJobStore:
         owner_id: str | None,
         status: JobStatus | None = None,
         workflow: str | None = None,
+        pool: str | None = None,
         before_id: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -318,6 +319,8 @@ class SqlJobStore:
             query = query.where(jobs.c.status == status.value)
         if workflow is not None:
             query = query.where(jobs.c.workflow == workflow)
+        if pool is not None:
+            query = query.where(jobs.c.pool == pool)
         if before_id is not None:
             query = query.where(jobs.c.id < before_id)
 

@@ -92,6 +92,8 @@ jobs = Table(
     ),
     Index("jobs_owner", "owner_id", "id"),
     Index("jobs_owner_changes", "owner_id", "updated_at"),
+    #: throughput over the last hour (store/stats.py)
+    Index("jobs_finished", "finished_at"),
 )
 
 #: per pool, the fair_key of the latest claimed job: the queue's virtual time

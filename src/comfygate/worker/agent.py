@@ -101,6 +101,8 @@ class Agent:
         #: pending in ComfyUI's own queue so the GPU never waits on the gateway
         self.capacity = capacity
         self._inboxes: dict[str, asyncio.Queue[Message | _Wake]] = {}
+        #: prompt id → job id of the leases this agent holds now
+        self._jobs: dict[str, str] = {}
         #: the prompt ComfyUI runs now: frames without a prompt id (previews) are its
         self._running_prompt: str | None = None
         self._socket_up = asyncio.Event()
@@ -122,6 +124,12 @@ class Agent:
     @property
     def backend(self) -> str:
         return self.comfy.base_url
+
+    @property
+    def current_jobs(self) -> tuple[str, ...]:
+        """The jobs this agent holds a lease on now (at most ``capacity``): running on
+        the backend or pending in its queue. Read-only, for the ops dashboard."""
+        return tuple(self._jobs.values())
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_socket(), name=f"ws-{self.agent_id}")
@@ -209,6 +217,7 @@ class Agent:
     async def execute(self, lease: Lease, *, resume: bool = False) -> None:
         """Run a leased job; ``resume`` follows a prompt submitted before a restart."""
         self._inboxes[lease.prompt_id] = asyncio.Queue()
+        self._jobs[lease.prompt_id] = lease.job_id
         cancel = asyncio.Event()
         lost = asyncio.Event()
         beats = asyncio.create_task(self._heartbeats(lease, cancel, lost))
@@ -221,6 +230,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
             self._inboxes.pop(lease.prompt_id, None)
+            self._jobs.pop(lease.prompt_id, None)
             self._interrupting.discard(lease.prompt_id)
             if not self._interrupting:
                 self._no_interrupt.set()

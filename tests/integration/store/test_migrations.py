@@ -26,4 +26,10 @@ async def test_upgrade_head_matches_the_metadata(store: SqlJobStore) -> None:
     changes, indexes = await store.db.read(diff)
     # Alembic cannot compare expression indexes ("priority DESC"); check that one by name.
     assert [c for c in changes if _name(c) != "jobs_claim"] == []
-    assert {"jobs_claim", "jobs_leases", "jobs_owner", "jobs_owner_changes"} <= indexes
+    assert {
+        "jobs_claim",
+        "jobs_leases",
+        "jobs_owner",
+        "jobs_owner_changes",
+        "jobs_finished",
+    } <= indexes

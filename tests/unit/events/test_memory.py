@@ -35,3 +35,15 @@ async def test_a_slow_subscriber_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> 
         while True:
             seen.append((await sub.__anext__()).seq)
     assert seen == [0, 1, 2]
+
+
+async def test_subscribe_all_sees_every_owner() -> None:
+    bus = MemoryBus()
+    everyone, alice = bus.subscribe_all(), bus.subscribe("alice")
+    await bus.publish(ev("alice", 1))
+    await bus.publish(ev("bob", 2))
+    assert [(await everyone.__anext__()).seq for _ in range(2)] == [1, 2]
+    assert (await alice.__anext__()).seq == 1 and alice.queue.empty()
+    await everyone.aclose()
+    await bus.publish(ev("bob", 3))
+    assert everyone.queue.empty()

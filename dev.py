@@ -51,6 +51,16 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
+def browser_missing() -> str | None:
+    """Why the browser suite cannot run here, or None."""
+    chromium = Path(os.environ.get("COMFYGATE_TEST_CHROMIUM", "/usr/bin/chromium"))
+    if not chromium.exists():
+        return f"{chromium} is missing (apt-get install -y chromium)"
+    if subprocess.run([str(PY), "-c", "import playwright"], capture_output=True).returncode:
+        return "the playwright package is not installed in .venv"
+    return None
+
+
 def suites() -> list[tuple[str, list[str], str | None]]:
     """(name, pytest args, why it cannot run or None)."""
     pg_host = os.environ.get("COMFYGATE_TEST_PG_HOST", "127.0.0.1")
@@ -61,6 +71,7 @@ def suites() -> list[tuple[str, list[str], str | None]]:
         ("unit", ["tests/unit"], None),
         ("integration", ["tests/integration", "-m", "not postgres"], None),
         ("postgres", ["tests", "-m", "postgres"], pg),
+        ("browser", ["tests/browser"], browser_missing()),
     ]
 
 

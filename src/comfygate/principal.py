@@ -21,3 +21,10 @@ class Principal:
 LOCAL = Principal(id="local", kind="local", scopes=frozenset({"jobs:read", "jobs:write"}))
 #: the operator, signed in with the admin token (cookie or bearer)
 ADMIN = Principal(id="admin", kind="admin", scopes=frozenset({"admin"}))
+
+VISITOR_SCOPES = frozenset({"jobs:read", "jobs:write"})
+
+
+def visitor(visitor_id: str) -> Principal:
+    """A browser without an account: it owns the jobs it submits and nothing else."""
+    return Principal(id=visitor_id, kind="visitor", scopes=VISITOR_SCOPES)

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from comfygate import __version__
-from comfygate.api import errors, events, files, jobs, uploads, workflows
+from comfygate import __version__, web
+from comfygate.api import errors, events, files, jobs, share, uploads, workflows
 from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
+from comfygate.storage.signing import Signer
+from comfygate.tokens import Tokens
 
 
 def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
@@ -34,9 +36,10 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     )
     app.state.gateway = gw
     app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
+    app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, events, uploads, files):
+    for module in (workflows, jobs, share, events, uploads, files):
         app.include_router(module.router)
     for router in ADMIN_ROUTERS:
         app.include_router(router)
@@ -53,5 +56,7 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
         checks = await gw.readiness()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    web.install(app)
 
     return app

@@ -8,10 +8,22 @@ from fastapi import Request
 
 from comfygate.api.admin.credentials import admin_principal
 from comfygate.api.render import Renderer
-from comfygate.principal import LOCAL, Principal
+from comfygate.errors import ComfygateError
+from comfygate.principal import LOCAL, Principal, visitor
+from comfygate.tokens import Tokens
 
 if TYPE_CHECKING:
     from comfygate.gateway import Gateway
+
+#: the signed cookie that carries a browser's visitor id
+VISITOR_COOKIE = "comfygate_visitor"
+
+
+class InvalidCredentials(ComfygateError):
+    """The visitor cookie is not valid here; reload the page for a new one."""
+
+    code = "invalid_credentials"
+    status_code = 401
 
 
 # Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
@@ -25,9 +37,36 @@ def renderer(request: Request) -> Renderer:
     return r
 
 
+def tokens(request: Request) -> Tokens:
+    t: Tokens = request.app.state.tokens
+    return t
+
+
+def _cookie_visitor(request: Request) -> Principal | None:
+    raw = request.cookies.get(VISITOR_COOKIE)
+    if raw is None:
+        return None
+    visitor_id = tokens(request).visitor_id(raw)
+    if visitor_id is None:
+        # Falling back to another principal would hand this browser someone else's jobs.
+        raise InvalidCredentials
+    return visitor(visitor_id)
+
+
 async def current_principal(request: Request) -> Principal:
-    """The one place a request becomes a Principal. Visitors, API keys and signed-in
-    users are resolved here later; routes never look at credentials themselves."""
+    """The one place a request becomes a Principal: the admin token (bearer, or the
+    session cookie on admin paths) is the admin; a valid visitor cookie is that visitor;
+    no credentials at all is the local principal (curl and the CLI on the embedded
+    gateway). API keys and signed-in users are resolved here later."""
     if (admin := admin_principal(request)) is not None:
         return admin
-    return LOCAL
+    return _cookie_visitor(request) or LOCAL
+
+
+async def page_visitor(request: Request) -> Principal | None:
+    """For pages: the visitor the browser already is, or None when the page must
+    issue a fresh visitor cookie (none yet, or one this gateway did not sign)."""
+    try:
+        return _cookie_visitor(request)
+    except InvalidCredentials:
+        return None

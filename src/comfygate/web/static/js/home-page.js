@@ -1,0 +1,3 @@
+import { runAgainElsewhere, startDock } from "./jobs-live.js";
+
+startDock({ onRunAgain: runAgainElsewhere });

@@ -146,13 +146,53 @@ def sim(
             help="Exit hard after this many sampler steps.",
         ),
     ] = None,
+    stall_rate: Annotated[
+        float,
+        typer.Option(
+            envvar="COMFYGATE_SIM_STALL_RATE",
+            help="Share of prompts that hang partway (silent, still running) until "
+            "POST /interrupt, then end as interrupted, 0..1.",
+        ),
+    ] = 0.0,
+    ws_drop_rate: Annotated[
+        float,
+        typer.Option(
+            envvar="COMFYGATE_SIM_WS_DROP_RATE",
+            help="Chance, per WebSocket message of a running prompt, that its client's "
+            "socket is cut (no close frame) instead; the prompt runs on, 0..1.",
+        ),
+    ] = 0.0,
+    oom_rate: Annotated[
+        float,
+        typer.Option(
+            envvar="COMFYGATE_SIM_OOM_RATE",
+            help="Share of prompts whose KSampler (else another node) fails with a CUDA "
+            "out-of-memory error (torch.OutOfMemoryError), 0..1.",
+        ),
+    ] = 0.0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            envvar="COMFYGATE_SIM_SEED", help="Seed for the rates above: a seed replays a run."
+        ),
+    ] = None,
 ) -> None:
     """Run the ComfyUI simulator."""
     from comfygate.sim import SimConfig, run_sim
 
-    cfg = SimConfig(
-        data_dir=data_dir, step_ms=step_ms, fail_rate=fail_rate, crash_after_steps=crash_after_steps
-    )
+    try:
+        cfg = SimConfig(
+            data_dir=data_dir,
+            step_ms=step_ms,
+            fail_rate=fail_rate,
+            crash_after_steps=crash_after_steps,
+            seed=seed,
+            stall_rate=stall_rate,
+            ws_drop_rate=ws_drop_rate,
+            oom_rate=oom_rate,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_sim(cfg, host, port))
 

@@ -37,7 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LogEntry = tuple[str, str, Any]
 
 MAX_UPLOAD_SIZE = 104857600
-LOGGED_PATHS = frozenset({"/prompt", "/queue", "/interrupt", "/upload/image"})
+LOGGED_PATHS = frozenset({"/prompt", "/queue", "/interrupt", "/free", "/upload/image"})
 
 
 @dataclass
@@ -85,6 +85,9 @@ class SimState:
             fail_rate=self.config.fail_rate,
             crash_after_steps=self.config.crash_after_steps,
             overhead_ms=self.config.overhead_ms,
+            stall_rate=self.config.stall_rate,
+            ws_drop_rate=self.config.ws_drop_rate,
+            oom_rate=self.config.oom_rate,
         )
         self.executor = PromptExecutor(
             specs=self.specs,
@@ -133,10 +136,7 @@ class SimState:
         }
         result = {"outputs": outcome.outputs, "meta": outcome.meta}
         self.queue.task_done(number, result, status)
-        if self.executor.client_id is not None:
-            self.hub.emit(
-                "executing", {"node": None, "prompt_id": item[1]}, self.executor.client_id
-            )
+        self.executor.finished(item[1])
 
 
 STATE = web.AppKey("sim_state", SimState)

@@ -4,6 +4,10 @@ Per node: ``progress_state`` (running), ``executing``, the node's own ``progress
 and frames, ``executed`` if it has UI output, ``progress_state`` (finished). A cached
 output node only replays ``executed`` and a finished ``progress_state``. Interrupts are
 cooperative: checked as a node starts and at every progress tick.
+
+The chaos knobs (see :class:`~comfygate.sim.config.SimConfig`) are drawn here, from the one
+seeded ``rng``: per prompt the node that fails, the point where it stalls and the node that
+runs out of memory; per message sent to the prompt's client, whether its socket is cut.
 """
 
 from __future__ import annotations
@@ -33,6 +37,42 @@ class Interrupted(Exception):
     """ComfyUI's InterruptProcessingException."""
 
 
+class OutOfMemoryError(RuntimeError):
+    """Stands in for ``torch.OutOfMemoryError``, a RuntimeError subclass.
+
+    Since torch 2.5 the class behind ``torch.cuda.OutOfMemoryError`` (ComfyUI's
+    ``OOM_EXCEPTION`` in ``comfy/model_management.py``) is created in C++ under the name
+    ``torch.OutOfMemoryError``, so ``full_type_name`` in ComfyUI's ``execution.py`` reports
+    ``torch.OutOfMemoryError``; this class carries the same module and name.
+    """
+
+    __module__ = "torch"
+
+
+OOM_MESSAGE = (
+    # c10's CUDAMallocAsyncAllocator, the allocator ComfyUI turns on by default for CUDA
+    # builds of torch 2 (cuda_malloc.py), on an 8 GiB card with no memory fraction set.
+    "Allocation on device 0 would exceed allowed memory. (out of memory)"
+    "\nCurrently allocated     : 7.12 GiB"
+    "\nRequested               : 1.25 GiB"
+    "\nDevice limit            : 8.00 GiB"
+    "\nFree (according to CUDA): 590.00 MiB"
+    "\nPyTorch limit (set by user-supplied memory fraction)"
+    "\n                        : 17179869184.00 GiB"
+)
+"""What ``str()`` of the simulated out-of-memory error gives."""
+
+OOM_TIPS = (
+    "This error means you ran out of memory on your GPU.\n\n"
+    "TIPS: If the workflow worked before you might have accidentally set the batch_size to "
+    "a large number."
+)
+"""Appended by ComfyUI's ``execute`` to the message of an ``OOM_EXCEPTION``."""
+
+SAMPLERS = frozenset({"KSampler"})
+"""Node classes that step: a stall waits in their middle step, an OOM prefers them."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     success: bool
@@ -48,6 +88,9 @@ class Knobs:
     fail_rate: float
     crash_after_steps: int | None
     overhead_ms: float = 0.0
+    stall_rate: float = 0.0
+    ws_drop_rate: float = 0.0
+    oom_rate: float = 0.0
 
 
 class PromptExecutor:
@@ -71,12 +114,30 @@ class PromptExecutor:
         self.last_node_id: str | None = None
         self.interrupted = False
         self.steps_done = 0
+        self._wake = asyncio.Event()
+        self._stall: str | None = None
+        self._oom: str | None = None
         self._on_crash = on_crash
         self._messages: list[tuple[str, dict[str, Any]]] = []
         self._progress: dict[str, dict[str, Any]] = {}
 
     def interrupt(self) -> None:
         self.interrupted = True
+        self._wake.set()
+
+    def _emit(self, event: str | int, data: Any, sid: str | None) -> None:
+        """Send one message of the run; ``ws_drop_rate`` may cut the client's socket instead."""
+        cut = None
+        rate = self.knobs.ws_drop_rate
+        client_id = self.client_id
+        if rate > 0 and client_id is not None and self.rng.random() < rate:
+            cut = client_id
+        self.hub.emit(event, data, sid, cut=cut)
+
+    def finished(self, prompt_id: str) -> None:
+        """The closing ``executing`` with ``node: None``, sent once history has the prompt."""
+        if self.client_id is not None:
+            self._emit("executing", {"node": None, "prompt_id": prompt_id}, self.client_id)
 
     def _timestamp(self) -> int:
         return int(self.clock.now().timestamp() * 1000)
@@ -85,11 +146,11 @@ class PromptExecutor:
         data = {**data, "timestamp": self._timestamp()}
         self._messages.append((event, data))
         if self.client_id is not None or broadcast:
-            self.hub.emit(event, data, self.client_id)
+            self._emit(event, data, self.client_id)
 
     def _send(self, event: str, data: dict[str, Any]) -> None:
         if self.client_id is not None:
-            self.hub.emit(event, data, self.client_id)
+            self._emit(event, data, self.client_id)
 
     def _progress_state(self, prompt_id: str) -> None:
         nodes = {
@@ -105,7 +166,7 @@ class PromptExecutor:
             }
             for node_id, state in self._progress.items()
         }
-        self.hub.emit("progress_state", {"prompt_id": prompt_id, "nodes": nodes}, self.client_id)
+        self._emit("progress_state", {"prompt_id": prompt_id, "nodes": nodes}, self.client_id)
 
     def _start(self, prompt_id: str, node_id: str) -> None:
         self._progress[node_id] = {"state": "running", "value": 0.0, "max": 1.0}
@@ -125,6 +186,7 @@ class PromptExecutor:
         outputs: list[str],
     ) -> Outcome:
         self.interrupted = False
+        self._wake.clear()
         self.client_id = extra_data.get("client_id")
         self._messages = []
         self._progress = {}
@@ -149,7 +211,13 @@ class PromptExecutor:
         )
         for node_id in outputs:
             order.add_node(node_id)
-        doomed = self._pick_failure(prompt, outputs)
+        knobs = self.knobs
+        chaos = max(knobs.fail_rate, knobs.stall_rate, knobs.oom_rate) > 0
+        runnable = self._runnable(prompt, outputs) if chaos else []
+        doomed = self._pick(self.knobs.fail_rate, runnable)
+        self._stall = self._pick(self.knobs.stall_rate, runnable)
+        samplers = [n for n in runnable if prompt[n]["class_type"] in SAMPLERS]
+        self._oom = self._pick(self.knobs.oom_rate, samplers or runnable)
         executed: list[str] = []
         success = True
         while not order.is_empty():
@@ -177,9 +245,14 @@ class PromptExecutor:
         self.last_node_id = None
         return Outcome(success, self._messages, ui_outputs, meta)
 
-    def _pick_failure(self, prompt: dict[str, Any], outputs: list[str]) -> str | None:
-        if self.knobs.fail_rate <= 0 or self.rng.random() >= self.knobs.fail_rate:
+    def _pick(self, rate: float, candidates: list[str]) -> str | None:
+        """With probability ``rate``, one of ``candidates`` (a draw only if ``rate`` > 0)."""
+        if rate <= 0 or self.rng.random() >= rate:
             return None
+        return self.rng.choice(candidates) if candidates else None
+
+    def _runnable(self, prompt: dict[str, Any], outputs: list[str]) -> list[str]:
+        """The nodes this prompt will run (not the cached ones), in execution order."""
         dry = ExecutionList(
             prompt, self.specs.is_output, lambda n: self.cache.outputs(n) is not None
         )
@@ -191,7 +264,12 @@ class PromptExecutor:
             if self.cache.outputs(node_id) is None:
                 runnable.append(node_id)
             dry.complete(node_id)
-        return self.rng.choice(runnable) if runnable else None
+        return runnable
+
+    async def _hang(self) -> None:
+        """A stall: silent, no progress, until an interrupt ends it like any interrupt."""
+        await self._wake.wait()
+        raise Interrupted
 
     async def _run_node(
         self,
@@ -228,9 +306,13 @@ class PromptExecutor:
         try:
             if self.interrupted:
                 raise Interrupted
+            if node_id == self._stall and class_type not in SAMPLERS:
+                await self._hang()
             if node_id == doomed:
                 # Reported as a plain RuntimeError, the commonest type a real node raises.
                 raise RuntimeError("simulated failure (comfygate sim fail_rate)")
+            if node_id == self._oom:
+                raise OutOfMemoryError(OOM_MESSAGE)
             ctx = self._context(prompt, prompt_id, extra_data, node_id)
             outputs, ui = await NODES[class_type](ctx, inputs)
         except Interrupted:
@@ -286,6 +368,8 @@ class PromptExecutor:
         shown: dict[str, list[Any]],
         traceback: list[str],
     ) -> None:
+        # ComfyUI appends its tips to an OOM's text; any other error gets an empty line.
+        tips = OOM_TIPS if isinstance(ex, OutOfMemoryError) else ""
         self._add_message(
             "execution_error",
             {
@@ -293,7 +377,7 @@ class PromptExecutor:
                 "node_id": node_id,
                 "node_type": prompt[node_id]["class_type"],
                 "executed": list(executed),
-                "exception_message": f"{ex}\n",
+                "exception_message": f"{ex}\n{tips}",
                 "exception_type": full_type_name(ex),
                 "traceback": traceback,
                 "current_inputs": shown,
@@ -338,7 +422,7 @@ class PromptExecutor:
 
         def send_text(text: str) -> None:
             # GetImageSize passes no client id: the real server broadcasts this frame.
-            self.hub.emit(frames.TEXT, frames.text_frame(node_id, text), None)
+            self._emit(frames.TEXT, frames.text_frame(node_id, text), None)
 
         return NodeContext(
             node_id=node_id,
@@ -376,14 +460,14 @@ class PromptExecutor:
                 "real_node_id": node_id,
             }
             body = frames.preview_frame_with_metadata(preview.jpeg, info)
-            self.hub.emit(frames.PREVIEW_IMAGE_WITH_METADATA, body, client_id)
-        self.hub.emit(
+            self._emit(frames.PREVIEW_IMAGE_WITH_METADATA, body, client_id)
+        self._emit(
             "progress",
             {"value": value, "max": total, "prompt_id": prompt_id, "node": node_id},
             client_id,
         )
         if preview is not None and not metadata:
-            self.hub.emit(frames.PREVIEW_IMAGE, frames.preview_frame(preview.jpeg), client_id)
+            self._emit(frames.PREVIEW_IMAGE, frames.preview_frame(preview.jpeg), client_id)
         self.steps_done += 1
         limit = self.knobs.crash_after_steps
         if limit is not None and self.steps_done >= limit:
@@ -392,6 +476,8 @@ class PromptExecutor:
                 await with_timeout
             finally:
                 self._on_crash()
+        if node_id == self._stall and value == max(1, total // 2):
+            await self._hang()
 
 
 def _format_value(value: Any) -> Any:

@@ -3,6 +3,8 @@
 Like ComfyUI's ``send_sync`` + ``publish_loop``, every message (from a request handler, the
 executor or a node thread) goes through one queue, so clients see them in emission order.
 A message with ``sid=None`` goes to every socket; otherwise only to that client's socket.
+A message may instead ``cut`` one client: in its turn, that client's connection is aborted
+(no close frame, like a network cut) and the message reaches only the other recipients.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ PREVIEW_IMAGE_WITH_METADATA = 4
 
 SERVER_FEATURES: dict[str, Any] = {"supports_preview_metadata": True, "max_upload_size": 104857600}
 
-_Message = tuple[str | int, Any, str | None]
+_Message = tuple[str | int, Any, str | None, str | None]
 
 
 class Hub:
@@ -34,12 +36,19 @@ class Hub:
         self._loop_thread = threading.get_ident()
         self._outbox: asyncio.Queue[_Message] = asyncio.Queue()
 
-    def emit(self, event: str | int, data: Any, sid: str | None = None) -> None:
-        """Queue one message; safe to call from any thread."""
+    def emit(
+        self, event: str | int, data: Any, sid: str | None = None, *, cut: str | None = None
+    ) -> None:
+        """Queue one message; safe to call from any thread.
+
+        With ``cut``, that client's socket is dropped when the message's turn comes, and the
+        message goes only to the other sockets it was addressed to.
+        """
+        message = (event, data, sid, cut)
         if threading.get_ident() == self._loop_thread:
-            self._outbox.put_nowait((event, data, sid))
+            self._outbox.put_nowait(message)
         else:
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, (event, data, sid))
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, message)
 
     def supports_preview_metadata(self, sid: str | None) -> bool:
         if sid is None or sid not in self.flags:
@@ -48,12 +57,14 @@ class Hub:
 
     async def publish_forever(self) -> None:
         while True:
-            event, data, sid = await self._outbox.get()
+            event, data, sid, cut = await self._outbox.get()
             try:
+                if cut is not None:
+                    self.abort(cut)
                 if isinstance(event, int):
-                    await self._send_bytes(struct.pack(">I", event) + data, sid)
+                    await self._send_bytes(struct.pack(">I", event) + data, sid, cut)
                 else:
-                    await self._send_text(json.dumps({"type": event, "data": data}), sid)
+                    await self._send_text(json.dumps({"type": event, "data": data}), sid, cut)
             finally:
                 self._outbox.task_done()
 
@@ -61,22 +72,32 @@ class Hub:
         """Wait until everything emitted so far has been handed to the sockets."""
         await self._outbox.join()
 
-    def targets(self, sid: str | None) -> list[web.WebSocketResponse]:
+    def targets(self, sid: str | None, skip: str | None = None) -> list[web.WebSocketResponse]:
         if sid is None:
-            return list(self.sockets.values())
+            return [ws for key, ws in self.sockets.items() if key != skip]
         ws = self.sockets.get(sid)
-        return [] if ws is None else [ws]
+        return [] if ws is None or sid == skip else [ws]
 
-    async def _send_text(self, text: str, sid: str | None) -> None:
-        for ws in self.targets(sid):
+    async def _send_text(self, text: str, sid: str | None, skip: str | None) -> None:
+        for ws in self.targets(sid, skip):
             # A dead socket only loses its own messages, as in ComfyUI.
             with contextlib.suppress(Exception):
                 await ws.send_str(text)
 
-    async def _send_bytes(self, payload: bytes, sid: str | None) -> None:
-        for ws in self.targets(sid):
+    async def _send_bytes(self, payload: bytes, sid: str | None, skip: str | None) -> None:
+        for ws in self.targets(sid, skip):
             with contextlib.suppress(Exception):
                 await ws.send_bytes(payload)
+
+    def abort(self, sid: str) -> None:
+        """Drop one client's connection without a close frame, like a network cut.
+
+        Its ``/ws`` handler then ends and forgets the client id, as after any disconnect.
+        """
+        request = self.requests.get(sid)
+        transport = None if request is None else request.transport
+        if transport is not None:
+            transport.abort()
 
     def abort_all(self) -> None:
         """Drop every connection without a close frame, as a dying process does."""

@@ -15,9 +15,10 @@ from comfygate.sim.config import SimConfig
 class SimServer:
     """A simulated ComfyUI on a loopback port.
 
-    ``log`` lists the control requests received (``POST`` to /prompt, /queue, /interrupt
-    and /upload/image, path without any ``/api`` prefix) as ``(method, path, json_body)``;
-    it and ``max_concurrent`` survive :meth:`restart`.
+    ``log`` lists the control requests received (``POST`` to /prompt, /queue, /interrupt,
+    /free and /upload/image, path without any ``/api`` prefix) as ``(method, path,
+    json_body)``, the body ``None`` if it was not JSON; it and ``max_concurrent`` survive
+    :meth:`restart`.
     """
 
     def __init__(

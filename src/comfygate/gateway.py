@@ -102,6 +102,13 @@ class Gateway:
         self._tasks.append(task)
 
     async def _sweep(self) -> None:
+        try:
+            # A crash between a job's commit and its manifest leaves the manifest out.
+            day_ago = self.clock.now() - timedelta(days=1)
+            if repaired := await self.sweeper.repair_manifests(since=day_ago):
+                log.warning("wrote %d manifest(s) a crash had left unwritten", repaired)
+        except Exception:
+            log.exception("manifest repair failed")
         while True:
             try:
                 await self.sweeper.run_once()

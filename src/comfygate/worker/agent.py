@@ -32,6 +32,7 @@ from comfygate.errors import (
     JobTimeout,
     LeaseLost,
     OutOfMemory,
+    StorageFailed,
     WebSocketLost,
 )
 from comfygate.jobs.model import JobFailure, Lease, Progress
@@ -193,14 +194,20 @@ class Agent:
                         backend=self.backend,
                         pool=self.pool,
                         wait_s=self.lease_wait_s,
-                        wanted=lambda: not self.draining,
+                        # A waiting slot gives up when its backend goes away.
+                        wanted=lambda: self.connected and not self.draining,
                     )
             except Exception:
                 log.exception("lease failed; backing off")
                 await self.clock.sleep(1.0)
                 continue
-            if lease is not None:
+            if lease is None:
+                continue
+            try:
                 await self.execute(lease)
+            except Exception:
+                # The slot lives on; the job's lease runs out and the rescuer retries it.
+                log.exception("job %s failed inside the agent", lease.job_id)
 
     def stop(self) -> None:
         """Lease no more work; a running job finishes first."""
@@ -314,6 +321,11 @@ class Agent:
             outputs = await collect_outputs(self.comfy, self.storage, lease, entry)
         except JobError as exc:
             await self._fail(lease, exc)
+            return
+        except OSError as exc:
+            # Whatever was written stays out of the manifest; the sweeper removes it.
+            log.warning("storing outputs of job %s failed: %s", lease.job_id, exc)
+            await self._fail(lease, StorageFailed())
             return
         await self.transport.complete(lease, outputs, final)
 

@@ -37,6 +37,7 @@ from comfygate.errors import (
 )
 from comfygate.jobs.model import JobFailure, Lease, Progress
 from comfygate.storage.base import Storage
+from comfygate.worker.hygiene import Hygiene, HygienePolicy
 from comfygate.worker.outputs import collect_outputs
 from comfygate.worker.progress import ProgressTracker
 from comfygate.worker.transport.base import WorkerTransport
@@ -90,6 +91,7 @@ class Agent:
         clock: Clock,
         lease_wait_s: float = 25.0,
         capacity: int = 2,
+        hygiene: HygienePolicy | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.pool = pool
@@ -101,6 +103,7 @@ class Agent:
         #: prompts this agent may have at the backend at once: one running, the rest
         #: pending in ComfyUI's own queue so the GPU never waits on the gateway
         self.capacity = capacity
+        self.hygiene = Hygiene(comfy, clock, hygiene or HygienePolicy())
         self._inboxes: dict[str, asyncio.Queue[Message | _Wake]] = {}
         #: prompt id → job id of the leases this agent holds now
         self._jobs: dict[str, str] = {}
@@ -263,6 +266,7 @@ class Agent:
             self._interrupting.discard(lease.prompt_id)
             if not self._interrupting:
                 self._no_interrupt.set()
+        await self.hygiene.after_job(idle=not self._inboxes)
 
     async def _heartbeats(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
         while True:

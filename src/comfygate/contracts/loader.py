@@ -263,6 +263,7 @@ def load_workflow(folder: Path) -> Workflow:
         timeout_s=float(settings.get("timeout_s", DEFAULT_TIMEOUT_S)),
         max_attempts=int(settings.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
         queue_ttl_s=float(settings.get("queue_ttl_s", DEFAULT_QUEUE_TTL_S)),
+        retry_on_timeout=bool(settings.get("retry_on_timeout", False)),
         outputs=outputs,
         examples=tuple(settings.get("examples", ())),
         parameters=parameters,

@@ -75,6 +75,7 @@ _SETTINGS: dict[str, Any] = {
         "timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
         "queue_ttl_s": {"type": "number", "exclusiveMinimum": 0},
+        "retry_on_timeout": {"type": "boolean"},
         "title": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
         "examples": {"type": "array", "items": _EXAMPLE},

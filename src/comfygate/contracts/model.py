@@ -45,6 +45,8 @@ class Workflow:
     timeout_s: float
     max_attempts: int
     queue_ttl_s: float
+    #: a timed-out attempt is retried like a crash (default: the job fails with timeout)
+    retry_on_timeout: bool
     #: node ids whose files are the job's outputs
     outputs: tuple[str, ...]
     #: each {"title"?: str, "params": {...}}

@@ -182,6 +182,7 @@ class Job:
     attempts: int = 0
     max_attempts: int = 3
     timeout_s: float = 600.0
+    retry_on_timeout: bool = False
     progress: Progress = field(default_factory=Progress)
     error: JobFailure | None = None
     outputs: tuple[OutputFile, ...] = ()
@@ -224,6 +225,7 @@ class NewJob:
     timeout_s: float
     expires_at: datetime | None
     retry_of: str | None = None
+    retry_on_timeout: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +266,8 @@ class Lease:
     inputs: tuple[InputFile, ...]
     outputs_prefix: str
     timeout_s: float
+    #: a timeout counts as retryable for this job
+    retry_on_timeout: bool = False
     lease_ttl_s: float
     heartbeat_s: float
 

@@ -135,6 +135,7 @@ class WorkerGate:
             inputs=job.inputs,
             outputs_prefix=outputs_prefix(job.id, attempt.attempt),
             timeout_s=job.timeout_s,
+            retry_on_timeout=job.retry_on_timeout,
             lease_ttl_s=self.times.ttl_s,
             heartbeat_s=self.times.heartbeat_s,
         )

@@ -49,6 +49,7 @@ def job_from_row(row: Any) -> Job:
         attempts=m["attempts"],
         max_attempts=m["max_attempts"],
         timeout_s=m["timeout_s"],
+        retry_on_timeout=bool(m["retry_on_timeout"]),
         progress=Progress.from_dict(m["progress"]),
         error=JobFailure.from_dict(m["error"]),
         outputs=tuple(OutputFile.from_dict(o) for o in m["outputs"] or ()),

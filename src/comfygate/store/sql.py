@@ -290,6 +290,7 @@ class SqlJobStore:
                     attempts=0,
                     max_attempts=job.max_attempts,
                     timeout_s=job.timeout_s,
+                    retry_on_timeout=job.retry_on_timeout,
                     params=job.params,
                     metadata=job.metadata,
                     inputs=[i.to_dict() for i in job.inputs],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -48,6 +49,7 @@ jobs = Table(
     Column("attempts", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
     Column("timeout_s", Float, nullable=False),
+    Column("retry_on_timeout", Boolean, nullable=False, server_default=text("false")),
     Column("params", JSON, nullable=False),
     Column("metadata", JSON, nullable=False),
     Column("inputs", JSON, nullable=False),

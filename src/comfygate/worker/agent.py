@@ -490,4 +490,5 @@ class Agent:
             class_type=exc.class_type,
             details=exc.details,
         )
-        await self.transport.fail(lease, failure, retryable=exc.retryable)
+        retryable = exc.retryable or (isinstance(exc, JobTimeout) and lease.retry_on_timeout)
+        await self.transport.fail(lease, failure, retryable=retryable)

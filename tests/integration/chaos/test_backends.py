@@ -138,3 +138,19 @@ async def test_a_storage_write_failure_fails_the_job_and_publishes_nothing(
     assert await storage.stat(f"jobs/{job['id']}/output.json") is None
     await gateway.gw.sweeper.run_once(settle_s=0)
     assert await storage.list(f"outputs/{job['id']}") == []
+
+
+async def test_a_timeout_fails_the_job_unless_the_contract_retries_timeouts(
+    start_sim: SimFactory, start_gateway: GatewayFactory
+) -> None:
+    sim = await start_sim(step_ms=20, stall_rate=1.0, seed=3)  # every prompt hangs
+    gateway = await start_gateway(sim.url, lease=CHAOS_LEASE)
+    async with gateway.client() as c:
+        once = (await c.post("/v1/workflows/chaos/jobs", json={"params": {"steps": 4}})).json()
+        failed = await wait_status(c, once["id"], "failed", "succeeded", within_s=30)
+        again = (
+            await c.post("/v1/workflows/stall-retry/jobs", json={"params": {"steps": 4}})
+        ).json()
+        retried = await wait_status(c, again["id"], "failed", "succeeded", within_s=60)
+    assert failed["error"]["code"] == "timeout" and failed["attempts"] == 1
+    assert retried["error"]["code"] == "timeout" and retried["attempts"] == 2

@@ -61,6 +61,7 @@ def test_defaults_of_the_settings(write: Writer) -> None:
     assert wf.title == "my-flow"
     assert wf.description == ""
     assert (wf.pool, wf.timeout_s, wf.max_attempts, wf.queue_ttl_s) == ("default", 600, 3, 3600)
+    assert wf.retry_on_timeout is False
     assert wf.examples == ()
     assert wf.outputs == ("4",)  # the graph's only sink
 
@@ -74,12 +75,14 @@ def test_settings_are_read(load: Load) -> None:
         "timeout_s": 30.5,
         "max_attempts": 5,
         "queue_ttl_s": 60,
+        "retry_on_timeout": True,
         "outputs": ["Save", "2"],
         "examples": [{"title": "one", "params": {"width": 8}}],
     }
     wf = load(contract=c)
     assert (wf.title, wf.description, wf.pool) == ("Ops", "d", "gpu-a")
     assert (wf.timeout_s, wf.max_attempts, wf.queue_ttl_s) == (30.5, 5, 60)
+    assert wf.retry_on_timeout is True
     assert wf.outputs == ("4", "2")
     assert wf.examples == ({"title": "one", "params": {"width": 8}},)
 

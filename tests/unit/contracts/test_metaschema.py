@@ -87,6 +87,7 @@ def test_unknown_settings_key(load: Load) -> None:
         ({"timeout_s": 0}, "/x-comfygate/timeout_s"),
         ({"max_attempts": 0}, "/x-comfygate/max_attempts"),
         ({"queue_ttl_s": -1}, "/x-comfygate/queue_ttl_s"),
+        ({"retry_on_timeout": "yes"}, "/x-comfygate/retry_on_timeout"),
         ({"outputs": []}, "/x-comfygate/outputs"),
         ({"examples": [{"title": "no params"}]}, "/x-comfygate/examples/0"),
         ({"title": ""}, "/x-comfygate/title"),

@@ -17,7 +17,7 @@ from comfygate.admin.console import AdminConsole, build_console
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
-from comfygate.contracts import Workflow, load_workflows
+from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import WorkflowVersion
@@ -94,12 +94,22 @@ class Gateway:
                     every_jobs=self.settings.hygiene.free_every_jobs,
                     min_free_fraction=self.settings.hygiene.free_below_fraction,
                 ),
+                **self._warmup_of(backend.pool),
             )
             self.agents.append(agent)
             self._spawn(agent.run(), f"agent-{i}")
         self._spawn(self._maintenance(), "maintenance")
         self._spawn(self._rescue(), "rescuer")
         self._spawn(self._sweep(), "sweeper")
+
+    def _warmup_of(self, pool: str) -> dict[str, Any]:
+        """The pool's warm-up prompt: its workflow at its first example (or defaults)."""
+        for wf in self.workflows.values():
+            if wf.warmup and wf.pool == pool:
+                example = wf.examples[0]["params"] if wf.examples else {}
+                params = validate_params(wf, dict(example))
+                return {"warmup": patch_graph(wf, params), "warmup_timeout_s": wf.timeout_s}
+        return {}
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)

@@ -229,6 +229,11 @@ class ComfyClient:
         raw = data.get(prompt_id) if isinstance(data, dict) else None
         return parse_history_entry(prompt_id, raw) if isinstance(raw, dict) else None
 
+    async def history_ids(self, *, limit: int) -> list[str]:
+        """Prompt ids of the newest ``limit`` history entries (empty after a restart)."""
+        data = await self._get_json(f"/history?max_items={int(limit)}")
+        return [str(k) for k in data] if isinstance(data, dict) else []
+
     async def queue(self) -> QueueState:
         data = await self._get_json("/queue")
         if not isinstance(data, dict):

@@ -264,6 +264,7 @@ def load_workflow(folder: Path) -> Workflow:
         max_attempts=int(settings.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
         queue_ttl_s=float(settings.get("queue_ttl_s", DEFAULT_QUEUE_TTL_S)),
         retry_on_timeout=bool(settings.get("retry_on_timeout", False)),
+        warmup=bool(settings.get("warmup", False)),
         outputs=outputs,
         examples=tuple(settings.get("examples", ())),
         parameters=parameters,
@@ -296,6 +297,27 @@ def load_workflows(root: Path) -> dict[str, Workflow]:
             loaded[folder.name] = load_workflow(folder)
         except ContractError as exc:
             problems += exc.details if isinstance(exc.details, list) else [exc.message]
+    problems += _warmup_problems(loaded)
     if problems:
         _raise(problems)
     return loaded
+
+
+def _warmup_problems(loaded: dict[str, Workflow]) -> list[str]:
+    """A pool has at most one warm-up, and a warm-up runs unattended: no image inputs."""
+    problems = []
+    by_pool: dict[str, list[str]] = {}
+    for wf in loaded.values():
+        if not wf.warmup:
+            continue
+        by_pool.setdefault(wf.pool, []).append(wf.name)
+        images = [p.name for p in wf.parameters.values() if p.kind == "image"]
+        if images:
+            problems.append(
+                f"{wf.path / CONTRACT_FILE}: x-comfygate.warmup: a warm-up cannot take images "
+                f"({', '.join(images)})"
+            )
+    for pool, names in sorted(by_pool.items()):
+        if len(names) > 1:
+            problems.append(f"pool {pool!r} has more than one warm-up: {', '.join(sorted(names))}")
+    return problems

@@ -15,7 +15,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer a browser's JSON numbers carry exactly."""
 
 KINDS = ("image",)
-RESERVED = ("cost", "warmup", "warm_up", "review", "stages")
+RESERVED = ("cost", "warm_up", "review", "stages")
 """x-comfygate keys kept for later work; a contract using one is refused, not ignored."""
 
 _NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -76,6 +76,7 @@ _SETTINGS: dict[str, Any] = {
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
         "queue_ttl_s": {"type": "number", "exclusiveMinimum": 0},
         "retry_on_timeout": {"type": "boolean"},
+        "warmup": {"type": "boolean"},
         "title": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
         "examples": {"type": "array", "items": _EXAMPLE},

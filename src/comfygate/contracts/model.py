@@ -47,6 +47,8 @@ class Workflow:
     queue_ttl_s: float
     #: a timed-out attempt is retried like a crash (default: the job fails with timeout)
     retry_on_timeout: bool
+    #: its pool's warm-up: a backend runs it (first example, else defaults) before traffic
+    warmup: bool
     #: node ids whose files are the job's outputs
     outputs: tuple[str, ...]
     #: each {"title"?: str, "params": {...}}

@@ -41,6 +41,7 @@ from comfygate.worker.hygiene import Hygiene, HygienePolicy
 from comfygate.worker.outputs import collect_outputs
 from comfygate.worker.progress import ProgressTracker
 from comfygate.worker.transport.base import WorkerTransport
+from comfygate.worker.warmup import needs_warmup, run_warmup
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Agent:
         lease_wait_s: float = 25.0,
         capacity: int = 2,
         hygiene: HygienePolicy | None = None,
+        warmup: dict[str, Any] | None = None,
+        warmup_timeout_s: float = 600.0,
     ) -> None:
         self.agent_id = agent_id
         self.pool = pool
@@ -104,6 +107,12 @@ class Agent:
         #: pending in ComfyUI's own queue so the GPU never waits on the gateway
         self.capacity = capacity
         self.hygiene = Hygiene(comfy, clock, hygiene or HygienePolicy())
+        #: the pool's warm-up graph, run on a freshly started backend before traffic
+        self.warmup = warmup
+        self.warmup_timeout_s = warmup_timeout_s
+        self._warm = asyncio.Event()
+        self._warm.set()
+        self._warming: asyncio.Task[None] | None = None
         self._inboxes: dict[str, asyncio.Queue[Message | _Wake]] = {}
         #: prompt id → job id of the leases this agent holds now
         self._jobs: dict[str, str] = {}
@@ -165,6 +174,22 @@ class Agent:
         return since is not None and self.clock.monotonic() - since >= STOP_LEASING_AFTER_S
 
     @property
+    def warming(self) -> bool:
+        return self.connected and not self._warm.is_set()
+
+    async def _warm_up(self) -> None:
+        try:
+            if self.warmup is not None and await needs_warmup(self.comfy):
+                log.info("%s warms up its backend", self.agent_id)
+                await run_warmup(
+                    self.comfy, self.warmup, self.clock, timeout_s=self.warmup_timeout_s
+                )
+        except ComfygateError as exc:
+            log.warning("%s could not check its backend for a warm-up: %s", self.agent_id, exc)
+        finally:
+            self._warm.set()
+
+    @property
     def draining(self) -> bool:
         return not self._accepting.is_set()
 
@@ -182,6 +207,7 @@ class Agent:
         while True:
             await self._accepting.wait()
             await self._socket_up.wait()
+            await self._warm.wait()
             await self._no_interrupt.wait()
             if not self.heartbeats_failing():
                 return
@@ -234,6 +260,9 @@ class Agent:
         while True:
             try:
                 async with self.comfy.socket() as sock:
+                    if self.warmup is not None:
+                        self._warm.clear()
+                        self._warming = asyncio.create_task(self._warm_up(), name="warmup")
                     self._socket_up.set()
                     delay = 0.2
                     async for message in sock:

@@ -21,7 +21,7 @@ def with_settings(**settings: Any) -> dict[str, Any]:
     return c
 
 
-@pytest.mark.parametrize("key", ["cost", "warmup", "warm_up", "review", "stages"])
+@pytest.mark.parametrize("key", ["cost", "warm_up", "review", "stages"])
 def test_reserved_keys_are_not_supported_yet(load: Load, key: str) -> None:
     with pytest.raises(ContractError) as exc:
         load(contract=with_settings(**{key: {}}))
@@ -88,6 +88,7 @@ def test_unknown_settings_key(load: Load) -> None:
         ({"max_attempts": 0}, "/x-comfygate/max_attempts"),
         ({"queue_ttl_s": -1}, "/x-comfygate/queue_ttl_s"),
         ({"retry_on_timeout": "yes"}, "/x-comfygate/retry_on_timeout"),
+        ({"warmup": "yes"}, "/x-comfygate/warmup"),
         ({"outputs": []}, "/x-comfygate/outputs"),
         ({"examples": [{"title": "no params"}]}, "/x-comfygate/examples/0"),
         ({"title": ""}, "/x-comfygate/title"),

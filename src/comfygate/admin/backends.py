@@ -19,7 +19,7 @@ import httpx
 from comfygate.clock import Clock
 from comfygate.comfy.client import ComfyClient, QueueState, SystemStats
 
-State = Literal["idle", "busy", "unreachable"]
+State = Literal["idle", "busy", "draining", "unreachable"]
 
 PROBE_TIMEOUT_S = 2.0
 CACHE_S = 3.0
@@ -42,6 +42,9 @@ class Watched(Protocol):
 
     @property
     def current_jobs(self) -> tuple[str, ...]: ...
+
+    @property
+    def draining(self) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +77,8 @@ class BackendView:
 def state_of(agent: Watched, probe: Probe) -> State:
     if probe.error is not None or not agent.connected:
         return "unreachable"
+    if agent.draining:
+        return "draining"
     queue = probe.queue
     if agent.current_jobs or (queue is not None and (queue.running or queue.pending)):
         return "busy"

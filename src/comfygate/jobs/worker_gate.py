@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -71,10 +71,21 @@ class WorkerGate:
         #: lease token → (owner id, when its progress was last stored)
         self._progress_owner: dict[str, tuple[str, float]] = {}
 
-    async def lease(self, *, agent_id: str, backend: str, pool: str, wait_s: float) -> Lease | None:
-        """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive."""
+    async def lease(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        pool: str,
+        wait_s: float,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> Lease | None:
+        """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive; None
+        at once when ``wanted()`` turns false (the agent is being drained)."""
         deadline = self.clock.monotonic() + wait_s
         while True:
+            if not wanted():
+                return None
             # Idle agents all wake on one ring; only those that can win take the write lock.
             bell = self.doorbell.arm(pool)
             if not await self.store.has_claimable(pool=pool, now=self.clock.now()):

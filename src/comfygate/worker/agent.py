@@ -115,6 +115,9 @@ class Agent:
         self._interrupting: set[str] = set()
         self._no_interrupt = asyncio.Event()
         self._no_interrupt.set()
+        #: cleared by an operator's drain: running jobs finish, no new work is taken
+        self._accepting = asyncio.Event()
+        self._accepting.set()
         self._stopping = asyncio.Event()
 
     @property
@@ -157,10 +160,23 @@ class Agent:
         since = self._beats_failing_since
         return since is not None and self.clock.monotonic() - since >= STOP_LEASING_AFTER_S
 
+    @property
+    def draining(self) -> bool:
+        return not self._accepting.is_set()
+
+    def drain(self) -> None:
+        """Take no new work; what runs now finishes. For maintenance of the backend."""
+        self._accepting.clear()
+
+    def resume(self) -> None:
+        self._accepting.set()
+
     async def _ready_for_work(self) -> None:
         """Take work only from a backend that answers, that has no interrupted prompt
-        still winding down, while this agent's heartbeats get through."""
+        still winding down, while this agent's heartbeats get through and no operator
+        drains it."""
         while True:
+            await self._accepting.wait()
             await self._socket_up.wait()
             await self._no_interrupt.wait()
             if not self.heartbeats_failing():
@@ -177,6 +193,7 @@ class Agent:
                         backend=self.backend,
                         pool=self.pool,
                         wait_s=self.lease_wait_s,
+                        wanted=lambda: not self.draining,
                     )
             except Exception:
                 log.exception("lease failed; backing off")

@@ -135,3 +135,22 @@ async def test_a_backend_that_hangs_is_unreachable_after_the_timeout(sim: SimSer
         release.set()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_drained_backend_finishes_its_job_and_takes_no_new_one(
+    gateway: RunningGateway,
+) -> None:
+    async with admin(gateway) as c:
+        await backends_until(c, lambda bs: bs[0]["state"] == "idle")
+        first = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 10}})).json()
+        await wait_status(c, first["id"], "running")
+        drained = await c.post("/v1/admin/backends/local-0/drain")
+        assert drained.status_code == 202 and drained.json()["state"] == "draining"
+        second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        await wait_status(c, first["id"], "succeeded")
+        await asyncio.sleep(0.5)  # time enough for a lease that must not happen
+        assert (await c.get(f"/v1/jobs/{second['id']}")).json()["status"] == "queued"
+        resumed = await c.post("/v1/admin/backends/local-0/resume")
+        assert resumed.status_code == 202 and resumed.json()["state"] != "draining"
+        await wait_status(c, second["id"], "succeeded")
+        assert (await c.post("/v1/admin/backends/nope/drain")).status_code == 404

@@ -17,6 +17,7 @@ class FakeAgent:
     backend: str = "http://b:1"
     connected: bool = True
     current_jobs: tuple[str, ...] = ()
+    draining: bool = False
 
 
 STATS = SystemStats(
@@ -58,6 +59,8 @@ async def test_states() -> None:
     assert other.state == "busy" and other.queue_length == 3
     [socketless] = await monitor.view([FakeAgent(connected=False)])
     assert socketless.state == "unreachable"
+    [drained] = await monitor.view([FakeAgent(current_jobs=("j1",), draining=True)])
+    assert drained.state == "draining"
     prober.error = "refused"
     [down] = await monitor.view([FakeAgent(current_jobs=("j1",))])
     assert down.state == "unreachable" and down.queue_length is None

@@ -11,9 +11,11 @@ from pydantic import BaseModel, Field
 from comfygate.admin.backends import BackendView, State
 from comfygate.api.admin.guard import admin_router
 from comfygate.api.deps import gateway
+from comfygate.errors import NotFound
 from comfygate.gateway import Gateway
 from comfygate.jobs.model import JobStatus
 from comfygate.jobs.stats import Bucket, throughput, window
+from comfygate.worker.agent import Agent
 
 router = admin_router()
 GW = Annotated[Gateway, Depends(gateway)]
@@ -130,6 +132,29 @@ async def list_backends(gw: GW) -> BackendsOut:
     """Every configured backend with its state, the jobs on it, ComfyUI's queue length
     and memory. Backends are asked live, at most once every few seconds."""
     return BackendsOut(backends=[_backend(v) for v in await gw.admin.monitor.view(gw.agents)])
+
+
+@router.post("/backends/{backend_id}/drain", status_code=202)
+async def drain_backend(backend_id: str, gw: GW) -> BackendOut:
+    """Stop giving this backend new jobs; the ones it runs finish. For maintenance."""
+    agent = _agent(gw, backend_id)
+    agent.drain()
+    return _backend((await gw.admin.monitor.view([agent]))[0])
+
+
+@router.post("/backends/{backend_id}/resume", status_code=202)
+async def resume_backend(backend_id: str, gw: GW) -> BackendOut:
+    """Give a drained backend jobs again."""
+    agent = _agent(gw, backend_id)
+    agent.resume()
+    return _backend((await gw.admin.monitor.view([agent]))[0])
+
+
+def _agent(gw: Gateway, backend_id: str) -> Agent:
+    for agent in gw.agents:
+        if agent.agent_id == backend_id:
+            return agent
+    raise NotFound(f"no backend {backend_id!r}")
 
 
 def _bucket(b: Bucket) -> BucketOut:

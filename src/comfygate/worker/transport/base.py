@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
 
@@ -11,8 +11,15 @@ from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, 
 class WorkerTransport(ABC):
     @abstractmethod
     async def lease(
-        self, *, agent_id: str, backend: str, pool: str, wait_s: float
-    ) -> Lease | None: ...
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        pool: str,
+        wait_s: float,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> Lease | None:
+        """The next job, waiting up to ``wait_s``; gives up when ``wanted()`` is false."""
 
     @abstractmethod
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
 from comfygate.jobs.worker_gate import WorkerGate
@@ -13,8 +13,18 @@ class InProcessTransport(WorkerTransport):
     def __init__(self, gate: WorkerGate) -> None:
         self._gate = gate
 
-    async def lease(self, *, agent_id: str, backend: str, pool: str, wait_s: float) -> Lease | None:
-        return await self._gate.lease(agent_id=agent_id, backend=backend, pool=pool, wait_s=wait_s)
+    async def lease(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        pool: str,
+        wait_s: float,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> Lease | None:
+        return await self._gate.lease(
+            agent_id=agent_id, backend=backend, pool=pool, wait_s=wait_s, wanted=wanted
+        )
 
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
         return await self._gate.adopt(agent_id=agent_id, backend=backend)

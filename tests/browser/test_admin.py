@@ -139,6 +139,17 @@ def test_sign_in_then_backends_and_a_visitors_job_live(
     assert "VRAM" in backend.inner_text() and "RAM" in backend.inner_text()
     assert page.locator("#pools tbody tr").count() >= 1
 
+    name = backend.locator("h3").inner_text()
+    backend.get_by_role("button", name=f"Drain {name}").click()
+    page.wait_for_selector("#backends li.backend[data-state=draining]")
+    assert backend.locator(".badge").inner_text() == "Draining"
+    assert "takes no new job" in backend.locator(".backend-note").inner_text()
+    check_axe(page)
+    shot(page, "3-drained")
+    backend.get_by_role("button", name=f"Resume {name}").click()
+    page.wait_for_selector("#backends li.backend:is([data-state=idle], [data-state=busy])")
+    assert backend.get_by_role("button", name=f"Drain {name}").is_visible()
+
     # Made after the page loaded: it must arrive and move on without a reload.
     page.evaluate("() => (window.__sameDocument = true)")
     job_id = visitor_job(new_context, "txt2img", {"steps": 30, "width": 256, "height": 256})
@@ -154,7 +165,7 @@ def test_sign_in_then_backends_and_a_visitors_job_live(
     )
     assert "finished in the last hour;" in page.locator("#throughput-summary").inner_text()
     check_axe(page)
-    shot(page, "3-dashboard")
+    shot(page, "4-dashboard")
 
     page.get_by_role("button", name="Sign out").click()
     page.locator("#signin").wait_for(state="visible")

@@ -207,8 +207,12 @@ function backendCard(b) {
     ram: meter("RAM"),
     error: h("p", { class: "backend-error", hidden: true }),
     foot: h("p", { class: "backend-foot" }),
+    drainNote: h("p", { class: "backend-note", hidden: true, text: "Drained: it finishes what it runs and takes no new job until resumed." }),
+    toggle: h("button", { type: "button", class: "button secondary small" }),
     jobsKey: null,
+    draining: null,
   };
+  parts.toggle.addEventListener("click", () => drainOrResume(b.id, parts));
   const el = h(
     "li",
     { class: "backend", "data-backend-id": b.id, "aria-labelledby": titleId },
@@ -218,9 +222,27 @@ function backendCard(b) {
     parts.vram.el,
     parts.ram.el,
     parts.error,
-    parts.foot,
+    parts.drainNote,
+    h("div", { class: "backend-bottom" }, parts.foot, parts.toggle),
   );
   return { el, parts };
+}
+
+async function drainOrResume(id, parts) {
+  const action = parts.draining ? "resume" : "drain";
+  parts.toggle.disabled = true;
+  try {
+    const backend = await call(`/v1/admin/backends/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+    renderBackends([...backendCards.keys()].map((k) => (k === id ? backend : backendCards.get(k).last)));
+    announce(action === "drain" ? `${id} is drained: it takes no new job.` : `${id} takes jobs again.`);
+  } catch (error) {
+    if (error.status !== 401) {
+      parts.error.textContent = error.message;
+      show(parts.error, true);
+    }
+  } finally {
+    parts.toggle.disabled = false;
+  }
 }
 
 function renderBackends(list) {
@@ -234,7 +256,8 @@ function renderBackends(list) {
       backendCards.set(b.id, card);
       backendList.append(card.el);
     }
-    // Updated in place, so keyboard focus on a job link survives every poll.
+    // Updated in place, so keyboard focus on a job link or a button survives every poll.
+    card.last = b;
     const { parts, el } = card;
     el.dataset.state = b.state;
     parts.badge.className = `badge backend-${b.state}`;
@@ -252,6 +275,16 @@ function renderBackends(list) {
     parts.error.textContent = b.error || "";
     show(parts.error, Boolean(b.error));
     parts.foot.textContent = `${s ? `ComfyUI ${s.comfyui_version} · ` : ""}asked ${ago(b.checked_at)}`;
+    // Drain and resume arrived with the API's `draining`; without it there is no button.
+    const canDrain = typeof b.draining === "boolean";
+    show(parts.toggle, canDrain);
+    if (canDrain && parts.draining !== b.draining) {
+      parts.draining = b.draining;
+      parts.toggle.textContent = b.draining ? "Resume" : "Drain";
+      parts.toggle.setAttribute("aria-label", `${b.draining ? "Resume" : "Drain"} ${b.id}`);
+      parts.toggle.className = `button small ${b.draining ? "primary" : "secondary"}`;
+    }
+    show(parts.drainNote, Boolean(b.draining));
   }
   for (const [id, card] of backendCards) {
     if (!seen.has(id)) {
@@ -477,7 +510,9 @@ const jobs = {
 
   updateCount() {
     const n = this.rows.size;
-    show($("jobs-empty"), n === 0 && $("jobs").getAttribute("aria-busy") !== "true");
+    const empty = n === 0 && $("jobs").getAttribute("aria-busy") !== "true";
+    show($("jobs-empty"), empty);
+    show($("jobs"), !empty);
     $("jobs-count").textContent = n ? `${n} shown${this.cursor ? ", older below" : ""}` : "";
   },
 

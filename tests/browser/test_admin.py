@@ -284,3 +284,41 @@ def test_the_dashboard_by_keyboard_alone(
     page.locator("#signin").wait_for(state="visible")
     assert page.evaluate("() => document.activeElement.id") == "admin-token"
     shot(page, "3-signed-out")
+
+
+def test_filters_and_older_pages(
+    new_context: ContextFactory, servers: Servers, shot: Shots
+) -> None:
+    visitor = new_context()
+    assert visitor.request.get("/").ok
+    made = []
+    for i in range(26):  # one more than a page
+        r = visitor.request.post("/v1/workflows/image-ops/jobs", data={"params": {"width": 8 + i}})
+        assert r.status == 202, r.text()
+        made.append(r.json()["id"])
+    ctx = new_context()
+    page = signed_in_page(ctx, servers)
+    owner = ctx.request.get(f"/v1/admin/jobs/{made[0]}").json()["job"]["owner_id"]
+
+    page.get_by_label("Owner").fill(owner)
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_function(
+        """owner => {
+            const rows = [...document.querySelectorAll('#jobs tbody tr')];
+            return rows.length === 25 && rows.every(r => r.querySelector('.owner').title === owner);
+        }""",
+        arg=owner,
+    )
+    more = page.get_by_role("button", name="Show older jobs")
+    more.click()
+    page.wait_for_function("() => document.querySelectorAll('#jobs tbody tr').length === 26")
+    ids = page.eval_on_selector_all("#jobs tbody tr", "rows => rows.map(r => r.dataset.jobId)")
+    assert ids == made[::-1]
+    assert more.is_hidden()
+    shot(page, "1-one-owner-all-pages")
+
+    page.get_by_label("Workflow").select_option("txt2img")
+    page.get_by_text("No jobs match these filters.").wait_for()
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("() => document.querySelectorAll('#jobs tbody tr').length === 25")
+    assert page.get_by_label("Owner").input_value() == ""

@@ -70,6 +70,13 @@ class RetentionSettings(BaseModel):
     sweep_every_s: float = Field(default=600.0, ge=1.0)
 
 
+class HygieneSettings(BaseModel):
+    """When agents call ComfyUI's ``/free`` between jobs (0 turns a rule off)."""
+
+    free_every_jobs: int = Field(default=0, ge=0)
+    free_below_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class UploadSettings(BaseModel):
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4096 * 4096
@@ -98,6 +105,7 @@ class Settings(BaseSettings):
     url_ttl_s: int = 3600
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600

@@ -28,6 +28,7 @@
           ExecutionFailed           a node raised while running
           JobTimeout                the prompt ran past the workflow's timeout
           OutputMissing             history listed a file that /view would not serve
+          StorageFailed             the outputs could not be stored; nothing is published
 
 Exception docstrings are the default messages.
 """
@@ -248,3 +249,9 @@ class OutputMissing(PermanentJobError):
     """An output the backend reported could not be fetched."""
 
     code = "output_missing"
+
+
+class StorageFailed(PermanentJobError):
+    """The outputs could not be written to storage."""
+
+    code = "storage_error"

@@ -31,6 +31,7 @@ from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
 from comfygate.store.stats import SqlStatsStore
 from comfygate.worker.agent import Agent
+from comfygate.worker.hygiene import HygienePolicy
 from comfygate.worker.transport.inprocess import InProcessTransport
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ class Gateway:
                 transport=InProcessTransport(self.gate),
                 storage=self.storage,
                 clock=self.clock,
+                hygiene=HygienePolicy(
+                    every_jobs=self.settings.hygiene.free_every_jobs,
+                    min_free_fraction=self.settings.hygiene.free_below_fraction,
+                ),
             )
             self.agents.append(agent)
             self._spawn(agent.run(), f"agent-{i}")
@@ -102,6 +107,13 @@ class Gateway:
         self._tasks.append(task)
 
     async def _sweep(self) -> None:
+        try:
+            # A crash between a job's commit and its manifest leaves the manifest out.
+            day_ago = self.clock.now() - timedelta(days=1)
+            if repaired := await self.sweeper.repair_manifests(since=day_ago):
+                log.warning("wrote %d manifest(s) a crash had left unwritten", repaired)
+        except Exception:
+            log.exception("manifest repair failed")
         while True:
             try:
                 await self.sweeper.run_once()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from comfygate.clock import Clock
-from comfygate.jobs.keys import job_prefix, outputs_root, previews_prefix
+from comfygate.jobs.announce import write_manifest
+from comfygate.jobs.keys import job_prefix, manifest_key, outputs_root, previews_prefix
 from comfygate.jobs.model import Job, JobStatus
 from comfygate.jobs.ports import Blobs, JobStore
 
@@ -35,13 +36,20 @@ class Retention:
 
 @dataclass
 class SweepReport:
+    repaired_manifests: int = 0
     losing_files: int = 0
     expired_outputs: int = 0
     purged_jobs: int = 0
     unused_uploads: int = 0
 
     def total(self) -> int:
-        return self.losing_files + self.expired_outputs + self.purged_jobs + self.unused_uploads
+        return (
+            self.repaired_manifests
+            + self.losing_files
+            + self.expired_outputs
+            + self.purged_jobs
+            + self.unused_uploads
+        )
 
 
 class Sweeper:
@@ -59,14 +67,15 @@ class Sweeper:
         now = self.clock.now()
         settle = timedelta(seconds=self.retention.settle_s if settle_s is None else settle_s)
         report = SweepReport()
-        report.losing_files = await self._losing_attempts(now - settle)
+        report.repaired_manifests, report.losing_files = await self._settle_finished(now - settle)
         report.expired_outputs = await self._expire_outputs(now)
         report.purged_jobs = await self._purge_jobs(now)
         report.unused_uploads = await self._unused_uploads(now)
         if report.total():
             log.info(
-                "sweep: %d losing-attempt files, %d jobs' outputs expired, %d jobs purged, "
-                "%d unused uploads",
+                "sweep: %d manifests repaired, %d losing-attempt files, %d jobs' outputs "
+                "expired, %d jobs purged, %d unused uploads",
+                report.repaired_manifests,
                 report.losing_files,
                 report.expired_outputs,
                 report.purged_jobs,
@@ -74,11 +83,30 @@ class Sweeper:
             )
         return report
 
-    async def _losing_attempts(self, until: datetime) -> int:
+    async def repair_manifests(self, *, since: datetime) -> int:
+        """Write the manifests a crash left unwritten (at start-up, before the sweep's
+        settle time allows the full pass)."""
+        repaired = 0
+        for job in await self.store.finished_between(since=since, until=self.clock.now()):
+            repaired += await self._repair_manifest(job)
+        return repaired
+
+    async def _repair_manifest(self, job: Job) -> int:
+        if not _published(job):
+            return 0
+        if manifest_key(job.id) in {o.key for o in await self.blobs.list(job_prefix(job.id))}:
+            return 0
+        await write_manifest(self.blobs, job)
+        return 1
+
+    async def _settle_finished(self, until: datetime) -> tuple[int, int]:
+        """Jobs that ended since the last pass: their manifest is there, and files of
+        attempts that lost are gone. (manifests repaired, files deleted)"""
         # After a restart, look back over the whole outputs retention once.
         since = self._swept_until or until - timedelta(seconds=self.retention.outputs_s)
-        deleted = 0
+        repaired = deleted = 0
         for job in await self.store.finished_between(since=since, until=until):
+            repaired += await self._repair_manifest(job)
             keep = _published(job)
             for stored in await self.blobs.list(outputs_root(job.id)):
                 if stored.key not in keep:
@@ -86,7 +114,7 @@ class Sweeper:
                     deleted += 1
             await self.blobs.delete_prefix(previews_prefix(job.id))
         self._swept_until = until
-        return deleted
+        return repaired, deleted
 
     async def _expire_outputs(self, now: datetime) -> int:
         before = now - timedelta(seconds=self.retention.outputs_s)

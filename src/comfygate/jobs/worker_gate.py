@@ -6,7 +6,6 @@ Agents reach this only through a transport (in-process now, HTTP for remote agen
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 from collections.abc import Callable, Sequence
@@ -15,12 +14,11 @@ from datetime import timedelta
 
 from comfygate.clock import Clock
 from comfygate.ids import new_prompt_id
-from comfygate.jobs.announce import publish_status, write_error
+from comfygate.jobs.announce import publish_status, write_error, write_manifest
 from comfygate.jobs.backoff import retry_delay_s
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import (
     cancel_bell,
-    manifest_key,
     outputs_prefix,
     preview_key,
     prompt_key,
@@ -200,10 +198,7 @@ class WorkerGate:
             lease.job_id, lease.lease_token, outputs, now=self.clock.now(), progress=progress
         )
         # Written only after the fenced commit: clients never see an uncommitted output.
-        manifest = {"job_id": job.id, "outputs": [o.to_dict() for o in job.outputs]}
-        await self.blobs.put_bytes(
-            manifest_key(job.id), json.dumps(manifest).encode(), "application/json"
-        )
+        await write_manifest(self.blobs, job)
         first_output_seq = job.last_seq - len(job.outputs)
         for i, output in enumerate(job.outputs):
             await self.events.publish(

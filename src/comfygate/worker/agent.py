@@ -32,10 +32,12 @@ from comfygate.errors import (
     JobTimeout,
     LeaseLost,
     OutOfMemory,
+    StorageFailed,
     WebSocketLost,
 )
 from comfygate.jobs.model import JobFailure, Lease, Progress
 from comfygate.storage.base import Storage
+from comfygate.worker.hygiene import Hygiene, HygienePolicy
 from comfygate.worker.outputs import collect_outputs
 from comfygate.worker.progress import ProgressTracker
 from comfygate.worker.transport.base import WorkerTransport
@@ -89,6 +91,7 @@ class Agent:
         clock: Clock,
         lease_wait_s: float = 25.0,
         capacity: int = 2,
+        hygiene: HygienePolicy | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.pool = pool
@@ -100,6 +103,7 @@ class Agent:
         #: prompts this agent may have at the backend at once: one running, the rest
         #: pending in ComfyUI's own queue so the GPU never waits on the gateway
         self.capacity = capacity
+        self.hygiene = Hygiene(comfy, clock, hygiene or HygienePolicy())
         self._inboxes: dict[str, asyncio.Queue[Message | _Wake]] = {}
         #: prompt id → job id of the leases this agent holds now
         self._jobs: dict[str, str] = {}
@@ -193,14 +197,20 @@ class Agent:
                         backend=self.backend,
                         pool=self.pool,
                         wait_s=self.lease_wait_s,
-                        wanted=lambda: not self.draining,
+                        # A waiting slot gives up when its backend goes away.
+                        wanted=lambda: self.connected and not self.draining,
                     )
             except Exception:
                 log.exception("lease failed; backing off")
                 await self.clock.sleep(1.0)
                 continue
-            if lease is not None:
+            if lease is None:
+                continue
+            try:
                 await self.execute(lease)
+            except Exception:
+                # The slot lives on; the job's lease runs out and the rescuer retries it.
+                log.exception("job %s failed inside the agent", lease.job_id)
 
     def stop(self) -> None:
         """Lease no more work; a running job finishes first."""
@@ -256,6 +266,7 @@ class Agent:
             self._interrupting.discard(lease.prompt_id)
             if not self._interrupting:
                 self._no_interrupt.set()
+        await self.hygiene.after_job(idle=not self._inboxes)
 
     async def _heartbeats(self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event) -> None:
         while True:
@@ -314,6 +325,11 @@ class Agent:
             outputs = await collect_outputs(self.comfy, self.storage, lease, entry)
         except JobError as exc:
             await self._fail(lease, exc)
+            return
+        except OSError as exc:
+            # Whatever was written stays out of the manifest; the sweeper removes it.
+            log.warning("storing outputs of job %s failed: %s", lease.job_id, exc)
+            await self._fail(lease, StorageFailed())
             return
         await self.transport.complete(lease, outputs, final)
 

@@ -75,3 +75,14 @@ async def test_the_sweep_expires_old_outputs_and_drops_unused_uploads(
         assert again["outputs_expired_at"] is not None
         r = await c.get(again["outputs"][0]["url"])
         assert r.status_code == 410 and r.json()["error"]["code"] == "output_expired"
+
+
+async def test_a_manifest_lost_to_a_crash_is_written_again(gateway: RunningGateway) -> None:
+    job = await run_job(gateway)
+    storage, key = gateway.gw.storage, f"jobs/{job['id']}/output.json"
+    written = await storage.get_bytes(key)
+    await storage.delete(key)  # as if the gateway died between the commit and the write
+    since = gateway.gw.clock.now() - timedelta(hours=1)
+    assert await gateway.gw.sweeper.repair_manifests(since=since) == 1
+    assert await storage.get_bytes(key) == written
+    assert await gateway.gw.sweeper.repair_manifests(since=since) == 0

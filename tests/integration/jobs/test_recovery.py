@@ -51,8 +51,8 @@ async def slow_sim(start_sim: SimFactory) -> AsyncIterator[SimServer]:
     yield await start_sim(step_ms=100)
 
 
-def kill9(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
+def signal_and_wait(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    os.kill(proc.pid, sig)
     proc.wait()
 
 
@@ -84,10 +84,15 @@ def finished(job: dict[str, Any]) -> bool:
     return job["status"] in ("succeeded", "failed", "canceled", "expired")
 
 
-async def test_a_prompt_still_running_is_followed_again(slow_sim: SimServer, spawn: Spawn) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+async def test_a_prompt_still_running_is_followed_again(
+    slow_sim: SimServer, spawn: Spawn, sig: int
+) -> None:
+    """A crash, or a stop: either way the prompt runs on at the backend and the next
+    start follows it to the end instead of running it twice."""
     proc, url = await spawn(slow_sim)
     job_id, _ = await running_job(url)
-    kill9(proc)
+    signal_and_wait(proc, sig)
     _, url = await spawn(slow_sim)
     job = await poll(url, job_id, finished)
     assert job["status"] == "succeeded" and job["attempts"] == 1 and job["outputs"]
@@ -99,7 +104,7 @@ async def test_a_prompt_that_finished_while_the_gateway_was_down_is_collected(
 ) -> None:
     proc, url = await spawn(slow_sim)
     job_id, prompt_id = await running_job(url)
-    kill9(proc)
+    signal_and_wait(proc)
     comfy = ComfyClient(slow_sim.url)
     try:
         for _ in range(100):
@@ -122,7 +127,7 @@ async def test_a_prompt_the_restarted_backend_forgot_is_run_again(
 ) -> None:
     proc, url = await spawn(slow_sim)
     job_id, _ = await running_job(url)
-    kill9(proc)
+    signal_and_wait(proc)
     await slow_sim.restart()  # ComfyUI restarts empty: no queue, no history
     _, url = await spawn(slow_sim)
     job = await poll(url, job_id, finished)

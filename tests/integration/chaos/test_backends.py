@@ -1,0 +1,140 @@
+"""Sick backends: killed, restarted, failing, stalling, dropping sockets, out of memory;
+and storage that refuses writes. Every job ends in a clear terminal state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from typing import Any
+
+import httpx
+import pytest
+
+from comfygate.comfy.client import ComfyClient
+from comfygate.sim import SimServer
+from tests.integration.chaos.tally import TERMINAL, tally
+from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
+
+CHAOS_LEASE = {"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1}
+
+
+async def attempts(c: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await c.get(f"/v1/jobs/{job_id}/attempts")).json()["attempts"]
+    return found
+
+
+async def running_on(c: httpx.AsyncClient, job_id: str) -> str:
+    await wait_status(c, job_id, "running")
+    return str((await attempts(c, job_id))[-1]["backend"])
+
+
+async def test_a_backend_killed_mid_job_the_job_finishes_elsewhere(
+    start_sim: SimFactory, start_gateway: GatewayFactory
+) -> None:
+    sims = {s.url: s for s in [await start_sim(step_ms=100), await start_sim(step_ms=100)]}
+    gateway = await start_gateway(*sims, lease=CHAOS_LEASE)
+    async with gateway.client() as c:
+        job = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 20}})).json()
+        first = await running_on(c, job["id"])
+        await sims[first].stop()  # gone like a killed process
+        done = await wait_status(c, job["id"], "succeeded", "failed", within_s=60)
+        tried = await attempts(c, job["id"])
+    assert done["status"] == "succeeded", done
+    assert [a["backend"] for a in tried] == [first, next(u for u in sims if u != first)]
+    assert tried[0]["outcome"] in ("backend_unreachable", "websocket_lost", "backend_restarted")
+
+
+async def test_a_backend_restarted_under_a_running_job_runs_it_again(
+    start_sim: SimFactory, start_gateway: GatewayFactory
+) -> None:
+    sim = await start_sim(step_ms=100)
+    gateway = await start_gateway(sim.url, lease=CHAOS_LEASE)
+    async with gateway.client() as c:
+        job = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 20}})).json()
+        await running_on(c, job["id"])
+        await sim.restart()  # ComfyUI comes back empty: the prompt is forgotten
+        done = await wait_status(c, job["id"], "succeeded", "failed", within_s=60)
+        tried = await attempts(c, job["id"])
+    assert done["status"] == "succeeded" and len(tried) == 2, (done, tried)
+    assert tried[0]["outcome"] in ("backend_restarted", "websocket_lost", "backend_unreachable")
+
+
+async def test_a_cancel_racing_the_finish_ends_succeeded(
+    gateway: RunningGateway, sim: SimServer
+) -> None:
+    """Cancels sent around the moment each prompt ends: a prompt that finished at the
+    backend always makes its job succeeded, never canceled without its outputs."""
+    comfy = ComfyClient(sim.url)
+    try:
+        async with gateway.client() as c:
+            ids = []
+            for n in range(12):
+                job = (
+                    await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 3}})
+                ).json()
+                ids.append(job["id"])
+                await wait_status(c, job["id"], "running")
+                await asyncio.sleep(0.01 * n)  # 0..110 ms: before, at and after the end
+                await c.post(f"/v1/jobs/{job['id']}/cancel")
+            outcomes = []
+            for job_id in ids:
+                job = await wait_status(c, job_id, "succeeded", "canceled", "failed")
+                prompt_id = (await attempts(c, job_id))[-1]["prompt_id"]
+                entry = await comfy.history(prompt_id)
+                finished = entry is not None and entry.status_str == "success"
+                outcomes.append((job["status"], finished))
+    finally:
+        await comfy.aclose()
+    for status, finished in outcomes:
+        assert status == ("succeeded" if finished else "canceled"), outcomes
+    assert {s for s, _ in outcomes} == {"succeeded", "canceled"}, "the race was not run"
+
+
+async def test_failures_stalls_socket_drops_and_oom_end_every_job_clearly(
+    start_sim: SimFactory,
+    start_gateway: GatewayFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    knobs = dict(step_ms=20, fail_rate=0.1, stall_rate=0.1, ws_drop_rate=0.02, oom_rate=0.15)
+    sims = [await start_sim(seed=1, **knobs), await start_sim(seed=2, **knobs)]
+    gateway = await start_gateway(*(s.url for s in sims), lease=CHAOS_LEASE)
+    async with gateway.client() as c:
+        ids = [
+            (await c.post("/v1/workflows/chaos/jobs", json={"params": {"steps": 4}})).json()["id"]
+            for _ in range(40)
+        ]
+        jobs = [await wait_status(c, i, *TERMINAL, within_s=120) for i in ids]
+    await gateway.gw.sweeper.run_once(settle_s=0)
+    result = await tally(jobs, gateway.gw.storage)
+    with capsys.disabled():
+        print("\n" + result.line("sick backends"))
+    assert result.lost == [] and result.duplicated == []
+    assert set(result.statuses) <= {"succeeded", "failed"}
+    # Failures name their cause; out of memory was retried (after /free), not final.
+    assert set(result.errors) <= {"execution_failed", "timeout", "out_of_memory"}
+    assert result.statuses["succeeded"] > 0
+    frees = sum(1 for s in sims for _, path, _ in s.log if path == "/free")
+    assert frees > 0
+
+
+async def test_a_storage_write_failure_fails_the_job_and_publishes_nothing(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = gateway.gw.storage
+    real_put = storage.put_stream
+
+    async def failing(key: str, chunks: AsyncIterable[bytes], content_type: str) -> Any:
+        if key.startswith("outputs/"):
+            await real_put(key, chunks, content_type)  # half written, then the disk fills
+            raise OSError(28, "No space left on device")
+        return await real_put(key, chunks, content_type)
+
+    monkeypatch.setattr(storage, "put_stream", failing)
+    async with gateway.client() as c:
+        job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        done = await wait_status(c, job["id"], "succeeded", "failed")
+    assert done["status"] == "failed" and done["error"]["code"] == "storage_error"
+    assert done["outputs"] == []
+    assert await storage.stat(f"jobs/{job['id']}/output.json") is None
+    await gateway.gw.sweeper.run_once(settle_s=0)
+    assert await storage.list(f"outputs/{job['id']}") == []

@@ -78,7 +78,7 @@ def serve(
     settings.admin_key()  # made now, so the file named below exists
     banner = (
         f"comfygate on {url}  (API docs: {url}/docs)\n"
-        f"  admin token in {settings.admin_token_origin}"
+        f"  ops dashboard {url}/admin, admin token in {settings.admin_token_origin}"
     )
     run(run_gateway(settings, on_ready=banner))
 
@@ -106,8 +106,8 @@ def demo(
             "-H 'content-type: application/json' -d '{\"params\": {}}'",
             f"  or         comfygate submit txt2img -p prompt='a lighthouse at dusk' "
             f"--gateway {url} --wait",
-            f"  admin      token {settings.admin_key()}  (from {settings.admin_token_origin}; "
-            f"sign in with POST {url}/v1/admin/session)",
+            f"  dashboard  {url}/admin  with the admin token {settings.admin_key()}",
+            f"             (from {settings.admin_token_origin})",
         ]
     )
     try:

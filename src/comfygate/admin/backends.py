@@ -65,6 +65,8 @@ class BackendView:
     state: State
     #: the agent's event socket to the backend is up
     connected: bool
+    #: an operator drained it: it takes no new jobs (whatever its state)
+    draining: bool
     current_jobs: tuple[str, ...]
     probe: Probe
 
@@ -138,6 +140,7 @@ class BackendMonitor:
                 url=a.backend,
                 state=state_of(a, p),
                 connected=a.connected,
+                draining=a.draining,
                 current_jobs=a.current_jobs,
                 probe=p,
             )

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from comfygate.web import pages
+from comfygate.web import admin, pages
 from comfygate.web.templating import STATIC_DIR
 
 
@@ -23,3 +23,4 @@ class _Static(StaticFiles):
 def install(app: FastAPI) -> None:
     app.mount("/static", _Static(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
+    app.include_router(admin.router)

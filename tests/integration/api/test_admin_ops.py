@@ -146,11 +146,13 @@ async def test_a_drained_backend_finishes_its_job_and_takes_no_new_one(
         await wait_status(c, first["id"], "running")
         drained = await c.post("/v1/admin/backends/local-0/drain")
         assert drained.status_code == 202 and drained.json()["state"] == "draining"
+        assert drained.json()["draining"] is True
         second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         await wait_status(c, first["id"], "succeeded")
         await asyncio.sleep(0.5)  # time enough for a lease that must not happen
         assert (await c.get(f"/v1/jobs/{second['id']}")).json()["status"] == "queued"
         resumed = await c.post("/v1/admin/backends/local-0/resume")
         assert resumed.status_code == 202 and resumed.json()["state"] != "draining"
+        assert resumed.json()["draining"] is False
         await wait_status(c, second["id"], "succeeded")
         assert (await c.post("/v1/admin/backends/nope/drain")).status_code == 404

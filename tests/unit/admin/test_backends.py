@@ -58,9 +58,11 @@ async def test_states() -> None:
     [other] = await monitor.view([FakeAgent()])  # another client's prompt keeps it busy
     assert other.state == "busy" and other.queue_length == 3
     [socketless] = await monitor.view([FakeAgent(connected=False)])
-    assert socketless.state == "unreachable"
+    assert socketless.state == "unreachable" and not socketless.draining
+    [drained_away] = await monitor.view([FakeAgent(connected=False, draining=True)])
+    assert drained_away.state == "unreachable" and drained_away.draining
     [drained] = await monitor.view([FakeAgent(current_jobs=("j1",), draining=True)])
-    assert drained.state == "draining"
+    assert drained.state == "draining" and drained.draining
     prober.error = "refused"
     [down] = await monitor.view([FakeAgent(current_jobs=("j1",))])
     assert down.state == "unreachable" and down.queue_length is None

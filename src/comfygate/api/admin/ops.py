@@ -46,6 +46,10 @@ class BackendOut(BaseModel):
         "is on it; idle otherwise"
     )
     connected: bool = Field(description="The agent's WebSocket to the backend is up")
+    draining: bool = Field(
+        description="Drained by an operator: takes no new jobs until resumed (also while "
+        "unreachable, when state says unreachable)"
+    )
     current_jobs: list[str] = Field(description="Jobs the agent holds a lease on now")
     queue: QueueInfo | None = Field(description="From /queue; null when unreachable")
     system: SystemInfo | None = Field(description="From /system_stats; null when unreachable")
@@ -106,6 +110,7 @@ def _backend(view: BackendView) -> BackendOut:
         url=view.url,
         state=view.state,
         connected=view.connected,
+        draining=view.draining,
         current_jobs=list(view.current_jobs),
         queue=None
         if q is None

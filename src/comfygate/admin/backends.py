@@ -19,7 +19,7 @@ import httpx
 from comfygate.clock import Clock
 from comfygate.comfy.client import ComfyClient, QueueState, SystemStats
 
-State = Literal["idle", "busy", "draining", "unreachable"]
+State = Literal["idle", "busy", "warming", "draining", "unreachable"]
 
 PROBE_TIMEOUT_S = 2.0
 CACHE_S = 3.0
@@ -45,6 +45,9 @@ class Watched(Protocol):
 
     @property
     def draining(self) -> bool: ...
+
+    @property
+    def warming(self) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +84,8 @@ def state_of(agent: Watched, probe: Probe) -> State:
         return "unreachable"
     if agent.draining:
         return "draining"
+    if agent.warming:
+        return "warming"
     queue = probe.queue
     if agent.current_jobs or (queue is not None and (queue.running or queue.pending)):
         return "busy"

@@ -18,6 +18,7 @@ class FakeAgent:
     connected: bool = True
     current_jobs: tuple[str, ...] = ()
     draining: bool = False
+    warming: bool = False
 
 
 STATS = SystemStats(
@@ -62,7 +63,9 @@ async def test_states() -> None:
     [drained_away] = await monitor.view([FakeAgent(connected=False, draining=True)])
     assert drained_away.state == "unreachable" and drained_away.draining
     [drained] = await monitor.view([FakeAgent(current_jobs=("j1",), draining=True)])
-    assert drained.state == "draining" and drained.draining
+    assert drained.state == "draining"
+    [warming] = await monitor.view([FakeAgent(warming=True)])
+    assert warming.state == "warming" and drained.draining
     prober.error = "refused"
     [down] = await monitor.view([FakeAgent(current_jobs=("j1",))])
     assert down.state == "unreachable" and down.queue_length is None

@@ -93,8 +93,9 @@ class JobStore(Protocol):
         """queued jobs past ``expires_at`` → expired."""
 
     # -- the worker protocol, fenced by lease token ---------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime) -> bool:
-        """Whether a claim could succeed now; a read that takes no write lock."""
+    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
+        """Whether a claim could succeed now; a read that takes no write lock. ``avoid``:
+        the claiming backend, which retried jobs that failed on it skip for a while."""
 
     async def claim(
         self,
@@ -106,9 +107,12 @@ class JobStore(Protocol):
         lease_token: str,
         lease_ttl_s: float,
         now: datetime,
+        avoid: str | None = None,
     ) -> tuple[Job, Attempt] | None:
-        """Lease the next queued job of ``pool`` (priority DESC, id): status running,
-        attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status`` event."""
+        """Lease the next queued job of ``pool`` (priority DESC, fair_key, id): status
+        running, attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status``
+        event. With ``avoid``, a retried job that failed on that backend is skipped
+        until PREFER_OTHER_S after it became due."""
 
     async def adopt(
         self,

@@ -37,6 +37,8 @@ from comfygate.jobs.model import (
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
 
 PREVIEW_TTL_S = 300
+#: a backend counts as part of its pool this long after its agent last asked for work
+LESSEE_SEEN_S = 60.0
 #: how often a running job's progress snapshot is written to its row
 PROGRESS_SAVE_S = 1.0
 
@@ -68,6 +70,8 @@ class WorkerGate:
         self.rng = rng or random.Random()
         #: lease token → (owner id, when its progress was last stored)
         self._progress_owner: dict[str, tuple[str, float]] = {}
+        #: pool → backend → when an agent of it last asked for work (monotonic)
+        self._lessees: dict[str, dict[str, float]] = {}
 
     async def lease(
         self,
@@ -80,13 +84,17 @@ class WorkerGate:
     ) -> Lease | None:
         """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive; None
         at once when ``wanted()`` turns false (the agent is being drained)."""
+        self._lessees.setdefault(pool, {})[backend] = self.clock.monotonic()
         deadline = self.clock.monotonic() + wait_s
         while True:
             if not wanted():
                 return None
+            # A retried job waits a while for another backend than the one it failed on,
+            # but only when the pool has another backend to offer.
+            avoid = backend if self._others_in(pool, backend) else None
             # Idle agents all wake on one ring; only those that can win take the write lock.
             bell = self.doorbell.arm(pool)
-            if not await self.store.has_claimable(pool=pool, now=self.clock.now()):
+            if not await self.store.has_claimable(pool=pool, now=self.clock.now(), avoid=avoid):
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     return None
@@ -101,6 +109,7 @@ class WorkerGate:
                 lease_token=secrets.token_urlsafe(24),
                 lease_ttl_s=self.times.ttl_s,
                 now=self.clock.now(),
+                avoid=avoid,
             )
             if claimed is not None:
                 job, attempt = claimed
@@ -139,6 +148,13 @@ class WorkerGate:
             lease_ttl_s=self.times.ttl_s,
             heartbeat_s=self.times.heartbeat_s,
         )
+
+    def _others_in(self, pool: str, backend: str) -> bool:
+        """Whether another backend of the pool asked for work lately (an agent waits
+        in ``lease`` at most LESSEE_SEEN_S at a time)."""
+        now = self.clock.monotonic()
+        seen = self._lessees.get(pool, {})
+        return any(b != backend and now - t < LESSEE_SEEN_S for b, t in seen.items())
 
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         job = await self.store.heartbeat(

@@ -108,12 +108,34 @@ def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> 
     )
 
 
-def _claimable(pool: str, now: datetime) -> Any:
-    return and_(
+#: a retried job waits this long for another backend than the one it failed on
+PREFER_OTHER_S = 10.0
+
+
+def _claimable(pool: str, now: datetime, avoid: str | None = None) -> Any:
+    conditions = [
         jobs.c.status == Q,
         jobs.c.pool == pool,
         or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
         or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+    ]
+    if avoid is not None:
+        conditions.append(
+            or_(
+                jobs.c.avoid_backend.is_(None),
+                jobs.c.avoid_backend != avoid,
+                jobs.c.not_before <= now - timedelta(seconds=PREFER_OTHER_S),
+            )
+        )
+    return and_(*conditions)
+
+
+def _current_backend() -> Any:
+    """The backend of the job's current attempt (for the row being updated)."""
+    return (
+        select(job_attempts.c.backend)
+        .where(job_attempts.c.job_id == jobs.c.id, job_attempts.c.attempt == jobs.c.attempts)
+        .scalar_subquery()
     )
 
 
@@ -479,9 +501,9 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- the worker protocol ----------------------------------------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime) -> bool:
+    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
         def run(conn: Connection) -> bool:
-            query = select(jobs.c.id).where(_claimable(pool, now)).limit(1)
+            query = select(jobs.c.id).where(_claimable(pool, now, avoid)).limit(1)
             return conn.execute(query).first() is not None
 
         return await self._db.read(run)
@@ -496,13 +518,14 @@ class SqlJobStore:
         lease_token: str,
         lease_ttl_s: float,
         now: datetime,
+        avoid: str | None = None,
     ) -> tuple[Job, Attempt] | None:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = (
             select(jobs.c.id)
-            .where(_claimable(pool, now))
+            .where(_claimable(pool, now, avoid))
             .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -521,6 +544,7 @@ class SqlJobStore:
                     lease_expires_at=now + timedelta(seconds=lease_ttl_s),
                     heartbeat_at=now,
                     not_before=None,
+                    avoid_backend=None,
                     cancel_requested_at=None,
                     started_at=func.coalesce(jobs.c.started_at, now),
                     progress=None,
@@ -678,7 +702,13 @@ class SqlJobStore:
     ) -> Job:
         error = failure.to_dict()
         values: dict[str, Any] = (
-            {"status": Q, "not_before": retry_at, "error": error}
+            # Retried elsewhere if another backend is free: this one may be the problem.
+            {
+                "status": Q,
+                "not_before": retry_at,
+                "error": error,
+                "avoid_backend": _current_backend(),
+            }
             if retry_at is not None
             else {"status": JobStatus.FAILED.value, "error": error, "finished_at": now}
         )
@@ -730,7 +760,12 @@ class SqlJobStore:
                 elif attempts >= max_attempts:
                     values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
                 else:
-                    values = {"status": Q, "not_before": retry_at(attempts), "error": error}
+                    values = {
+                        "status": Q,
+                        "not_before": retry_at(attempts),
+                        "error": error,
+                        "avoid_backend": _current_backend(),
+                    }
                 job = _transition(
                     conn,
                     job_id,

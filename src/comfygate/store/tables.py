@@ -59,6 +59,8 @@ jobs = Table(
     Column("last_seq", Integer, nullable=False),
     Column("retry_of", String(36), nullable=True),
     Column("not_before", TS, nullable=True),
+    #: a retried job prefers another backend than the one it failed on (for a while)
+    Column("avoid_backend", String(500), nullable=True),
     Column("expires_at", TS, nullable=True),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_token", String(64), nullable=True),

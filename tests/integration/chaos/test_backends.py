@@ -154,3 +154,31 @@ async def test_a_timeout_fails_the_job_unless_the_contract_retries_timeouts(
         retried = await wait_status(c, again["id"], "failed", "succeeded", within_s=60)
     assert failed["error"]["code"] == "timeout" and failed["attempts"] == 1
     assert retried["error"]["code"] == "timeout" and retried["attempts"] == 2
+
+
+async def test_out_of_memory_frees_and_retries_on_another_backend(
+    start_sim: SimFactory, start_gateway: GatewayFactory
+) -> None:
+    sick = await start_sim(oom_rate=1.0, seed=5)  # every prompt runs out of memory here
+    well = await start_sim()
+    gateway = await start_gateway(sick.url, well.url)
+    well_agent = next(a for a in gateway.gw.agents if a.backend == well.url)
+    async with gateway.client() as c:
+        well_agent.drain()  # so the first attempt lands on the sick backend
+        job = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 2}})).json()
+        for _ in range(200):
+            tried = await attempts(c, job["id"])
+            if tried and tried[0]["outcome"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert tried[0]["outcome"] == "out_of_memory"
+        # Past the retry's backoff (about 2 s) the sick backend could take it again; it
+        # must leave it to another backend for a while.
+        await asyncio.sleep(3.5)
+        assert [a["backend"] for a in await attempts(c, job["id"])] == [sick.url]
+        well_agent.resume()
+        done = await wait_status(c, job["id"], "succeeded", "failed", within_s=30)
+        tried = await attempts(c, job["id"])
+    assert done["status"] == "succeeded", done
+    assert [a["backend"] for a in tried] == [sick.url, well.url]
+    assert any(path == "/free" for _, path, _ in sick.log)

@@ -67,7 +67,9 @@ async def test_stall_rate_one_hangs_until_interrupted(tmp_path: Path) -> None:
         await sim.http.post("/interrupt", json={"prompt_id": stalled})
         got = await ws.until_done(stalled)
         assert kinds(got)[-3:] == ["execution_interrupted", "status", "executing"]
-        interrupted = next(m for m in got if m["type"] == "execution_interrupted")["data"]
+        interrupted = next(
+            m for m in got if isinstance(m, dict) and m["type"] == "execution_interrupted"
+        )["data"]
         assert (interrupted["node_id"], interrupted["node_type"]) == ("3", "KSampler")
         assert sorted(interrupted["executed"]) == ["4", "5", "6", "7"]
         entry = await sim.history(stalled)
@@ -87,7 +89,9 @@ async def test_stall_rate_one_hangs_until_interrupted(tmp_path: Path) -> None:
         assert await running_ids(sim) == [second]
         await sim.http.post("/interrupt", content=b"")  # global
         got = await ws.until_done(second)
-        interrupted = next(m for m in got if m["type"] == "execution_interrupted")["data"]
+        interrupted = next(
+            m for m in got if isinstance(m, dict) and m["type"] == "execution_interrupted"
+        )["data"]
         assert (interrupted["node_id"], interrupted["node_type"]) == ("2", "ImageInvert")
         assert interrupted["executed"] == ["1"]
         assert (await sim.history(second))["status"]["status_str"] == "error"
@@ -159,7 +163,9 @@ async def test_oom_rate_one_fails_like_a_cuda_out_of_memory(tmp_path: Path) -> N
         got = await ws.until_done(prompt_id)
         assert kinds(got)[-3:] == ["execution_error", "status", "executing"]
         assert "progress" not in kinds(got)
-        error = next(m for m in got if m["type"] == "execution_error")["data"]
+        error = next(m for m in got if isinstance(m, dict) and m["type"] == "execution_error")[
+            "data"
+        ]
         assert (error["node_id"], error["node_type"]) == ("3", "KSampler")
         assert error["exception_type"] == "torch.OutOfMemoryError"
         assert error["exception_message"] == OOM_MESSAGE
@@ -182,7 +188,9 @@ async def test_oom_rate_one_fails_like_a_cuda_out_of_memory(tmp_path: Path) -> N
         # Without a sampler some other node runs out of memory.
         other = await sim.submit(basic_prompt(9))
         got = await ws.until_done(other)
-        error = next(m for m in got if m["type"] == "execution_error")["data"]
+        error = next(m for m in got if isinstance(m, dict) and m["type"] == "execution_error")[
+            "data"
+        ]
         assert error["node_type"] in {"EmptyImage", "ImageInvert", "SaveImage"}
         assert (error["exception_type"], error["exception_message"]) == (
             "torch.OutOfMemoryError",

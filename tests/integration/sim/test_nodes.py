@@ -153,7 +153,9 @@ async def test_fail_rate_one_fails_every_prompt_like_a_real_error(tmp_path: Path
         prompt_id = await sim.submit(basic_prompt())
         got = await ws.until_done(prompt_id)
         assert kinds(got)[-3:] == ["execution_error", "status", "executing"]
-        error = next(m for m in got if m["type"] == "execution_error")["data"]
+        error = next(m for m in got if isinstance(m, dict) and m["type"] == "execution_error")[
+            "data"
+        ]
         assert set(error) == {
             "prompt_id", "node_id", "node_type", "executed", "exception_message",
             "exception_type", "traceback", "current_inputs", "current_outputs", "timestamp",

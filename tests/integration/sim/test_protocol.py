@@ -115,9 +115,9 @@ async def test_cached_rerun_replays_the_old_file(sim: Sim) -> None:
     again = await sim.submit(basic_prompt())
     got = await ws.until_done(again)
     assert kinds(got) == recorded_kinds("ws_cached_rerun.json")
-    cached = next(m for m in got if m["type"] == "execution_cached")
+    cached = next(m for m in got if isinstance(m, dict) and m["type"] == "execution_cached")
     assert cached["data"]["nodes"] == ["1", "2", "3"]
-    executed = next(m for m in got if m["type"] == "executed")
+    executed = next(m for m in got if isinstance(m, dict) and m["type"] == "executed")
     assert executed["data"]["output"]["images"][0]["filename"] == "basic_00001_.png"
     final_state = [m for m in got if m["type"] == "progress_state"][-1]["data"]["nodes"]
     assert final_state["3"]["value"] == 1 and isinstance(final_state["3"]["value"], int)
@@ -126,7 +126,9 @@ async def test_cached_rerun_replays_the_old_file(sim: Sim) -> None:
     renamed = await sim.submit(basic_prompt(prefix="basic_renamed"))
     got = await ws.until_done(renamed)
     assert kinds(got) == recorded_kinds("ws_prefix_change_rerun.json")
-    assert next(m for m in got if m["type"] == "execution_cached")["data"]["nodes"] == ["1", "2"]
+    assert next(m for m in got if isinstance(m, dict) and m["type"] == "execution_cached")["data"][
+        "nodes"
+    ] == ["1", "2"]
 
 
 async def test_cache_is_global_across_clients_and_node_ids(sim: Sim) -> None:
@@ -141,7 +143,9 @@ async def test_cache_is_global_across_clients_and_node_ids(sim: Sim) -> None:
         },
     }
     got = await ws.until_done(await sim.submit(renumbered, client_id="other"))
-    assert next(m for m in got if m["type"] == "execution_cached")["data"]["nodes"] == [
+    assert next(m for m in got if isinstance(m, dict) and m["type"] == "execution_cached")["data"][
+        "nodes"
+    ] == [
         "10",
         "20",
         "30",
@@ -204,7 +208,7 @@ async def test_runtime_error_matches_the_recorded_one(sim: Sim) -> None:
     got = await ws.until_done(prompt_id)
     recorded = sample("errors_and_clients.json")
     assert kinds(got) == [e["msg"]["type"] for e in recorded["runtime_error_ws"][1:]]
-    error = next(m for m in got if m["type"] == "execution_error")["data"]
+    error = next(m for m in got if isinstance(m, dict) and m["type"] == "execution_error")["data"]
     real = next(
         e["msg"]["data"]
         for e in recorded["runtime_error_ws"]

@@ -34,7 +34,9 @@ async def test_queue_delete_and_targeted_interrupt(tmp_path: Path) -> None:
         await sim.http.post("/interrupt", json={"prompt_id": running})
         got = await ws.until_done(running)
         assert kinds(got)[-3:] == ["execution_interrupted", "status", "executing"]
-        interrupted = next(m for m in got if m["type"] == "execution_interrupted")["data"]
+        interrupted = next(
+            m for m in got if isinstance(m, dict) and m["type"] == "execution_interrupted"
+        )["data"]
         assert (interrupted["node_id"], interrupted["node_type"]) == ("3", "KSampler")
         assert sorted(interrupted["executed"]) == ["4", "5", "6", "7"]
 

@@ -40,7 +40,7 @@ async def claim(
     return await store.claim(
         pool=pool,
         agent_id=agent,
-        backend="http://b",
+        backend=f"http://{agent}",
         prompt_id=new_prompt_id(),
         lease_token=new_id(),
         lease_ttl_s=30,
@@ -103,7 +103,7 @@ async def test_claim_skips_not_before_and_expired(store: SqlJobStore, clock: Fak
     )
     assert await claim(store, clock) is None
     clock.advance(9)
-    again, attempt = await claim(store, clock)
+    again, attempt = await claim(store, clock, agent="a2")  # another backend
     assert again.id == job.id and attempt.attempt == 2
     assert [a.attempt for a in await store.attempts(job.id)] == [1, 2]
 
@@ -430,12 +430,59 @@ async def test_adopt_renews_an_agents_leases_on_its_backend_only(
             now=clock.now(),
         )
 
-    assert await adopt("local-1", "http://b") == []
+    assert await adopt("local-1", "http://local-0") == []
     assert await adopt("local-0", "http://elsewhere") == []
-    [(job, current)] = await adopt("local-0", "http://b")
+    [(job, current)] = await adopt("local-0", "http://local-0")
     assert job.id == held.id and job.lease_token == "t-new" and job.attempts == 1
     assert current.prompt_id == attempt.prompt_id and current.attempt == 1
     with pytest.raises(LeaseLost):  # the old process's token is fenced out
         await store.heartbeat(held.id, held.lease_token, lease_ttl_s=30, now=clock.now())
     still = await store.get_job(rescued.id)
     assert still is not None and still.status is JobStatus.QUEUED
+
+
+async def test_a_retried_job_prefers_another_backend_for_a_while(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    async def claim_on(backend: str) -> Any:
+        return await store.claim(
+            pool="default",
+            agent_id=backend,
+            backend=backend,
+            prompt_id=new_prompt_id(),
+            lease_token=new_id(),
+            lease_ttl_s=30,
+            now=clock.now(),
+            avoid=backend,
+        )
+
+    await store.create_job(new_job(), now=clock.now())
+    leased, _ = await claim_on("http://a")
+    failure = JobFailure(code="out_of_memory", message="x")
+    await store.fail(leased.id, leased.lease_token, failure, retry_at=clock.now(), now=clock.now())
+    assert not await store.has_claimable(pool="default", now=clock.now(), avoid="http://a")
+    assert await claim_on("http://a") is None
+    assert await store.has_claimable(pool="default", now=clock.now(), avoid="http://b")
+    clock.advance(11)  # no other backend took it: the one it failed on may
+    again, attempt = await claim_on("http://a")
+    assert again.id == leased.id and attempt.attempt == 2
+
+
+async def test_a_retried_job_goes_to_the_other_backend_when_there_is_one(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await store.create_job(new_job(), now=clock.now())
+    claimed = await store.claim(
+        pool="default",
+        agent_id="a",
+        backend="http://a",
+        prompt_id=new_prompt_id(),
+        lease_token=new_id(),
+        lease_ttl_s=30,
+        now=clock.now(),
+    )
+    assert claimed is not None and claimed[1].backend == "http://a"
+    clock.advance(31)  # the lease runs out on backend a
+    await store.rescue_expired(now=clock.now(), retry_at=lambda _: clock.now())
+    assert await store.has_claimable(pool="default", now=clock.now(), avoid="http://a") is False
+    assert await store.has_claimable(pool="default", now=clock.now(), avoid="http://b") is True

@@ -100,6 +100,7 @@ def demo(
     banner = "\n".join(
         [
             f"comfygate demo: gateway {url}  (simulated ComfyUI at {sim_url})",
+            f"  web site   {url}/  (a page per workflow: fill the form, watch it run)",
             f"  API docs   {url}/docs",
             f"  workflows  {url}/v1/workflows",
             f"  try        curl -s -X POST {url}/v1/workflows/image-ops/jobs "

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
-from comfygate.config import load_settings
+from comfygate.config import Settings, load_settings
 
 app = typer.Typer(help="comfygate: run ComfyUI workflows as jobs.", no_args_is_help=True)
 workflows_app = typer.Typer(help="Inspect workflow folders.", no_args_is_help=True)
 app.add_typer(workflows_app, name="workflows")
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -62,7 +64,6 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway."""
-    from comfygate.serve import run, run_gateway
 
     settings = load_settings(
         config,
@@ -80,7 +81,7 @@ def serve(
         f"comfygate on {url}  (API docs: {url}/docs)\n"
         f"  ops dashboard {url}/admin, admin token in {settings.admin_token_origin}"
     )
-    run(run_gateway(settings, on_ready=banner))
+    serve_or_explain(settings, banner)
 
 
 @app.command()
@@ -91,7 +92,7 @@ def demo(
     step_ms: Annotated[float, typer.Option(help="Simulated sampler step time.")] = 50.0,
 ) -> None:
     """Start a ComfyUI simulator and the gateway on the embedded defaults."""
-    from comfygate.serve import run, run_gateway, start_simulator, stop_process
+    from comfygate.serve import start_simulator, stop_process
 
     settings = load_settings(None, port=port, data_dir=data_dir, workflows_dir=workflows)
     sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
@@ -112,7 +113,7 @@ def demo(
         ]
     )
     try:
-        run(run_gateway(settings, on_ready=banner))
+        serve_or_explain(settings, banner)
     except KeyboardInterrupt:
         pass
     finally:
@@ -277,6 +278,42 @@ def workflows_check(
         typer.echo(p, err=True)
     typer.echo(f"{len(loaded)} workflows, {len(problems)} problems")
     raise typer.Exit(1 if problems else 0)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Apply the database migrations (for deployments that start with
+    migrate_on_start = false)."""
+    from comfygate.store.database import upgrade_schema
+
+    settings = load_settings(config, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    current, head = asyncio.run(upgrade_schema(settings.db_url))
+    typer.echo(f"schema at {head} (was {current or 'empty'})")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Print the database's schema revision and this comfygate's newest."""
+    from comfygate.store.database import schema_revision
+
+    settings = load_settings(config, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    current, head = asyncio.run(schema_revision(settings.db_url))
+    typer.echo(f"database {current or 'empty'}, comfygate {head}")
+    raise typer.Exit(0 if current == head else 1)
+
+
+def serve_or_explain(settings: Settings, banner: str) -> None:
+    """Run the gateway; a schema it cannot run on ends it with the reason, not a trace."""
+    from comfygate.serve import run, run_gateway
+    from comfygate.store.migrate import SchemaMismatch
+
+    try:
+        run(run_gateway(settings, on_ready=banner))
+    except SchemaMismatch as exc:
+        typer.echo(f"comfygate: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:  # pragma: no cover

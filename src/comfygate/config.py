@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     comfy: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: SQLAlchemy URL; empty means SQLite in the data directory
     database_url: str = ""
+    #: apply database migrations at start; off, start only on a schema at head
+    #: (then ``comfygate db upgrade`` migrates)
+    migrate_on_start: bool = True
     #: signs URLs and cookies; empty means a key kept in the data directory
     secret_key: str = ""
     #: how long signed output URLs live

@@ -183,7 +183,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
     """Load every workflow (failing loudly), migrate the database, wire the parts."""
     workflows = load_workflows(settings.workflows_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(settings.db_url, clock=clock)
+    store = await open_store(settings.db_url, clock=clock, migrate_first=settings.migrate_on_start)
     for wf in workflows.values():
         await store.save_workflow_version(
             WorkflowVersion(

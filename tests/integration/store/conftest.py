@@ -20,27 +20,41 @@ PG_HOST = os.environ.get("COMFYGATE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("COMFYGATE_TEST_PG_PORT", "5432")
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    name = f"comfygate_test_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host=PG_HOST, port=int(PG_PORT), user="postgres", database="postgres"
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
+async def _admin_sql(sql: str) -> None:
+    conn = await asyncpg.connect(
+        host=PG_HOST, port=int(PG_PORT), user="postgres", database="postgres"
+    )
     try:
-        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def throwaway_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for the duration; dropped after."""
+    name = f"comfygate_test_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
     except OSError as exc:
         if os.environ.get("CI", "").lower() == "true":
             raise
         pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer: {exc}")
     yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    yield from throwaway_pg_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database no comfygate has touched yet."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        yield from throwaway_pg_database()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

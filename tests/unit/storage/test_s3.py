@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -100,3 +102,17 @@ def test_s3_settings_come_from_nested_environment(monkeypatch: pytest.MonkeyPatc
     assert settings.s3.access_key_id == "id"
     with pytest.raises(ValueError, match="endpoint_url"):
         S3Settings(endpoint_url="minio:9000")
+
+
+async def test_a_large_stream_is_a_multipart_upload(
+    s3: S3Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        for i in range(160):  # 10 MiB in 64 KiB chunks
+            yield bytes([i]) * (64 * 1024)
+
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        size, _ = await s3.put_stream("outputs/j/big.mp4", parts(), "video/mp4")
+    assert size == 10 * 1024 * 1024
+    requests = [r.getMessage() for r in caplog.records if "big.mp4" in r.getMessage()]
+    assert any("uploadId=" in line and "partNumber=2" in line for line in requests), requests

@@ -84,6 +84,26 @@ class UploadSettings(BaseModel):
     url_ttl_s: int = 900
 
 
+class S3Settings(BaseModel):
+    """Where and as whom to reach the bucket of ``storage_url``; empty fields fall back to
+    the usual AWS environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ...)."""
+
+    #: an S3-compatible service (MinIO, R2, ...); empty means AWS itself
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    #: path-style URLs are the default; some services want ``bucket.host`` instead
+    virtual_hosted_style: bool = False
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("s3.endpoint_url must be an http(s) URL")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMFYGATE_",
@@ -102,6 +122,9 @@ class Settings(BaseSettings):
     #: apply database migrations at start; off, start only on a schema at head
     #: (then ``comfygate db upgrade`` migrates)
     migrate_on_start: bool = True
+    #: ``s3://bucket/prefix``; empty means files in the data directory
+    storage_url: str = ""
+    s3: S3Settings = Field(default_factory=S3Settings)
     #: signs URLs and cookies; empty means a key kept in the data directory
     secret_key: str = ""
     #: how long signed output URLs live
@@ -131,6 +154,13 @@ class Settings(BaseSettings):
     def _check_backends(cls, value: list[str]) -> list[str]:
         for spec in value:
             Backend.parse(spec)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        if value:
+            parse_s3_url(value)
         return value
 
     @classmethod
@@ -193,6 +223,15 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` → (bucket, prefix without slashes at either end)."""
+    scheme, sep, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if scheme != "s3" or not sep or not bucket:
+        raise ValueError(f"storage_url {url!r} must be empty or s3://BUCKET[/PREFIX]")
+    return bucket, prefix.strip("/")
 
 
 _toml_file: Path | None = None

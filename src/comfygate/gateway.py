@@ -25,7 +25,9 @@ from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
+from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
@@ -45,7 +47,7 @@ class Gateway:
     settings: Settings
     clock: Clock
     store: SqlJobStore
-    storage: LocalStorage
+    storage: Storage
     bus: MemoryBus
     workflows: dict[str, Workflow]
     service: JobService
@@ -179,6 +181,13 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
+def build_storage(settings: Settings, signer: Signer, clock: Clock) -> Storage:
+    """S3 when ``storage_url`` names a bucket, else files in the data directory."""
+    if settings.storage_url:
+        return S3Storage.from_settings(settings.storage_url, settings.s3, clock)
+    return LocalStorage(settings.storage_dir, signer)
+
+
 async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Gateway:
     """Load every workflow (failing loudly), migrate the database, wire the parts."""
     workflows = load_workflows(settings.workflows_dir)
@@ -195,7 +204,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
             )
         )
     signer = Signer(settings.signing_key(), clock)
-    storage = LocalStorage(settings.storage_dir, signer)
+    storage = build_storage(settings, signer, clock)
     bus = MemoryBus()
     doorbell = Doorbell()
     uploads = Uploads(

@@ -35,6 +35,7 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gateway = gw
+    app.state.media_origin = gw.storage.url_origin
     app.state.renderer = Renderer(gw.storage, gw.settings.url_ttl_s)
     app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from comfygate.api.deps import gateway
 from comfygate.errors import ComfygateError, InvalidUpload, OutputExpired
 from comfygate.gateway import Gateway
-from comfygate.storage.local import content_type_for
+from comfygate.storage.local import LocalStorage, content_type_for
 
 router = APIRouter(tags=["files"], include_in_schema=False)
 
@@ -30,7 +30,7 @@ async def download(
     exp: Annotated[int, Query()],
     sig: Annotated[str, Query()],
 ) -> StreamingResponse:
-    if not gw.storage.verify("GET", key, exp, sig):
+    if not _local(gw).verify("GET", key, exp, sig):
         raise Forbidden
     info = await gw.storage.stat(key)
     if info is None:
@@ -47,6 +47,13 @@ async def download(
             "Cache-Control": "private, max-age=3600, immutable",
         },
     )
+
+
+def _local(gw: Gateway) -> LocalStorage:
+    # With S3 the bucket serves presigned URLs itself: these links were never issued.
+    if not isinstance(gw.storage, LocalStorage):
+        raise Forbidden
+    return gw.storage
 
 
 async def _expired(gw: Gateway, key: str) -> bool:
@@ -68,7 +75,7 @@ async def upload(
     ct: Annotated[str, Query()],
     max: Annotated[int, Query()],
 ) -> Response:
-    if not gw.storage.verify("PUT", key, exp, sig, ct, str(max)):
+    if not _local(gw).verify("PUT", key, exp, sig, ct, str(max)):
         raise Forbidden
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max:

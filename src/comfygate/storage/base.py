@@ -40,6 +40,11 @@ class SignedRequest:
 
 
 class Storage(ABC):
+    @property
+    def url_origin(self) -> str | None:
+        """The origin signed URLs point at when it is not the gateway's own (for the CSP)."""
+        return None
+
     @abstractmethod
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
 

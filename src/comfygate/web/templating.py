@@ -17,18 +17,27 @@ HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 
-#: pages load only our own scripts and styles; images may be blobs (upload previews)
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-        "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    # Share links hold a token: never hand it to another site in a Referer.
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
+
+def page_headers(media_origin: str | None = None) -> dict[str, str]:
+    """Pages load only our own scripts and styles; images may be blobs (upload
+    previews). With S3 storage, images, videos and upload PUTs go to the bucket's
+    origin, so that one is allowed too."""
+    extra = f" {media_origin}" if media_origin else ""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; img-src 'self' blob: data:{extra}; "
+            f"media-src 'self' blob:{extra}; style-src 'self'; script-src 'self'; "
+            f"connect-src 'self'{extra}; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        ),
+        # Share links hold a token: never hand it to another site in a Referer.
+        "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+
+
+PAGE_HEADERS = page_headers()
 
 
 @cache
@@ -65,6 +74,10 @@ def page(
     request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
 ) -> HTMLResponse:
     response: HTMLResponse = TEMPLATES.TemplateResponse(
-        request, template, context, status_code=status_code, headers=PAGE_HEADERS
+        request,
+        template,
+        context,
+        status_code=status_code,
+        headers=page_headers(getattr(request.app.state, "media_origin", None)),
     )
     return response

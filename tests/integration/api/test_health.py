@@ -6,6 +6,7 @@ import asyncio
 import shutil
 
 from comfygate.sim import SimServer
+from comfygate.storage.local import LocalStorage
 from tests.integration.conftest import GatewayFactory
 
 
@@ -29,6 +30,7 @@ async def test_ready_with_a_backend_for_every_pool(
 
 async def test_not_ready_names_what_is_missing(start_gateway: GatewayFactory) -> None:
     gateway = await start_gateway()  # no backend at all
+    assert isinstance(gateway.gw.storage, LocalStorage)
     storage_root = gateway.gw.storage.root
     async with gateway.client() as c:
         r = await c.get("/readyz")

@@ -10,7 +10,7 @@ from pathlib import Path
 from comfygate.comfy.client import ComfyClient
 from comfygate.ids import new_prompt_id
 from comfygate.sim import SimServer
-from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, wait_status
+from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, SimFactory, wait_status
 
 
 async def test_job_succeeds_with_outputs_identical_to_what_the_backend_saved(
@@ -99,8 +99,11 @@ async def test_cancel_while_queued_never_reaches_the_backend(
 
 
 async def test_cancel_while_running_interrupts_that_prompt(
-    gateway: RunningGateway, sim: SimServer
+    start_sim: SimFactory, start_gateway: GatewayFactory
 ) -> None:
+    sim = await start_sim(step_ms=100)  # 50 steps: 5 s, far from a race with the finish
+    gateway = await start_gateway(sim.url)
+    comfy = ComfyClient(sim.url)
     async with gateway.client() as c:
         job = (
             await c.post(
@@ -109,15 +112,18 @@ async def test_cancel_while_running_interrupts_that_prompt(
         ).json()
         running = await wait_status(c, job["id"], "running")
         assert running["attempts"] == 1
-        while (await c.get(f"/v1/jobs/{job['id']}")).json()["progress"]["step"] is None:  # noqa: ASYNC110
+        prompt_id = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"][0][
+            "prompt_id"
+        ]
+        for _ in range(100):  # until ComfyUI runs it (not merely holds it in its queue)
+            if await comfy.prompt_state(prompt_id) == "running":
+                break
             await asyncio.sleep(0.02)
+        await comfy.aclose()
         r = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert r.json()["status"] in ("canceling", "canceled")
         done = await wait_status(c, job["id"], "canceled", "succeeded", "failed")
         assert done["status"] == "canceled"
-        prompt_id = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"][0][
-            "prompt_id"
-        ]
     interrupts = [b for m, p, b in sim.log if p == "/interrupt"]
     assert {"prompt_id": prompt_id} in interrupts
 

@@ -1,0 +1,187 @@
+"""S3-compatible storage through obstore: several gateways share one bucket.
+
+Clients fetch and upload with presigned URLs, so the gateway never relays the bytes.
+A presigned PUT does not bind the body's length (object_store signs only the host),
+so ``Uploads.complete`` measures the object and deletes one larger than declared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import obstore
+from obstore.exceptions import NotFoundError
+from obstore.store import S3Store
+
+from comfygate.clock import Clock
+from comfygate.config import S3Settings, parse_s3_url
+from comfygate.storage.base import ObjectInfo, SignedRequest, Storage, check_key
+from comfygate.storage.local import PROBE_KEY, content_type_for
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
+
+#: parts of a multipart upload; S3 wants at least 5 MiB for every part but the last
+PART_BYTES = 8 * 1024 * 1024
+#: parts in flight at once: memory per upload stays at most PART_BYTES times this
+PART_CONCURRENCY = 4
+#: what ``open`` yields at a time
+CHUNK = 256 * 1024
+#: S3 refuses presigned URLs valid for longer than 7 days
+MAX_TTL_S = 7 * 24 * 3600
+#: objects per bulk delete request (the S3 limit)
+DELETE_BATCH = 1000
+#: obstore raises the builtin for a 404 (its own NotFoundError in the type stubs)
+_MISSING = (NotFoundError, FileNotFoundError)
+
+
+class S3Storage(Storage):
+    def __init__(self, store: S3Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        # Signing is local computation: one dummy URL tells where clients will go.
+        probe = urlsplit(obstore.sign(store, "GET", PROBE_KEY, timedelta(seconds=60)))
+        self._origin = f"{probe.scheme}://{probe.netloc}"
+
+    @classmethod
+    def from_settings(cls, storage_url: str, s3: S3Settings, clock: Clock) -> S3Storage:
+        bucket, prefix = parse_s3_url(storage_url)
+        config: S3Config = {"virtual_hosted_style_request": s3.virtual_hosted_style}
+        # Empty settings leave obstore free to read the usual AWS_* environment.
+        if s3.endpoint_url:
+            config["endpoint"] = s3.endpoint_url
+        if s3.region:
+            config["region"] = s3.region
+        if s3.access_key_id:
+            config["access_key_id"] = s3.access_key_id
+        if s3.secret_access_key:
+            config["secret_access_key"] = s3.secret_access_key
+        options: ClientConfig = {"allow_http": s3.endpoint_url.startswith("http://")}
+        store = S3Store(bucket, prefix=prefix or None, config=config, client_options=options)
+        return cls(store, clock)
+
+    @property
+    def url_origin(self) -> str | None:
+        return self._origin
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        await obstore.put_async(
+            self._store, check_key(key), data, attributes={"Content-Type": content_type}
+        )
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str
+    ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+
+        async def measured() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        # obstore buffers parts of PART_BYTES and sends them as a multipart upload
+        # (aborted if the stream raises), so a large output is never held whole.
+        await obstore.put_async(
+            self._store,
+            check_key(key),
+            measured(),
+            attributes={"Content-Type": content_type},
+            chunk_size=PART_BYTES,
+            max_concurrency=PART_CONCURRENCY,
+        )
+        return size, digest.hexdigest()
+
+    async def get_bytes(self, key: str) -> bytes:
+        try:
+            result = await obstore.get_async(self._store, check_key(key))
+            return bytes(await result.bytes_async())
+        except _MISSING:
+            raise FileNotFoundError(key) from None
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            result = await obstore.get_async(self._store, check_key(key))
+        except _MISSING:
+            raise FileNotFoundError(key) from None
+        async for chunk in result.stream(min_chunk_size=CHUNK):
+            yield bytes(chunk)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            meta = await obstore.head_async(self._store, check_key(key))
+        except _MISSING:
+            return None
+        return ObjectInfo(
+            key=key,
+            bytes=meta["size"],
+            content_type=content_type_for(key),
+            modified_at=meta["last_modified"],
+        )
+
+    async def check(self) -> None:
+        try:
+            await self.put_bytes(PROBE_KEY, b"ok", "text/plain")
+            got = await self.get_bytes(PROBE_KEY)
+        except Exception as exc:  # obstore's errors are not OSErrors; readiness wants one
+            raise OSError(f"S3 storage does not answer: {exc}") from exc
+        if got != b"ok":
+            raise OSError("storage returned other bytes than written")
+
+    async def delete(self, key: str) -> None:
+        # Some S3-compatible services answer 404; a local delete is missing_ok too.
+        with contextlib.suppress(*_MISSING):
+            await obstore.delete_async(self._store, check_key(key))
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        folder = check_key(prefix.rstrip("/"))
+        found: list[ObjectInfo] = []
+        async for batch in obstore.list(self._store, folder, chunk_size=1000):
+            for meta in batch:
+                found.append(
+                    ObjectInfo(
+                        key=meta["path"],
+                        bytes=meta["size"],
+                        content_type=content_type_for(meta["path"]),
+                        modified_at=meta["last_modified"],
+                    )
+                )
+        return sorted(found, key=lambda info: info.key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        keys = [info.key for info in await self.list(prefix)]
+        for start in range(0, len(keys), DELETE_BATCH):
+            await obstore.delete_async(self._store, keys[start : start + DELETE_BATCH])
+        return len(keys)
+
+    def _sign(self, method: str, key: str, ttl_s: int) -> tuple[str, int]:
+        ttl = max(1, min(ttl_s, MAX_TTL_S))
+        url = obstore.sign(
+            self._store,
+            "GET" if method == "GET" else "PUT",
+            check_key(key),
+            timedelta(seconds=ttl),
+        )
+        return url, ttl
+
+    def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest:
+        url, ttl = self._sign("GET", key, ttl_s)
+        return SignedRequest("GET", url, self._clock.now() + timedelta(seconds=ttl))
+
+    def sign_put(self, key: str, *, ttl_s: int, content_type: str, max_bytes: int) -> SignedRequest:
+        # The client must send this Content-Type: without one, form-encoded bodies are
+        # stored empty by some S3 servers. ``max_bytes`` is enforced on complete.
+        url, ttl = self._sign("PUT", key, ttl_s)
+        return SignedRequest(
+            "PUT",
+            url,
+            self._clock.now() + timedelta(seconds=ttl),
+            headers={"Content-Type": content_type},
+        )

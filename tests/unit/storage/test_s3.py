@@ -1,0 +1,118 @@
+"""S3-only behaviour: presigned URLs a client uses without credentials, and uploads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from comfygate.clock import FakeClock
+from comfygate.config import S3Settings, Settings, parse_s3_url
+from comfygate.errors import InvalidUpload
+from comfygate.storage.s3 import MAX_TTL_S, S3Storage
+from comfygate.storage.uploads import UploadLimits, Uploads
+from tests.s3server import S3Server
+from tests.unit.storage.test_uploads import png
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, clock: FakeClock) -> S3Storage:
+    return s3_server.storage(clock)
+
+
+async def test_presigned_get_downloads_the_object(s3: S3Storage, clock: FakeClock) -> None:
+    await s3.put_bytes("outputs/j/main/1/a.png", b"\x89PNG-bytes", "image/png")
+    signed = s3.sign_get("outputs/j/main/1/a.png", ttl_s=120)
+    assert signed.method == "GET" and signed.expires_at == clock.now() + timedelta(seconds=120)
+    assert parse_qs(urlsplit(signed.url).query)["X-Amz-Expires"] == ["120"]
+    async with httpx.AsyncClient() as client:
+        got = await client.get(signed.url)
+        assert got.status_code == 200 and got.content == b"\x89PNG-bytes"
+        assert got.headers["content-type"] == "image/png"
+
+
+async def test_presigned_put_takes_the_declared_type(s3: S3Storage) -> None:
+    signed = s3.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", max_bytes=10)
+    assert signed.method == "PUT" and signed.headers == {"Content-Type": "image/png"}
+    async with httpx.AsyncClient() as client:
+        put = await client.put(signed.url, content=b"png-ish", headers=signed.headers)
+    assert put.status_code == 200
+    assert await s3.get_bytes("inputs/u/a.png") == b"png-ish"
+
+
+def test_presigned_urls_live_at_most_seven_days(s3: S3Storage) -> None:
+    signed = s3.sign_get("outputs/j/a.png", ttl_s=30 * 24 * 3600)
+    assert parse_qs(urlsplit(signed.url).query)["X-Amz-Expires"] == [str(MAX_TTL_S)]
+
+
+def test_the_origin_is_the_endpoint(s3: S3Storage, s3_server: S3Server) -> None:
+    assert s3.url_origin == s3_server.endpoint_url
+
+
+async def test_upload_complete_checks_the_object_in_the_bucket(
+    s3: S3Storage, clock: FakeClock
+) -> None:
+    limits = UploadLimits(max_bytes=100_000, max_pixels=64 * 64, formats=("PNG",), url_ttl_s=60)
+    uploads = Uploads(s3, limits, clock)
+    data = png()
+    upload_id, signed = await uploads.create(
+        "alice", filename="me.png", content_type="image/png", size=len(data)
+    )
+    async with httpx.AsyncClient() as client:
+        # A presigned PUT does not bind the length: one byte more gets through...
+        put = await client.put(signed.url, content=data + b"x", headers=signed.headers)
+        assert put.status_code == 200
+        with pytest.raises(InvalidUpload) as refused:
+            await uploads.complete("alice", upload_id)
+        assert refused.value.details[0]["path"] == "/bytes"
+        # ...and complete deletes it, so nothing oversized stays in the bucket.
+        assert await s3.stat(f"inputs/{upload_id}/me.png") is None
+        put = await client.put(signed.url, content=data, headers=signed.headers)
+        assert put.status_code == 200
+    done = await uploads.complete("alice", upload_id)
+    assert (done["width"], done["height"], done["bytes"]) == (8, 6, len(data))
+    resolved = await uploads.resolve("alice", upload_id)
+    assert resolved is not None and await s3.get_bytes(resolved.key) == data
+
+
+def test_storage_url_is_parsed_and_checked() -> None:
+    assert parse_s3_url("s3://bucket/some/prefix/") == ("bucket", "some/prefix")
+    assert parse_s3_url("s3://bucket") == ("bucket", "")
+    for bad in ("bucket/prefix", "s3://", "gs://bucket", "s3:///prefix"):
+        with pytest.raises(ValueError, match="storage_url"):
+            Settings(storage_url=bad)
+
+
+def test_s3_settings_come_from_nested_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYGATE_STORAGE_URL", "s3://media/comfygate")
+    monkeypatch.setenv("COMFYGATE_S3__ENDPOINT_URL", "http://minio:9000/")
+    monkeypatch.setenv("COMFYGATE_S3__ACCESS_KEY_ID", "id")
+    settings = Settings()
+    assert settings.storage_url == "s3://media/comfygate"
+    assert settings.s3.endpoint_url == "http://minio:9000"
+    assert settings.s3.access_key_id == "id"
+    with pytest.raises(ValueError, match="endpoint_url"):
+        S3Settings(endpoint_url="minio:9000")
+
+
+async def test_a_large_stream_is_a_multipart_upload(
+    s3: S3Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        for i in range(160):  # 10 MiB in 64 KiB chunks
+            yield bytes([i]) * (64 * 1024)
+
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        size, _ = await s3.put_stream("outputs/j/big.mp4", parts(), "video/mp4")
+    assert size == 10 * 1024 * 1024
+    requests = [r.getMessage() for r in caplog.records if "big.mp4" in r.getMessage()]
+    assert any("uploadId=" in line and "partNumber=2" in line for line in requests), requests

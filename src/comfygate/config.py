@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600
+    #: how long an interrupted prompt may take to stop before its backend is marked down
+    interrupt_grace_s: float = Field(default=60.0, ge=1.0)
     #: queued jobs a pool holds at most; past it a submit gets 429 queue_full
     max_queue_depth: int = Field(default=1000, ge=1)
     #: signs in to the ops dashboard and admin API; empty means one kept in the data dir

@@ -96,6 +96,7 @@ class Gateway:
                     every_jobs=self.settings.hygiene.free_every_jobs,
                     min_free_fraction=self.settings.hygiene.free_below_fraction,
                 ),
+                interrupt_grace_s=self.settings.interrupt_grace_s,
                 **self._warmup_of(backend.pool),
             )
             self.agents.append(agent)

@@ -19,7 +19,7 @@ import httpx
 from comfygate.clock import Clock
 from comfygate.comfy.client import ComfyClient, QueueState, SystemStats
 
-State = Literal["idle", "busy", "warming", "draining", "unreachable"]
+State = Literal["idle", "busy", "warming", "draining", "down", "unreachable"]
 
 PROBE_TIMEOUT_S = 2.0
 CACHE_S = 3.0
@@ -48,6 +48,9 @@ class Watched(Protocol):
 
     @property
     def warming(self) -> bool: ...
+
+    @property
+    def down(self) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +85,8 @@ class BackendView:
 def state_of(agent: Watched, probe: Probe) -> State:
     if probe.error is not None or not agent.connected:
         return "unreachable"
+    if agent.down:
+        return "down"
     if agent.draining:
         return "draining"
     if agent.warming:

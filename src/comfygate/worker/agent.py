@@ -95,6 +95,7 @@ class Agent:
         hygiene: HygienePolicy | None = None,
         warmup: dict[str, Any] | None = None,
         warmup_timeout_s: float = 600.0,
+        interrupt_grace_s: float = 60.0,
     ) -> None:
         self.agent_id = agent_id
         self.pool = pool
@@ -128,6 +129,10 @@ class Agent:
         self._interrupting: set[str] = set()
         self._no_interrupt = asyncio.Event()
         self._no_interrupt.set()
+        #: interrupted prompts still running after ``interrupt_grace_s``: the backend is
+        #: down until they end (or it restarts); their jobs have been let go
+        self.interrupt_grace_s = interrupt_grace_s
+        self._stuck: set[str] = set()
         #: cleared by an operator's drain: running jobs finish, no new work is taken
         self._accepting = asyncio.Event()
         self._accepting.set()
@@ -209,9 +214,35 @@ class Agent:
             await self._socket_up.wait()
             await self._warm.wait()
             await self._no_interrupt.wait()
+            if self._stuck:
+                await self._recheck_stuck()
+                if self._stuck:
+                    await self.clock.sleep(2.0)
+                    continue
             if not self.heartbeats_failing():
                 return
             await self.clock.sleep(1.0)
+
+    def _wants_work(self) -> bool:
+        return (
+            self.connected
+            and not self.draining
+            and not self._stuck
+            and not self._interrupting
+            and not self.heartbeats_failing()
+        )
+
+    @property
+    def down(self) -> bool:
+        """An interrupted prompt would not stop: no new work until it ends."""
+        return bool(self._stuck)
+
+    async def _recheck_stuck(self) -> None:
+        for prompt_id in list(self._stuck):
+            with contextlib.suppress(ComfygateError):
+                if await self.comfy.prompt_state(prompt_id) not in ("pending", "running"):
+                    self._stuck.discard(prompt_id)
+                    log.warning("%s is up again: prompt %s ended", self.agent_id, prompt_id)
 
     async def _slot(self) -> None:
         while not self._stopping.is_set():
@@ -224,7 +255,7 @@ class Agent:
                         pool=self.pool,
                         wait_s=self.lease_wait_s,
                         # A waiting slot gives up when its backend goes away.
-                        wanted=lambda: self.connected and not self.draining,
+                        wanted=self._wants_work,
                     )
             except Exception:
                 log.exception("lease failed; backing off")
@@ -387,17 +418,31 @@ class Agent:
         deadline: float | None = None
         last_progress = last_preview = 0.0
         interrupted = timed_out = False
+        interrupted_at = 0.0
         while True:
             if lost.is_set():
                 raise LeaseLost
+            if interrupted and self.clock.monotonic() - interrupted_at > self.interrupt_grace_s:
+                # Interrupts are cooperative; this one was ignored. Let the job go and
+                # keep the backend out of rotation until the prompt ends.
+                log.error(
+                    "%s: prompt %s ignored its interrupt for %g s; backend marked down",
+                    self.agent_id,
+                    lease.prompt_id,
+                    self.interrupt_grace_s,
+                )
+                self._stuck.add(lease.prompt_id)
+                raise _timeout(lease) if timed_out else Canceled
             if cancel.is_set() and not interrupted:
                 interrupted = True
+                interrupted_at = self.clock.monotonic()
                 if await self._stop_prompt(lease) == "gone":
                     raise Canceled
             if deadline is not None and self.clock.monotonic() > deadline and not interrupted:
                 # Followed until it has really stopped: the backend takes no new prompt
                 # while an interrupted one winds down.
                 interrupted = timed_out = True
+                interrupted_at = self.clock.monotonic()
                 if await self._stop_prompt(lease) == "gone":
                     raise _timeout(lease)
             quiet = 0.5 if interrupted else QUIET_S

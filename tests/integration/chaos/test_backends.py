@@ -182,3 +182,31 @@ async def test_out_of_memory_frees_and_retries_on_another_backend(
     assert done["status"] == "succeeded", done
     assert [a["backend"] for a in tried] == [sick.url, well.url]
     assert any(path == "/free" for _, path, _ in sick.log)
+
+
+async def test_an_ignored_interrupt_marks_the_backend_down_until_the_prompt_ends(
+    start_sim: SimFactory, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = await start_sim(step_ms=20, stall_rate=1.0, seed=9)  # every prompt hangs
+    gateway = await start_gateway(sim.url, lease=CHAOS_LEASE, interrupt_grace_s=1)
+    [agent] = gateway.gw.agents
+
+    async def deaf(prompt_id: str | None = None) -> None:
+        """A backend whose running prompt does not heed interrupts."""
+
+    monkeypatch.setattr(agent.comfy, "interrupt", deaf)
+    async with gateway.client() as c:
+        stuck = (await c.post("/v1/workflows/chaos/jobs", json={"params": {"steps": 4}})).json()
+        done = await wait_status(c, stuck["id"], "failed", "succeeded", within_s=30)
+        assert done["error"]["code"] == "timeout"  # let go after timeout + grace
+        assert agent.down
+        waiting = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        await asyncio.sleep(1.0)
+        assert (await c.get(f"/v1/jobs/{waiting['id']}")).json()["status"] == "queued"
+        await sim.restart()  # the stuck prompt is gone: the backend is up again
+        for _ in range(200):
+            if not agent.down:
+                break
+            await asyncio.sleep(0.05)
+        assert not agent.down
+        await wait_status(c, waiting["id"], "running", "succeeded", "failed", within_s=30)

@@ -19,6 +19,7 @@ class FakeAgent:
     current_jobs: tuple[str, ...] = ()
     draining: bool = False
     warming: bool = False
+    down: bool = False
 
 
 STATS = SystemStats(
@@ -65,7 +66,9 @@ async def test_states() -> None:
     [drained] = await monitor.view([FakeAgent(current_jobs=("j1",), draining=True)])
     assert drained.state == "draining"
     [warming] = await monitor.view([FakeAgent(warming=True)])
-    assert warming.state == "warming" and drained.draining
+    assert warming.state == "warming"
+    [stuck] = await monitor.view([FakeAgent(down=True, draining=True)])
+    assert stuck.state == "down" and drained.draining
     prober.error = "refused"
     [down] = await monitor.view([FakeAgent(current_jobs=("j1",))])
     assert down.state == "unreachable" and down.queue_length is None

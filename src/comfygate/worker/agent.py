@@ -132,6 +132,7 @@ class Agent:
         #: interrupted prompts still running after ``interrupt_grace_s``: the backend is
         #: down until they end (or it restarts); their jobs have been let go
         self.interrupt_grace_s = interrupt_grace_s
+        self.stop_leasing_after_s = STOP_LEASING_AFTER_S
         self._stuck: set[str] = set()
         #: cleared by an operator's drain: running jobs finish, no new work is taken
         self._accepting = asyncio.Event()
@@ -176,7 +177,7 @@ class Agent:
 
     def heartbeats_failing(self) -> bool:
         since = self._beats_failing_since
-        return since is not None and self.clock.monotonic() - since >= STOP_LEASING_AFTER_S
+        return since is not None and self.clock.monotonic() - since >= self.stop_leasing_after_s
 
     @property
     def warming(self) -> bool:

@@ -52,3 +52,14 @@ async def tally(jobs: list[dict[str, Any]], storage: Storage) -> Tally:
         if len(set(keys)) != len(keys) or len(set(places)) != len(places) or stored != set(keys):
             result.duplicated.append(job["id"])
     return result
+
+
+async def report(
+    capsys: Any, name: str, client: Any, job_ids: list[str], storage: Storage
+) -> Tally:
+    """Fetch the jobs, tally them against storage, print the line (past pytest's capture)."""
+    jobs = [(await client.get(f"/v1/jobs/{job_id}")).json() for job_id in job_ids]
+    result = await tally(jobs, storage)
+    with capsys.disabled():
+        print("\n" + result.line(name))
+    return result

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from comfygate.comfy.client import ComfyClient
+from comfygate.jobs.model import HeartbeatReply, Lease
 from comfygate.sim import SimServer
-from tests.integration.chaos.tally import TERMINAL, tally
+from tests.integration.chaos.tally import TERMINAL, report, tally
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
 
 CHAOS_LEASE = {"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1}
@@ -29,7 +30,7 @@ async def running_on(c: httpx.AsyncClient, job_id: str) -> str:
 
 
 async def test_a_backend_killed_mid_job_the_job_finishes_elsewhere(
-    start_sim: SimFactory, start_gateway: GatewayFactory
+    start_sim: SimFactory, start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sims = {s.url: s for s in [await start_sim(step_ms=100), await start_sim(step_ms=100)]}
     gateway = await start_gateway(*sims, lease=CHAOS_LEASE)
@@ -41,11 +42,14 @@ async def test_a_backend_killed_mid_job_the_job_finishes_elsewhere(
         tried = await attempts(c, job["id"])
     assert done["status"] == "succeeded", done
     assert [a["backend"] for a in tried] == [first, next(u for u in sims if u != first)]
+    async with gateway.client() as c:
+        result = await report(capsys, "backend killed", c, [job["id"]], gateway.gw.storage)
+    assert result.lost == [] and result.duplicated == []
     assert tried[0]["outcome"] in ("backend_unreachable", "websocket_lost", "backend_restarted")
 
 
 async def test_a_backend_restarted_under_a_running_job_runs_it_again(
-    start_sim: SimFactory, start_gateway: GatewayFactory
+    start_sim: SimFactory, start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sim = await start_sim(step_ms=100)
     gateway = await start_gateway(sim.url, lease=CHAOS_LEASE)
@@ -56,11 +60,14 @@ async def test_a_backend_restarted_under_a_running_job_runs_it_again(
         done = await wait_status(c, job["id"], "succeeded", "failed", within_s=60)
         tried = await attempts(c, job["id"])
     assert done["status"] == "succeeded" and len(tried) == 2, (done, tried)
+    async with gateway.client() as c:
+        result = await report(capsys, "backend restarted", c, [job["id"]], gateway.gw.storage)
+    assert result.lost == [] and result.duplicated == []
     assert tried[0]["outcome"] in ("backend_restarted", "websocket_lost", "backend_unreachable")
 
 
 async def test_a_cancel_racing_the_finish_ends_succeeded(
-    gateway: RunningGateway, sim: SimServer
+    gateway: RunningGateway, sim: SimServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Cancels sent around the moment each prompt ends: a prompt that finished at the
     backend always makes its job succeeded, never canceled without its outputs."""
@@ -83,6 +90,8 @@ async def test_a_cancel_racing_the_finish_ends_succeeded(
                 entry = await comfy.history(prompt_id)
                 finished = entry is not None and entry.status_str == "success"
                 outcomes.append((job["status"], finished))
+            result = await report(capsys, "cancel racing the finish", c, ids, gateway.gw.storage)
+            assert result.lost == [] and result.duplicated == []
     finally:
         await comfy.aclose()
     for status, finished in outcomes:
@@ -118,7 +127,7 @@ async def test_failures_stalls_socket_drops_and_oom_end_every_job_clearly(
 
 
 async def test_a_storage_write_failure_fails_the_job_and_publishes_nothing(
-    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = gateway.gw.storage
     real_put = storage.put_stream
@@ -138,6 +147,9 @@ async def test_a_storage_write_failure_fails_the_job_and_publishes_nothing(
     assert await storage.stat(f"jobs/{job['id']}/output.json") is None
     await gateway.gw.sweeper.run_once(settle_s=0)
     assert await storage.list(f"outputs/{job['id']}") == []
+    async with gateway.client() as c:
+        result = await report(capsys, "storage write failure", c, [job["id"]], storage)
+    assert result.lost == [] and result.duplicated == []
 
 
 async def test_a_timeout_fails_the_job_unless_the_contract_retries_timeouts(
@@ -210,3 +222,35 @@ async def test_an_ignored_interrupt_marks_the_backend_down_until_the_prompt_ends
             await asyncio.sleep(0.05)
         assert not agent.down
         await wait_status(c, waiting["id"], "running", "succeeded", "failed", within_s=30)
+
+
+async def test_an_agent_whose_heartbeats_fail_takes_no_new_work(
+    start_sim: SimFactory, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = await start_sim(step_ms=100)
+    gateway = await start_gateway(sim.url, lease=CHAOS_LEASE)
+    [agent] = gateway.gw.agents
+    agent.stop_leasing_after_s = 1.0  # 20 s in production
+    real = gateway.gw.gate.heartbeat
+    partitioned = True
+
+    async def heartbeat(lease: Lease) -> HeartbeatReply:
+        if partitioned:
+            raise httpx.ConnectError("the gateway is unreachable")
+        return await real(lease)
+
+    monkeypatch.setattr(gateway.gw.gate, "heartbeat", heartbeat)
+    async with gateway.client() as c:
+        long = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 50}})).json()
+        await wait_status(c, long["id"], "running")
+        for _ in range(200):  # two failed beats, a second apart
+            if agent.heartbeats_failing():
+                break
+            await asyncio.sleep(0.05)
+        assert agent.heartbeats_failing()
+        second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        await asyncio.sleep(1.5)
+        assert (await c.get(f"/v1/jobs/{second['id']}")).json()["status"] == "queued"
+        partitioned = False  # the next beat gets through: work resumes
+        await wait_status(c, second["id"], "succeeded", within_s=30)
+        await c.post(f"/v1/jobs/{long['id']}/cancel")

@@ -64,6 +64,14 @@ async def test_worker_routes_need_a_live_worker_token(rg: RunningGateway, secret
         assert (await revoked.get("/v1/jobs")).status_code == 401
 
 
+async def test_the_worker_routes_are_in_the_openapi_document(rg: RunningGateway) -> None:
+    async with rg.client() as c:
+        paths = (await c.get("/openapi.json")).json()["paths"]
+    for path in ("/lease", "/adopt", "/jobs/{job_id}/heartbeat", "/jobs/{job_id}/complete"):
+        assert "/worker/v1" + path in paths
+    assert "put" in paths["/worker/v1/jobs/{job_id}/outputs/{name}"]
+
+
 async def test_bad_lease_bodies_name_the_field(worker: httpx.AsyncClient) -> None:
     r = await worker.post("/worker/v1/lease", json={"agent_id": "a", "backend": BACKEND})
     assert r.status_code == 422

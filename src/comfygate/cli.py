@@ -16,6 +16,8 @@ workflows_app = typer.Typer(help="Inspect workflow folders.", no_args_is_help=Tr
 app.add_typer(workflows_app, name="workflows")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+tokens_app = typer.Typer(help="Credentials of remote worker agents.", no_args_is_help=True)
+app.add_typer(tokens_app, name="worker-token")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -237,6 +239,67 @@ def submit(
         typer.echo(f"error: {exc}", err=True)
         code = 2
     raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    gateway: Annotated[str, typer.Option(envvar="COMFYGATE_GATEWAY", help="Gateway URL.")],
+    token: Annotated[
+        str, typer.Option(envvar="COMFYGATE_WORKER_TOKEN", help="A worker token (cgw_…).")
+    ],
+    comfy: Annotated[
+        str, typer.Option(envvar="COMFYGATE_COMFY", help="This host's ComfyUI.")
+    ] = "http://127.0.0.1:8188",
+    pool: Annotated[str, typer.Option(envvar="COMFYGATE_POOL", help="Pool to serve.")] = "default",
+) -> None:
+    """Run one agent for a ComfyUI on this host; needs only outbound HTTP(S) to the gateway."""
+    import logging
+
+    from comfygate.serve import run
+    from comfygate.worker.remote import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run(run_worker(gateway=gateway, token=token, comfy=comfy, pool=pool))
+
+
+@tokens_app.command("create")
+def worker_token_create(
+    name: Annotated[str, typer.Argument(help="Who holds it, e.g. the GPU host's name.")],
+    pool: Annotated[str | None, typer.Option(help="Only this pool (default: any).")] = None,
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a worker token; its secret is shown this once."""
+    from comfygate.worker.token_admin import create_token, describe
+
+    settings = load_settings(config, data_dir=data_dir)
+    token, secret = asyncio.run(create_token(settings, name, pool))
+    typer.echo(describe(token))
+    typer.echo(f"secret (shown once): {secret}")
+
+
+@tokens_app.command("list")
+def worker_token_list(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List worker tokens (never their secrets)."""
+    from comfygate.worker.token_admin import describe, list_tokens
+
+    for token in asyncio.run(list_tokens(load_settings(config, data_dir=data_dir))):
+        typer.echo(describe(token))
+
+
+@tokens_app.command("revoke")
+def worker_token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id `list` shows.")],
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a worker token: its agent's next call is refused."""
+    from comfygate.worker.token_admin import revoke_token
+
+    if not asyncio.run(revoke_token(load_settings(config, data_dir=data_dir), token_id)):
+        typer.echo(f"error: no active worker token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")
 
 
 @workflows_app.command("list")

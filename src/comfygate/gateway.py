@@ -20,6 +20,7 @@ from comfygate.config import Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import WorkflowVersion
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
@@ -32,8 +33,10 @@ from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
 from comfygate.store.stats import SqlStatsStore
+from comfygate.store.worker_tokens import SqlWorkerTokens
 from comfygate.worker.agent import Agent
 from comfygate.worker.hygiene import HygienePolicy
+from comfygate.worker.tokens import WorkerTokens
 from comfygate.worker.transport.inprocess import InProcessTransport
 
 log = logging.getLogger(__name__)
@@ -56,12 +59,18 @@ class Gateway:
     sweeper: Sweeper
     uploads: Uploads
     admin: AdminConsole
+    worker_tokens: WorkerTokens
+    lease_requests: LeaseRequests
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
 
     def pool_available(self, pool: str) -> bool:
-        return any(a.pool == pool and a.connected for a in self.agents)
+        if any(a.pool == pool and a.connected for a in self.agents):
+            return True
+        # Remote agents count while they keep asking for work over HTTP.
+        local = {a.backend for a in self.agents}
+        return bool(self.gate.backends_seen(pool) - local)
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency and "ok" or why not: the database, storage, and a live
@@ -170,6 +179,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self.lease_requests.close()
         if self._http is not None:
             await self._http.aclose()
         await self.admin.aclose()
@@ -263,4 +273,6 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         ),
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
+        worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
+        lease_requests=LeaseRequests(clock),
     )

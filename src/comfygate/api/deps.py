@@ -11,6 +11,7 @@ from comfygate.api.render import Renderer
 from comfygate.errors import ComfygateError
 from comfygate.principal import LOCAL, Principal, visitor
 from comfygate.tokens import Tokens
+from comfygate.worker.tokens import PREFIX as WORKER_PREFIX
 
 if TYPE_CHECKING:
     from comfygate.gateway import Gateway
@@ -28,6 +29,11 @@ class InvalidCredentials(ComfygateError):
 
 # Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
 async def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def gateway_of(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
 
@@ -56,10 +62,16 @@ def _cookie_visitor(request: Request) -> Principal | None:
 async def current_principal(request: Request) -> Principal:
     """The one place a request becomes a Principal: the admin token (bearer, or the
     session cookie on admin paths) is the admin; a valid visitor cookie is that visitor;
-    no credentials at all is the local principal (curl and the CLI on the embedded
-    gateway). API keys and signed-in users are resolved here later."""
+    a worker token is that worker; no credentials at all is the local principal (curl
+    and the CLI on the embedded gateway). API keys and signed-in users are resolved here later."""
     if (admin := admin_principal(request)) is not None:
         return admin
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and secret.strip().startswith(WORKER_PREFIX):
+        token = await gateway_of(request).worker_tokens.resolve(secret.strip())
+        if token is None:
+            raise InvalidCredentials("the worker token is unknown or revoked")
+        return token.principal()
     return _cookie_visitor(request) or LOCAL
 
 

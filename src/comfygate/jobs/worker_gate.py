@@ -156,6 +156,12 @@ class WorkerGate:
         seen = self._lessees.get(pool, {})
         return any(b != backend and now - t < LESSEE_SEEN_S for b, t in seen.items())
 
+    def backends_seen(self, pool: str) -> set[str]:
+        """The backends whose agents asked ``pool`` for work lately."""
+        now = self.clock.monotonic()
+        seen = self._lessees.get(pool, {})
+        return {b for b, t in seen.items() if now - t < LESSEE_SEEN_S}
+
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         job = await self.store.heartbeat(
             lease.job_id, lease.lease_token, lease_ttl_s=self.times.ttl_s, now=self.clock.now()

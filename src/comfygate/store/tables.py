@@ -147,3 +147,15 @@ idempotency_keys = Table(
     Column("created_at", TS, nullable=False),
     PrimaryKeyConstraint("owner_id", "key"),
 )
+
+#: credentials of remote worker agents: only the SHA-256 of each secret is kept
+worker_tokens = Table(
+    "worker_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("pool", String(100), nullable=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)

@@ -37,6 +37,7 @@ from comfygate.errors import (
 )
 from comfygate.jobs.model import JobFailure, Lease, Progress
 from comfygate.storage.base import Storage
+from comfygate.worker.blobs import StorageBlobs, WorkerBlobs
 from comfygate.worker.hygiene import Hygiene, HygienePolicy
 from comfygate.worker.outputs import collect_outputs
 from comfygate.worker.progress import ProgressTracker
@@ -88,8 +89,9 @@ class Agent:
         pool: str,
         comfy: ComfyClient,
         transport: WorkerTransport,
-        storage: Storage,
         clock: Clock,
+        storage: Storage | None = None,
+        blobs: WorkerBlobs | None = None,
         lease_wait_s: float = 25.0,
         capacity: int = 2,
         hygiene: HygienePolicy | None = None,
@@ -101,7 +103,12 @@ class Agent:
         self.pool = pool
         self.comfy = comfy
         self.transport = transport
-        self.storage = storage
+        if blobs is None:
+            if storage is None:
+                raise ValueError("an agent needs storage or blobs")
+            blobs = StorageBlobs(storage)
+        #: the graph and inputs in, the outputs out: shared storage or the gateway's HTTP
+        self.blobs = blobs
         self.clock = clock
         self.lease_wait_s = lease_wait_s
         #: prompts this agent may have at the backend at once: one running, the rest
@@ -383,7 +390,7 @@ class Agent:
             await self._fail(lease, BackendRestarted())
             return
         try:
-            outputs = await collect_outputs(self.comfy, self.storage, lease, entry)
+            outputs = await collect_outputs(self.comfy, self.blobs, lease, entry)
         except JobError as exc:
             await self._fail(lease, exc)
             return
@@ -395,14 +402,14 @@ class Agent:
         await self.transport.complete(lease, outputs, final)
 
     async def _graph(self, lease: Lease) -> dict[str, Any]:
-        graph: dict[str, Any] = json.loads(await self.storage.get_bytes(lease.prompt_key))
+        graph: dict[str, Any] = json.loads(await self.blobs.read(lease, lease.prompt_key))
         # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
         return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
 
     async def _prepare(self, lease: Lease) -> dict[str, Any]:
         graph = await self._graph(lease)
         for item in lease.inputs:
-            data = await self.storage.get_bytes(item.key)
+            data = await self.blobs.read(lease, item.key)
             name = await self.comfy.upload_image(
                 data, f"{lease.job_id}-{item.filename}", subfolder="comfygate"
             )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from comfygate.comfy.client import ComfyClient, HistoryEntry
 from comfygate.jobs.model import Lease, OutputFile
-from comfygate.storage.base import Storage
+from comfygate.worker.blobs import WorkerBlobs
 
 TEXT_TYPE = "text/plain; charset=utf-8"
 
@@ -25,7 +25,7 @@ def extension_of(filename: str, content_type: str) -> str:
 
 
 async def collect_outputs(
-    comfy: ComfyClient, storage: Storage, lease: Lease, entry: HistoryEntry
+    comfy: ComfyClient, blobs: WorkerBlobs, lease: Lease, entry: HistoryEntry
 ) -> list[OutputFile]:
     outputs: list[OutputFile] = []
     for node_id in sorted({*entry.outputs, *entry.texts}, key=_node_order):
@@ -34,8 +34,9 @@ async def collect_outputs(
             async with comfy.view(ref) as response:
                 content_type = response.content_type
                 ext = extension_of(ref.filename, content_type)
-                key = f"{lease.outputs_prefix}/{node_id}-{index}.{ext}"
-                size, sha = await storage.put_stream(key, response.iter_bytes(), content_type)
+                key, size, sha = await blobs.write(
+                    lease, f"{node_id}-{index}.{ext}", response.iter_bytes(), content_type
+                )
             outputs.append(
                 OutputFile(
                     key=key,
@@ -49,8 +50,7 @@ async def collect_outputs(
             index += 1
         for text in entry.texts.get(node_id, ()):
             data = text.encode()
-            key = f"{lease.outputs_prefix}/{node_id}-{index}.txt"
-            await storage.put_stream(key, _one(data), TEXT_TYPE)
+            key, _, _ = await blobs.write(lease, f"{node_id}-{index}.txt", _one(data), TEXT_TYPE)
             outputs.append(
                 OutputFile(
                     key=key,

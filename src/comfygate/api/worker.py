@@ -1,0 +1,298 @@
+"""The worker protocol over HTTP, for agents on GPU hosts that reach the gateway only
+outbound. Every call needs a worker token; every call after ``lease`` is fenced by the
+lease token, and a lost lease answers 409 ``lease_lost``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from comfygate.api.deps import gateway
+from comfygate.errors import Forbidden, InvalidParams, LeaseLost, Unauthorized
+from comfygate.gateway import Gateway
+from comfygate.ids import is_uuid
+from comfygate.jobs.keys import outputs_prefix, prompt_key
+from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, OutputFile, Progress
+from comfygate.worker.tokens import WorkerToken
+from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, lease_to_dict
+
+router = APIRouter(prefix=PREFIX, tags=["worker"])
+
+GW = Annotated[Gateway, Depends(gateway)]
+#: a long poll answers before common proxies (60 s) cut an idle request
+MAX_WAIT_S = 25.0
+DISCONNECT_CHECK_S = 0.5
+MAX_PREVIEW_BYTES = 4 * 1024 * 1024
+#: output names the agent picks: ``{node}-{index}.{ext}``, never a path
+OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+PREVIEW_TYPES = ("image/png", "image/jpeg")
+
+
+async def worker(request: Request, gw: GW) -> WorkerToken:
+    """The worker token of ``Authorization: Bearer``; 401 for anything else."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    token = await gw.worker_tokens.resolve(secret.strip()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise Unauthorized("a valid worker token is required (Authorization: Bearer cgw_…)")
+    return token
+
+
+Worker = Annotated[WorkerToken, Depends(worker)]
+JobId = Annotated[str, Path(max_length=36)]
+TokenHeader = Annotated[str, Header(alias=LEASE_HEADER, min_length=1, max_length=200)]
+
+
+class LeaseIn(BaseModel):
+    request_id: str = Field(min_length=1, max_length=100, description="same on a retry")
+    agent_id: str = Field(min_length=1, max_length=200)
+    backend: str = Field(min_length=1, max_length=500, description="its ComfyUI's URL")
+    pool: str = Field(default="default", min_length=1, max_length=100)
+    wait_s: float = Field(default=MAX_WAIT_S, ge=0, le=MAX_WAIT_S)
+
+
+class AdoptIn(BaseModel):
+    agent_id: str = Field(min_length=1, max_length=200)
+    backend: str = Field(min_length=1, max_length=500)
+
+
+class Fenced(BaseModel):
+    lease_token: str = Field(min_length=1, max_length=200)
+
+
+class ProgressIn(Fenced):
+    progress: dict[str, Any]
+
+
+class OutputIn(BaseModel):
+    key: str = Field(min_length=1, max_length=1000)
+    kind: str = Field(min_length=1, max_length=20)
+    content_type: str = Field(min_length=1, max_length=200)
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    node_id: str = Field(max_length=100)
+    stage: str = Field(default="main", max_length=50)
+
+
+class CompleteIn(Fenced):
+    outputs: list[OutputIn] = Field(max_length=1000)
+    progress: dict[str, Any] | None = None
+
+
+class FailureIn(BaseModel):
+    code: str = Field(min_length=1, max_length=100)
+    message: str = Field(max_length=10_000)
+    node_id: str | None = Field(default=None, max_length=100)
+    class_type: str | None = Field(default=None, max_length=200)
+    details: Any = None
+
+
+class FailIn(Fenced):
+    failure: FailureIn
+    retryable: bool = False
+
+
+def _owner(token: WorkerToken) -> str:
+    """The lease owner the store records: with the backend URL, the agent's identity."""
+    return token.principal().id
+
+
+def _progress(data: dict[str, Any] | None, field: str) -> Progress:
+    try:
+        return Progress.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParams(
+            details=[{"path": f"/{field}", "keyword": "type", "message": str(exc)}]
+        ) from None
+
+
+def _wire(job_id: str, lease_token: str, attempt: int = 0) -> Lease:
+    """The parts of a lease the gate's fenced calls read: the job and the token."""
+    return Lease(
+        job_id=job_id,
+        lease_token=lease_token,
+        attempt=attempt,
+        prompt_id="",
+        prompt_key=prompt_key(job_id),
+        inputs=(),
+        outputs_prefix=outputs_prefix(job_id, attempt),
+        timeout_s=0.0,
+        lease_ttl_s=0.0,
+        heartbeat_s=0.0,
+    )
+
+
+async def _held(gw: Gateway, job_id: str, lease_token: str) -> Job:
+    """The job while this token holds its lease; LeaseLost otherwise (409)."""
+    job = await gw.store.get_job(job_id) if is_uuid(job_id) else None
+    if job is None or job.status not in LEASED or job.lease_token != lease_token:
+        raise LeaseLost
+    return job
+
+
+@router.post(
+    "/lease",
+    responses={200: {"description": "a lease"}, 204: {"description": "no work within wait_s"}},
+)
+async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Response:
+    """Long-poll for the next job of ``pool``. Retry with the same ``request_id`` after a
+    lost answer: the lease the first call took comes back, not another job."""
+    if who.pool is not None and body.pool != who.pool:
+        raise Forbidden(f"this worker token may only lease from pool {who.pool!r}")
+
+    async def claim() -> Lease | None:
+        return await gw.gate.lease(
+            agent_id=_owner(who), backend=body.backend, pool=body.pool, wait_s=body.wait_s
+        )
+
+    task = gw.lease_requests.call(_owner(who), body.request_id, claim)
+    while not task.done():
+        await asyncio.wait({task}, timeout=DISCONNECT_CHECK_S)
+        # A gone agent's long poll ends here; the claim runs on for its retry.
+        if not task.done() and await request.is_disconnected():
+            return Response(status_code=204)
+    got = task.result()
+    if got is None:
+        return Response(status_code=204)
+    return JSONResponse(lease_to_dict(got))
+
+
+@router.post("/adopt")
+async def adopt(body: AdoptIn, gw: GW, who: Worker) -> dict[str, Any]:
+    """A (re)starting agent's leases on this backend, renewed under fresh tokens: it
+    follows those prompts again instead of the jobs waiting out their leases."""
+    leases = await gw.gate.adopt(agent_id=_owner(who), backend=body.backend)
+    return {"leases": [lease_to_dict(x) for x in leases]}
+
+
+@router.post("/jobs/{job_id}/heartbeat")
+async def heartbeat(job_id: JobId, body: Fenced, gw: GW, who: Worker) -> dict[str, bool]:
+    reply = await gw.gate.heartbeat(_wire(job_id, body.lease_token))
+    return {"cancel": reply.cancel}
+
+
+@router.post("/jobs/{job_id}/progress")
+async def progress(job_id: JobId, body: ProgressIn, gw: GW, who: Worker) -> dict[str, bool]:
+    reply = await gw.gate.progress(
+        _wire(job_id, body.lease_token), _progress(body.progress, "progress")
+    )
+    return {"cancel": reply.cancel}
+
+
+@router.post("/jobs/{job_id}/preview", status_code=204)
+async def preview(
+    job_id: JobId,
+    request: Request,
+    gw: GW,
+    who: Worker,
+    lease_token: TokenHeader,
+    node_id: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """A sampler preview (PNG or JPEG body); dropped quietly when the lease is gone."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type not in PREVIEW_TYPES:
+        raise InvalidParams(
+            details=[{"path": "/content-type", "keyword": "enum", "message": "png or jpeg"}]
+        )
+    data = await request.body()
+    if len(data) > MAX_PREVIEW_BYTES:
+        raise InvalidParams(details=[{"path": "/body", "keyword": "maxLength", "message": "big"}])
+    await gw.gate.preview(
+        _wire(job_id, lease_token), node_id=node_id, content_type=content_type, data=data
+    )
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/prompt", response_class=StreamingResponse)
+async def prompt(job_id: JobId, gw: GW, who: Worker, lease_token: TokenHeader) -> Response:
+    """The patched graph of the leased job."""
+    job = await _held(gw, job_id, lease_token)
+    return _stream(gw, prompt_key(job.id), "application/json")
+
+
+@router.get("/jobs/{job_id}/inputs/{index}", response_class=StreamingResponse)
+async def input_file(
+    job_id: JobId,
+    index: Annotated[int, Path(ge=0, le=1000)],
+    gw: GW,
+    who: Worker,
+    lease_token: TokenHeader,
+) -> Response:
+    """Input file ``index`` of the lease's ``inputs``."""
+    job = await _held(gw, job_id, lease_token)
+    if index >= len(job.inputs):
+        raise InvalidParams(
+            details=[{"path": "/index", "keyword": "maximum", "message": "no such input"}]
+        )
+    return _stream(gw, job.inputs[index].key, "application/octet-stream")
+
+
+@router.put("/jobs/{job_id}/outputs/{name}")
+async def put_output(
+    job_id: JobId,
+    name: Annotated[str, Path(max_length=200)],
+    request: Request,
+    gw: GW,
+    who: Worker,
+    lease_token: TokenHeader,
+) -> dict[str, Any]:
+    """Stream one output into storage under the attempt's prefix. It becomes part of
+    the job only through ``complete``; a loser's uploads are never listed."""
+    if not OUTPUT_NAME.match(name):
+        raise InvalidParams(
+            details=[{"path": "/name", "keyword": "pattern", "message": "a file name"}]
+        )
+    job = await _held(gw, job_id, lease_token)
+    key = f"{outputs_prefix(job.id, job.attempts)}/{name}"
+    content_type = request.headers.get("content-type") or "application/octet-stream"
+    size, sha = await gw.storage.put_stream(key, request.stream(), content_type)
+    return {"key": key, "bytes": size, "sha256": sha}
+
+
+@router.post("/jobs/{job_id}/complete", status_code=204)
+async def complete(job_id: JobId, body: CompleteIn, gw: GW, who: Worker) -> Response:
+    """Commit the outputs (uploaded under this attempt's prefix) and end the job."""
+    outputs = [OutputFile(**o.model_dump()) for o in body.outputs]
+    final = None if body.progress is None else _progress(body.progress, "progress")
+    try:
+        job = await _held(gw, job_id, body.lease_token)
+    except LeaseLost:
+        # A retried complete whose first answer was lost: the same outputs are committed.
+        done = await gw.store.get_job(job_id) if is_uuid(job_id) else None
+        if done is not None and done.outputs and list(done.outputs) == outputs:
+            return Response(status_code=204)
+        raise
+    prefix = outputs_prefix(job.id, job.attempts) + "/"
+    for n, output in enumerate(outputs):
+        if not output.key.startswith(prefix):
+            raise InvalidParams(
+                details=[
+                    {"path": f"/outputs/{n}/key", "keyword": "prefix", "message": f"not {prefix}"}
+                ]
+            )
+    await gw.gate.complete(_wire(job.id, body.lease_token, job.attempts), outputs, final)
+    return Response(status_code=204)
+
+
+@router.post("/jobs/{job_id}/fail", status_code=204)
+async def fail(job_id: JobId, body: FailIn, gw: GW, who: Worker) -> Response:
+    job = await _held(gw, job_id, body.lease_token)
+    failure = JobFailure(**body.failure.model_dump())
+    await gw.gate.fail(
+        _wire(job.id, body.lease_token, job.attempts), failure, retryable=body.retryable
+    )
+    return Response(status_code=204)
+
+
+@router.post("/jobs/{job_id}/canceled", status_code=204)
+async def canceled(job_id: JobId, body: Fenced, gw: GW, who: Worker) -> Response:
+    await gw.gate.canceled(_wire(job_id, body.lease_token))
+    return Response(status_code=204)
+
+
+def _stream(gw: Gateway, key: str, media_type: str) -> StreamingResponse:
+    return StreamingResponse(gw.storage.open(key), media_type=media_type)

@@ -1,0 +1,64 @@
+"""``comfygate worker``: one agent beside a ComfyUI, talking to the gateway over HTTP.
+
+Its identity at the gateway is (worker token, backend URL): a restarted agent with the
+same token and ComfyUI gets its recorded leases back and follows those prompts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+import httpx
+
+from comfygate.clock import SYSTEM_CLOCK
+from comfygate.comfy.client import ComfyClient
+from comfygate.worker.agent import Agent
+from comfygate.worker.transport.http import HttpTransport
+
+log = logging.getLogger(__name__)
+
+
+def build_remote_agent(
+    *,
+    gateway: str,
+    token: str,
+    comfy: str,
+    pool: str,
+    http: httpx.AsyncClient,
+    agent_id: str | None = None,
+    capacity: int = 2,
+) -> tuple[Agent, HttpTransport]:
+    transport = HttpTransport(gateway, token)
+    agent = Agent(
+        agent_id=agent_id or f"{socket.gethostname()}-{comfy}",
+        pool=pool,
+        comfy=ComfyClient(comfy, http=http),
+        transport=transport,
+        blobs=transport.blobs,
+        clock=SYSTEM_CLOCK,
+        capacity=capacity,
+    )
+    return agent, transport
+
+
+async def run_worker(*, gateway: str, token: str, comfy: str, pool: str) -> None:
+    """Run until SIGINT or SIGTERM; the first signal lets running jobs finish."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+        agent, transport = build_remote_agent(
+            gateway=gateway, token=token, comfy=comfy, pool=pool, http=http
+        )
+        task = asyncio.create_task(agent.run(), name="remote-agent")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, task.cancel)
+        log.info("worker for %s in pool %r reports to %s", comfy, pool, gateway)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await transport.aclose()

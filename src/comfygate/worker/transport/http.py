@@ -1,0 +1,264 @@
+"""The worker protocol over HTTP: a remote agent needs only outbound access to the
+gateway. While the gateway is away, calls are retried with capped backoff, so an agent
+is back within one lease TTL of the gateway's return."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterable, Callable, Sequence
+from typing import Any
+
+import httpx
+
+from comfygate.clock import SYSTEM_CLOCK, Clock
+from comfygate.errors import ComfygateError, LeaseLost
+from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
+from comfygate.worker.blobs import WorkerBlobs
+from comfygate.worker.transport.base import WorkerTransport
+from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, file_url, lease_from_dict
+
+log = logging.getLogger(__name__)
+
+#: answers that mean "the gateway is away or restarting", not "no"
+AWAY = frozenset({502, 503, 504})
+MAX_BACKOFF_S = 10.0
+#: the longest the gateway holds a lease call open
+MAX_WAIT_S = 25.0
+#: a fenced terminal call keeps trying this long: past two lease TTLs the job has been
+#: rescued anyway and the answer would be lease_lost
+FINISH_RETRY_S = 60.0
+
+
+class GatewayRefused(ComfygateError):
+    """The gateway answered a worker call with an error."""
+
+    code = "gateway_refused"
+
+
+class _Away(Exception):
+    """The gateway did not answer (connection failed, or 502/503/504)."""
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, reset on success."""
+
+    def __init__(self, clock: Clock, *, first_s: float = 0.5, cap_s: float = MAX_BACKOFF_S):
+        self._clock = clock
+        self._first = first_s
+        self._cap = cap_s
+        self._next = first_s
+
+    async def wait(self) -> None:
+        await self._clock.sleep(random.uniform(self._next / 2, self._next))
+        self._next = min(self._next * 2, self._cap)
+
+
+class HttpTransport(WorkerTransport):
+    def __init__(
+        self,
+        gateway: str,
+        token: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=gateway.rstrip("/"),
+            headers={"authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            transport=transport,
+        )
+        self.blobs = HttpBlobs(self)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout_s: float = 30.0,
+        **kw: Any,
+    ) -> httpx.Response:
+        """One call; LeaseLost on 409 lease_lost, GatewayRefused on other errors, _Away
+        when the gateway did not answer."""
+        try:
+            response = await self._http.request(method, path, timeout=timeout_s, **kw)
+        except httpx.TransportError as exc:
+            raise _Away(str(exc) or type(exc).__name__) from exc
+        if response.status_code in AWAY:
+            raise _Away(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            error = _error_of(response)
+            if response.status_code == 409 and error.get("code") == "lease_lost":
+                raise LeaseLost
+            raise GatewayRefused(
+                f"{method} {path}: {response.status_code} {error.get('message', '')}".strip(),
+                details=error,
+            )
+        return response
+
+    async def _persist(
+        self, method: str, path: str, *, for_s: float | None, **kw: Any
+    ) -> httpx.Response:
+        """``send``, retried while the gateway is away (for ``for_s``; None: forever)."""
+        backoff = Backoff(self._clock)
+        give_up = None if for_s is None else self._clock.monotonic() + for_s
+        while True:
+            try:
+                return await self.send(method, path, **kw)
+            except _Away as exc:
+                if give_up is not None and self._clock.monotonic() >= give_up:
+                    raise GatewayRefused(f"the gateway is away: {exc}") from exc
+                log.warning("gateway away on %s %s (%s); retrying", method, path, exc)
+                await backoff.wait()
+
+    async def lease(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        pool: str,
+        wait_s: float,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> Lease | None:
+        # One request id for every retry of this call: a lease the gateway took for a
+        # call whose answer never arrived comes back, instead of waiting for a rescue.
+        body = {
+            "request_id": uuid.uuid4().hex,
+            "agent_id": agent_id,
+            "backend": backend,
+            "pool": pool,
+            "wait_s": min(wait_s, MAX_WAIT_S),
+        }
+        backoff = Backoff(self._clock)
+        while wanted():
+            try:
+                response = await self.send(
+                    "POST", f"{PREFIX}/lease", json=body, timeout_s=MAX_WAIT_S + 15.0
+                )
+            except _Away as exc:
+                log.warning("gateway away while leasing (%s); retrying", exc)
+                await backoff.wait()
+                continue
+            if response.status_code == 204:
+                return None
+            return lease_from_dict(response.json())
+        return None
+
+    async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
+        response = await self._persist(
+            "POST", f"{PREFIX}/adopt", for_s=None, json={"agent_id": agent_id, "backend": backend}
+        )
+        return [lease_from_dict(x) for x in response.json()["leases"]]
+
+    async def heartbeat(self, lease: Lease) -> HeartbeatReply:
+        # Not retried here: the agent counts failing heartbeats and stops leasing.
+        response = await self.send(
+            "POST", _job(lease, "heartbeat"), json={"lease_token": lease.lease_token}
+        )
+        return HeartbeatReply(cancel=bool(response.json()["cancel"]))
+
+    async def wait_cancel(self, lease: Lease, timeout_s: float) -> bool:
+        # No push channel: the heartbeat's and progress' replies carry the cancel.
+        await self._clock.sleep(timeout_s)
+        return False
+
+    async def progress(self, lease: Lease, progress: Progress) -> HeartbeatReply:
+        body = {"lease_token": lease.lease_token, "progress": progress.to_dict()}
+        try:
+            response = await self.send("POST", _job(lease, "progress"), json=body)
+        except (_Away, GatewayRefused) as exc:
+            # Best effort: a missed tick is not worth failing the job for.
+            log.debug("progress of job %s not delivered: %s", lease.job_id, exc)
+            return HeartbeatReply(cancel=False)
+        return HeartbeatReply(cancel=bool(response.json()["cancel"]))
+
+    async def preview(
+        self, lease: Lease, *, node_id: str | None, content_type: str, data: bytes
+    ) -> None:
+        try:
+            await self.send(
+                "POST",
+                _job(lease, "preview"),
+                params={} if node_id is None else {"node_id": node_id},
+                headers={LEASE_HEADER: lease.lease_token, "content-type": content_type},
+                content=data,
+            )
+        except (_Away, GatewayRefused) as exc:
+            log.debug("preview of job %s not delivered: %s", lease.job_id, exc)
+
+    async def complete(
+        self, lease: Lease, outputs: Sequence[OutputFile], progress: Progress | None = None
+    ) -> None:
+        body = {
+            "lease_token": lease.lease_token,
+            "outputs": [o.to_dict() for o in outputs],
+            "progress": None if progress is None else progress.to_dict(),
+        }
+        await self._persist("POST", _job(lease, "complete"), for_s=FINISH_RETRY_S, json=body)
+
+    async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> None:
+        body = {
+            "lease_token": lease.lease_token,
+            "failure": failure.to_dict(),
+            "retryable": retryable,
+        }
+        await self._persist("POST", _job(lease, "fail"), for_s=FINISH_RETRY_S, json=body)
+
+    async def canceled(self, lease: Lease) -> None:
+        await self._persist(
+            "POST",
+            _job(lease, "canceled"),
+            for_s=FINISH_RETRY_S,
+            json={"lease_token": lease.lease_token},
+        )
+
+
+class HttpBlobs(WorkerBlobs):
+    """Files through the gateway, fenced by the lease token like every other call."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self._t = transport
+
+    async def read(self, lease: Lease, key: str) -> bytes:
+        response = await self._t._persist(
+            "GET",
+            file_url(lease, key),
+            for_s=FINISH_RETRY_S,
+            headers={LEASE_HEADER: lease.lease_token},
+        )
+        return response.content
+
+    async def write(
+        self, lease: Lease, name: str, chunks: AsyncIterable[bytes], content_type: str
+    ) -> tuple[str, int, str]:
+        # Streamed, so not retried: the agent reports a storage failure instead.
+        try:
+            response = await self._t.send(
+                "PUT",
+                _job(lease, f"outputs/{name}"),
+                headers={LEASE_HEADER: lease.lease_token, "content-type": content_type},
+                content=chunks,
+                timeout_s=300.0,
+            )
+        except (_Away, GatewayRefused) as exc:
+            raise OSError(f"uploading {name} failed: {exc}") from exc
+        stored = response.json()
+        return str(stored["key"]), int(stored["bytes"]), str(stored["sha256"])
+
+
+def _job(lease: Lease, call: str) -> str:
+    return f"{PREFIX}/jobs/{lease.job_id}/{call}"
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return {}
+    return error if isinstance(error, dict) else {}

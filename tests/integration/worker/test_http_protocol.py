@@ -1,0 +1,211 @@
+"""The worker protocol over HTTP against a real gateway on loopback, with no backend of
+its own: the test plays the remote agent call by call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from comfygate.errors import LeaseLost
+from comfygate.jobs.model import Lease
+from comfygate.worker.transport.http import HttpTransport
+from comfygate.worker.transport.wire import LEASE_HEADER, lease_from_dict, lease_to_dict
+from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
+
+BACKEND = "http://gpu-1.example:8188"
+
+
+@pytest.fixture
+async def rg(start_gateway: GatewayFactory) -> RunningGateway:
+    return await start_gateway()  # no --comfy: only remote agents run jobs
+
+
+@pytest.fixture
+async def secret(rg: RunningGateway) -> str:
+    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    return secret
+
+
+@pytest.fixture
+async def worker(rg: RunningGateway, secret: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with rg.client(headers={"authorization": f"Bearer {secret}"}) as c:
+        yield c
+
+
+async def _submit(rg: RunningGateway) -> str:
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {}})
+        assert r.status_code == 202, r.text
+        job_id: str = r.json()["id"]
+        return job_id
+
+
+async def _lease(worker: httpx.AsyncClient, request_id: str = "r1", wait_s: float = 5) -> Any:
+    return await worker.post(
+        "/worker/v1/lease",
+        json={"request_id": request_id, "agent_id": "a1", "backend": BACKEND, "wait_s": wait_s},
+    )
+
+
+async def test_worker_routes_need_a_live_worker_token(rg: RunningGateway, secret: str) -> None:
+    async with rg.client() as anonymous:
+        r = await anonymous.post("/worker/v1/lease", json={})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    [token] = await rg.gw.worker_tokens.list()
+    assert await rg.gw.worker_tokens.revoke(token.id)
+    async with rg.client(headers={"authorization": f"Bearer {secret}"}) as revoked:
+        assert (await _lease(revoked, wait_s=0)).status_code == 401
+        # Elsewhere too, a revoked worker token is refused rather than taken for "local".
+        assert (await revoked.get("/v1/jobs")).status_code == 401
+
+
+async def test_the_worker_routes_are_in_the_openapi_document(rg: RunningGateway) -> None:
+    async with rg.client() as c:
+        paths = (await c.get("/openapi.json")).json()["paths"]
+    for path in ("/lease", "/adopt", "/jobs/{job_id}/heartbeat", "/jobs/{job_id}/complete"):
+        assert "/worker/v1" + path in paths
+    assert "put" in paths["/worker/v1/jobs/{job_id}/outputs/{name}"]
+
+
+async def test_bad_lease_bodies_name_the_field(worker: httpx.AsyncClient) -> None:
+    r = await worker.post("/worker/v1/lease", json={"agent_id": "a", "backend": BACKEND})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["path"] == "/request_id"
+    r = await _lease(worker, wait_s=60)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "/wait_s"
+
+
+async def test_an_idle_lease_answers_204_and_a_retry_gets_the_same_lease(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    assert (await _lease(worker, "idle", wait_s=0)).status_code == 204
+    job_id = await _submit(rg)
+    first = await _lease(worker, "r1")
+    again = await _lease(worker, "r1")
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and first.json()["job_id"] == job_id
+    # A new request id is a new lease call: the one job is taken already.
+    assert (await _lease(worker, "r2", wait_s=0)).status_code == 204
+    assert rg.gw.pool_available("default")  # the remote backend counts for readiness
+
+
+async def test_heartbeat_carries_the_cancel_flag(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    job_id = await _submit(rg)
+    lease = (await _lease(worker)).json()
+    fenced = {"lease_token": lease["lease_token"]}
+    beat = await worker.post(f"/worker/v1/jobs/{job_id}/heartbeat", json=fenced)
+    assert beat.json() == {"cancel": False}
+    async with rg.client() as c:
+        assert (await c.post(f"/v1/jobs/{job_id}/cancel")).status_code == 202
+        beat = await worker.post(f"/worker/v1/jobs/{job_id}/heartbeat", json=fenced)
+        assert beat.json() == {"cancel": True}
+        progress = {**fenced, "progress": {"value": 0.5}}
+        assert (await worker.post(f"/worker/v1/jobs/{job_id}/progress", json=progress)).json()[
+            "cancel"
+        ]
+        r = await worker.post(f"/worker/v1/jobs/{job_id}/canceled", json=fenced)
+        assert r.status_code == 204
+        await wait_status(c, job_id, "canceled")
+
+
+async def test_a_rescued_lease_answers_409_lease_lost(
+    rg: RunningGateway, worker: httpx.AsyncClient, secret: str
+) -> None:
+    job_id = await _submit(rg)
+    lease = (await _lease(worker)).json()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    [rescued] = await rg.gw.store.rescue_expired(now=later, retry_at=lambda _: later)
+    assert rescued.id == job_id
+    fenced = {"lease_token": lease["lease_token"]}
+    for call, body in (
+        ("heartbeat", fenced),
+        ("complete", {**fenced, "outputs": []}),
+        ("fail", {**fenced, "failure": {"code": "x", "message": "y"}}),
+    ):
+        r = await worker.post(f"/worker/v1/jobs/{job_id}/{call}", json=body)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "lease_lost", call
+    r = await worker.get(f"/worker/v1/jobs/{job_id}/prompt", headers={LEASE_HEADER: "stale"})
+    assert r.status_code == 409
+    transport = HttpTransport(rg.url, secret)
+    try:
+        with pytest.raises(LeaseLost):
+            await transport.heartbeat(lease_from_dict(lease))
+    finally:
+        await transport.aclose()
+
+
+async def test_outputs_uploaded_and_completed_appear_in_the_job(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    job_id = await _submit(rg)
+    lease = (await _lease(worker)).json()
+    token = {LEASE_HEADER: lease["lease_token"]}
+    graph = (await worker.get(lease["urls"]["prompt"], headers=token)).json()
+    assert isinstance(graph, dict) and graph
+    bad = await worker.put(f"/worker/v1/jobs/{job_id}/outputs/..%2Fx.png", headers=token)
+    assert bad.status_code in (404, 422)
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 1000
+    up = await worker.put(
+        f"/worker/v1/jobs/{job_id}/outputs/9-0.png",
+        headers={**token, "content-type": "image/png"},
+        content=png,
+    )
+    assert up.status_code == 200, up.text
+    stored = up.json()
+    assert stored["key"] == f"{lease['outputs_prefix']}/9-0.png"
+    assert stored["sha256"] == hashlib.sha256(png).hexdigest() and stored["bytes"] == len(png)
+    output = {**stored, "kind": "image", "content_type": "image/png", "node_id": "9"}
+    outside = {**output, "key": "outputs/other/main/1/9-0.png"}
+    body = {"lease_token": lease["lease_token"], "outputs": [outside]}
+    r = await worker.post(f"/worker/v1/jobs/{job_id}/complete", json=body)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "/outputs/0/key"
+    body = {"lease_token": lease["lease_token"], "outputs": [output]}
+    assert (await worker.post(f"/worker/v1/jobs/{job_id}/complete", json=body)).status_code == 204
+    # A retried complete (its answer lost) is answered the same, not with lease_lost.
+    assert (await worker.post(f"/worker/v1/jobs/{job_id}/complete", json=body)).status_code == 204
+    async with rg.client() as c:
+        job = await wait_status(c, job_id, "succeeded")
+        [out] = job["outputs"]
+        assert (await c.get(out["url"])).content == png
+
+
+async def test_a_retryable_failure_runs_the_job_again(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    job_id = await _submit(rg)
+    lease = (await _lease(worker)).json()
+    body = {
+        "lease_token": lease["lease_token"],
+        "failure": {"code": "out_of_memory", "message": "the backend ran out of memory"},
+        "retryable": True,
+    }
+    assert (await worker.post(f"/worker/v1/jobs/{job_id}/fail", json=body)).status_code == 204
+    async with rg.client() as c:
+        job = await wait_status(c, job_id, "queued")
+        assert job["attempts"] == 1
+    retry = (await _lease(worker, "r2", wait_s=20)).json()
+    assert retry["job_id"] == job_id and retry["attempt"] == 2
+    assert retry["lease_token"] != lease["lease_token"]
+
+
+def test_the_wire_lease_round_trips() -> None:
+    lease = Lease(
+        job_id="j",
+        lease_token="t",
+        attempt=2,
+        prompt_id="p",
+        prompt_key="jobs/j/prompt.json",
+        inputs=(),
+        outputs_prefix="outputs/j/main/2",
+        timeout_s=60.0,
+        lease_ttl_s=30.0,
+        heartbeat_s=10.0,
+    )
+    assert lease_from_dict(lease_to_dict(lease)) == lease

@@ -1,0 +1,88 @@
+"""End to end: a gateway with no backend of its own, and a remote agent (HttpTransport,
+no access to the gateway's storage) in front of a simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from comfygate.sim import SimServer
+from comfygate.worker.agent import Agent
+from comfygate.worker.remote import build_remote_agent
+from comfygate.worker.transport.http import HttpTransport
+from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
+
+Running = tuple[Agent, HttpTransport, "asyncio.Task[None]"]
+
+
+@pytest.fixture
+async def remote(
+    start_gateway: GatewayFactory,
+) -> AsyncIterator[tuple[RunningGateway, str, Callable[[SimServer], Running]]]:
+    rg = await start_gateway()
+    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    http = httpx.AsyncClient(timeout=30)
+    started: list[Running] = []
+
+    def start(sim: SimServer) -> Running:
+        agent, transport = build_remote_agent(
+            gateway=rg.url, token=secret, comfy=sim.url, pool="default", http=http
+        )
+        task = asyncio.create_task(agent.run())
+        started.append((agent, transport, task))
+        return agent, transport, task
+
+    yield rg, secret, start
+    for _, transport, task in started:
+        await _kill(task)
+        await transport.aclose()
+    await http.aclose()
+
+
+async def _kill(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_job_runs_on_a_remote_agent_and_its_outputs_download(
+    remote: tuple[RunningGateway, str, Callable[[SimServer], Running]], start_sim: SimFactory
+) -> None:
+    rg, _, start = remote
+    start(await start_sim())
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 4}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed", within_s=30)
+        assert job["status"] == "succeeded", job
+        assert job["outputs"]
+        for output in job["outputs"]:
+            got = await c.get(output["url"])
+            assert got.status_code == 200 and len(got.content) == output["bytes"]
+        ready = (await c.get("/readyz")).json()
+        assert ready["checks"]["pool:default"] == "ok"
+
+
+async def test_a_restarted_remote_agent_reattaches_to_its_running_job(
+    remote: tuple[RunningGateway, str, Callable[[SimServer], Running]], start_sim: SimFactory
+) -> None:
+    rg, _, start = remote
+    sim = await start_sim(step_ms=150)
+    _, _, first = start(sim)
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 30}})
+        job_id = r.json()["id"]
+        job = await wait_status(c, job_id, "running")
+        while job["progress"]["value"] <= 0:
+            await asyncio.sleep(0.05)
+            job = (await c.get(f"/v1/jobs/{job_id}")).json()
+        await _kill(first)  # the agent process dies; its prompt runs on in ComfyUI
+        start(sim)  # same token, same ComfyUI: adopts the lease at once
+        job = await wait_status(c, job_id, "succeeded", "failed", within_s=20)
+    # Well within one lease TTL (30 s), on the first attempt, with one prompt submitted.
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    prompts = [path for _, path, _ in sim.log if path == "/prompt"]
+    assert len(prompts) == 1, prompts

@@ -1,0 +1,98 @@
+"""HttpTransport while the gateway is away: it retries with backoff, and a lease call
+keeps its request id across retries so a lease taken for a lost answer comes back."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from comfygate.clock import FakeClock
+from comfygate.errors import LeaseLost
+from comfygate.jobs.model import Lease, Progress
+from comfygate.worker.transport.http import GatewayRefused, HttpTransport
+from comfygate.worker.transport.wire import lease_to_dict
+
+LEASE = Lease(
+    job_id="01a00000-0000-7000-8000-000000000000",
+    lease_token="tok",
+    attempt=1,
+    prompt_id="p",
+    prompt_key="jobs/j/prompt.json",
+    inputs=(),
+    outputs_prefix="outputs/j/main/1",
+    timeout_s=60.0,
+    lease_ttl_s=30.0,
+    heartbeat_s=10.0,
+)
+
+
+def _transport(handler: httpx.MockTransport, clock: FakeClock) -> HttpTransport:
+    return HttpTransport("http://gw", "cgw_x", clock=clock, transport=handler)
+
+
+async def test_a_lease_is_retried_with_the_same_request_id_while_the_gateway_is_away() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content)["request_id"])
+        if len(seen) == 1:
+            raise httpx.ConnectError("refused")
+        if len(seen) == 2:
+            return httpx.Response(503)
+        return httpx.Response(200, json=lease_to_dict(LEASE))
+
+    clock = FakeClock()
+    t = _transport(httpx.MockTransport(answer), clock)
+    got = await t.lease(agent_id="a", backend="http://c", pool="default", wait_s=25)
+    assert got == LEASE
+    assert len(seen) == 3 and len(set(seen)) == 1
+    assert 0 < clock.monotonic() <= 1.5  # backed off, not hammering
+    await t.aclose()
+
+
+async def test_a_lease_gives_up_when_no_longer_wanted() -> None:
+    calls = 0
+
+    def away(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("refused")
+
+    t = _transport(httpx.MockTransport(away), FakeClock())
+    got = await t.lease(
+        agent_id="a", backend="http://c", pool="default", wait_s=25, wanted=lambda: calls < 4
+    )
+    assert got is None and calls == 4
+    await t.aclose()
+
+
+async def test_backoff_is_capped_and_a_terminal_call_gives_up_after_a_while() -> None:
+    clock = FakeClock()
+    t = _transport(httpx.MockTransport(lambda r: httpx.Response(502)), clock)
+    with pytest.raises(GatewayRefused):
+        await t.canceled(LEASE)
+    assert 60 <= clock.monotonic() <= 75
+    await t.aclose()
+
+
+async def test_409_lease_lost_raises_lease_lost_and_other_errors_are_refusals() -> None:
+    def lost(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, json={"error": {"code": "lease_lost", "message": "gone"}})
+
+    t = _transport(httpx.MockTransport(lost), FakeClock())
+    with pytest.raises(LeaseLost):
+        await t.heartbeat(LEASE)
+    with pytest.raises(LeaseLost):
+        await t.complete(LEASE, [])
+    await t.aclose()
+    bad = _transport(
+        httpx.MockTransport(lambda r: httpx.Response(422, json={"error": {"code": "x"}})),
+        FakeClock(),
+    )
+    with pytest.raises(GatewayRefused):
+        await bad.heartbeat(LEASE)
+    # Progress is best effort: a refusal is not the job's failure.
+    assert (await bad.progress(LEASE, Progress())).cancel is False
+    await bad.aclose()

@@ -116,6 +116,27 @@ def kinds(messages: list[Any]) -> list[Any]:
     ]
 
 
+async def interrupted_like_real(sim: Sim, ws: Socket, prompt_id: str) -> dict[str, Any]:
+    """Wait for ``prompt_id`` to end interrupted, as the recorded real one did: the
+    KSampler stopped, the nodes before it done, the history entry shaped like the real
+    one. Returns the ``execution_interrupted`` data."""
+    got = await ws.until_done(prompt_id)
+    assert kinds(got)[-3:] == ["execution_interrupted", "status", "executing"]
+    interrupted: dict[str, Any] = next(
+        m for m in got if isinstance(m, dict) and m["type"] == "execution_interrupted"
+    )["data"]
+    assert (interrupted["node_id"], interrupted["node_type"]) == ("3", "KSampler")
+    assert sorted(interrupted["executed"]) == ["4", "5", "6", "7"]
+    entry = await sim.history(prompt_id)
+    real = sample("queue_interrupt.json")["history_S1_target_interrupted"]
+    assert entry["status"]["status_str"] == real["status"]["status_str"] == "error"
+    assert entry["status"]["completed"] is False
+    assert [m[0] for m in entry["status"]["messages"]] == [m[0] for m in real["status"]["messages"]]
+    assert entry["status"]["messages"][-1][1] == interrupted
+    assert (entry["outputs"], entry["meta"]) == ({}, {})
+    return interrupted
+
+
 @dataclass
 class Sim:
     server: SimServer

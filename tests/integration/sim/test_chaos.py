@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.integration.sim.conftest import Sim, basic_prompt, kinds, sample, sd_prompt, start_sim
+from tests.integration.sim.conftest import (
+    Sim,
+    basic_prompt,
+    interrupted_like_real,
+    kinds,
+    sd_prompt,
+    start_sim,
+)
 
 STEP_MS = 5
 
@@ -65,22 +72,7 @@ async def test_stall_rate_one_hangs_until_interrupted(tmp_path: Path) -> None:
 
         # A targeted interrupt ends it exactly as it ends any running prompt.
         await sim.http.post("/interrupt", json={"prompt_id": stalled})
-        got = await ws.until_done(stalled)
-        assert kinds(got)[-3:] == ["execution_interrupted", "status", "executing"]
-        interrupted = next(
-            m for m in got if isinstance(m, dict) and m["type"] == "execution_interrupted"
-        )["data"]
-        assert (interrupted["node_id"], interrupted["node_type"]) == ("3", "KSampler")
-        assert sorted(interrupted["executed"]) == ["4", "5", "6", "7"]
-        entry = await sim.history(stalled)
-        real = sample("queue_interrupt.json")["history_S1_target_interrupted"]
-        assert entry["status"]["status_str"] == real["status"]["status_str"] == "error"
-        assert entry["status"]["completed"] is False
-        assert [m[0] for m in entry["status"]["messages"]] == [
-            m[0] for m in real["status"]["messages"]
-        ]
-        assert entry["status"]["messages"][-1][1] == interrupted
-        assert (entry["outputs"], entry["meta"]) == ({}, {})
+        await interrupted_like_real(sim, ws, stalled)  # outputs and meta empty too
 
         # A node that is not a sampler stalls right after its ``executing``.
         second = await sim.submit(basic_prompt(7))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -111,8 +112,8 @@ def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> Engine:
         # The driver must not BEGIN on its own; we emit our own BEGIN below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -124,6 +125,21 @@ def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> Engine:
             conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """WAL is kept in the file, so only a fresh database switches; that switch needs
+    the file to itself and fails at once (no busy wait) while another gateway opens
+    it, so it is retried briefly."""
+    for _ in range(100):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def open_database(url: str) -> Database:

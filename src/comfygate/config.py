@@ -6,6 +6,7 @@ environment variables, the TOML file (``--config`` or ``./comfygate.toml``), def
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,7 @@ class OutboundSettings(BaseModel):
     that, for receivers on your own network. A webhook may use ``http://`` only to a
     host listed here."""
 
-    allow: list[str] = Field(default_factory=list)
+    allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: redirects an image URL may take, each hop checked like the first
     max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_timeout_s: float = Field(default=20.0, gt=0)
@@ -111,7 +112,10 @@ class OutboundSettings(BaseModel):
     @field_validator("allow", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
+        """A list, JSON, or ``"10.0.0.0/8, hooks.lan"`` from the environment."""
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part for part in value.replace(",", " ").split() if part]
         return value
 

@@ -74,6 +74,8 @@ def is_public(address: IPAddress) -> bool:
     inner = embedded_ipv4(address)
     if inner is not None and not is_public(inner):
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return True  # a socket to it reaches the (public) IPv4 address
     return address.is_global and not (
         address.is_multicast
         or address.is_reserved

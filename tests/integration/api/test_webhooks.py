@@ -192,3 +192,30 @@ async def test_an_outbox_row_written_before_a_restart_is_delivered_after_it(
         secret = (await c.get("/v1/webhooks/secret")).json()["secret"]
     payload = Webhook(secret).verify(received.body, received.headers)
     assert payload["type"] == "job.canceled" and payload["data"]["id"] == job.id
+
+
+async def test_the_openapi_document_describes_the_webhook_and_its_routes(
+    hooked: RunningGateway,
+) -> None:
+    async with hooked.client() as c:
+        doc = (await c.get("/openapi.json")).json()
+    submit = doc["paths"]["/v1/workflows/image-ops/jobs"]["post"]
+    body = submit["requestBody"]["content"]["application/json"]["schema"]
+    hook = body["properties"]["webhook"]
+    assert (
+        hook["required"] == ["url"]
+        and "job.started" in hook["properties"]["events"]["items"]["enum"]
+    )
+    image = doc["paths"]["/v1/workflows/img2img/jobs"]["post"]["requestBody"]["content"]
+    assert (
+        "https URL"
+        in image["application/json"]["schema"]["properties"]["params"]["properties"]["image"][
+            "description"
+        ]
+    )
+    for path in (
+        "/v1/webhooks/secret",
+        "/v1/jobs/{job_id}/webhooks",
+        "/v1/jobs/{job_id}/webhooks/redeliver",
+    ):
+        assert path in doc["paths"]

@@ -355,7 +355,7 @@ async def build_gateway(
                     retry_for_s=hooks.retry_for_s,
                 ),
                 batch=hooks.batch,
-                lease_s=max(60.0, hooks.timeout_s * 3),
+                lease_s=hooks.timeout_s * 2 + 5,
             ),
             rng=rng,
         ),

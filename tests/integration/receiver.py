@@ -28,6 +28,9 @@ class Receiver:
     #: path -> (status code, extra headers, body); unknown paths answer 200
     answers: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
     seen: list[Received] = field(default_factory=list)
+    #: requests to these paths get no answer until ``stop`` (a receiver that hangs)
+    hold: set[str] = field(default_factory=set)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -43,6 +46,8 @@ class Receiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.seen.append(Received(scope["method"], scope["path"], headers, body))
+        if scope["path"] in self.hold:
+            await self._release.wait()
         code, extra, content = self.answers.get(scope["path"], (200, {}, b"ok"))
         raw = [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": code, "headers": raw})
@@ -61,6 +66,7 @@ class Receiver:
         return self.url
 
     async def stop(self) -> None:
+        self._release.set()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task

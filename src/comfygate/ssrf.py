@@ -33,6 +33,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``(host, port) -> addresses``; tests inject one to make a name resolve anywhere
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
+RESOLVE_TIMEOUT_S = 5.0
 #: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64)
 NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
@@ -124,9 +125,12 @@ class AddressGuard:
         round-robin DNS cannot slip a private address in."""
         literal = _ip_literal(host)
         try:
-            found = [literal] if literal is not None else await self.resolver(host, port)
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                found = [literal] if literal is not None else await self.resolver(host, port)
         except OSError as exc:
             raise UnsafeAddress(f"{host} does not resolve: {exc}") from None
+        except TimeoutError:
+            raise UnsafeAddress(f"{host} did not resolve within {RESOLVE_TIMEOUT_S:g} s") from None
         if not found:
             raise UnsafeAddress(f"{host} does not resolve")
         if not self.allows_host(host):

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 from comfygate.clock import SYSTEM_CLOCK
 from comfygate.config import load_settings
 from comfygate.jobs.model import NewJob
+from comfygate.principal import Principal
 from comfygate.store import open_store
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
 from tests.integration.receiver import Receiver
@@ -219,3 +220,31 @@ async def test_the_openapi_document_describes_the_webhook_and_its_routes(
         "/v1/jobs/{job_id}/webhooks/redeliver",
     ):
         assert path in doc["paths"]
+
+
+async def test_deliveries_are_the_owners_and_admins_only(
+    hooked: RunningGateway, receiver: Receiver
+) -> None:
+    visitor = Principal(id="visitor-9", kind="visitor", scopes=frozenset({"jobs:write"}))
+    done = await hooked.gw.service.submit(
+        visitor,
+        "image-ops",
+        {},
+        {},
+        render=lambda j: {},
+        webhook={"url": f"{receiver.url}/theirs"},
+    )
+    await receiver.wait_for("/theirs")
+    job_id = done.job_id
+    admin = {"Authorization": f"Bearer {hooked.settings.admin_key()}"}
+    async with hooked.client() as c:  # the local principal: not the owner
+        assert (await c.get(f"/v1/jobs/{job_id}/webhooks")).status_code == 404
+        assert (await c.post(f"/v1/jobs/{job_id}/webhooks/redeliver")).status_code == 404
+        mine = (await c.get("/v1/webhooks/secret")).json()["secret"]
+    assert mine != hooked.gw.webhook_secret("visitor-9")
+    async with hooked.client(headers=admin) as c:
+        [delivery] = (await c.get(f"/v1/jobs/{job_id}/webhooks")).json()["deliveries"]
+        assert delivery["url"] == f"{receiver.url}/theirs"
+        assert (await c.post(f"/v1/jobs/{job_id}/webhooks/redeliver")).status_code == 202
+    _, again = await receiver.wait_for("/theirs", 2)
+    Webhook(hooked.gw.webhook_secret("visitor-9")).verify(again.body, again.headers)

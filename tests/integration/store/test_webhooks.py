@@ -3,6 +3,7 @@ rows written with the transition, retries with backoff for a day, 410, redeliver
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 from typing import Any
@@ -185,3 +186,20 @@ async def test_purging_a_job_removes_its_deliveries(store: SqlJobStore, clock: F
     await store.purge_jobs(finished_before=clock.now())
     assert await SqlWebhookStore(store.db).for_job(job.id) == []
     assert job.status is JobStatus.CANCELED
+
+
+async def test_concurrent_claims_take_disjoint_deliveries(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    """Several gateways drain one outbox (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    for _ in range(12):
+        await canceled_job(store, clock)
+    hooks = SqlWebhookStore(store.db)
+    claims = await asyncio.gather(
+        *(
+            hooks.claim_due(now=clock.now(), limit=5, lease_s=60.0, retry_for_s=86400.0)
+            for _ in range(4)
+        )
+    )
+    ids = [d.id for claim in claims for d in claim]
+    assert len(ids) == len(set(ids)) == 12

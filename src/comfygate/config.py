@@ -6,6 +6,7 @@ environment variables, the TOML file (``--config`` or ``./comfygate.toml``), def
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,41 @@ class UploadSettings(BaseModel):
     url_ttl_s: int = 900
 
 
+class WebhookSettings(BaseModel):
+    """How webhook deliveries are sent and retried: backoff doubles from ``backoff_base_s``
+    up to ``backoff_max_s`` (with jitter) until ``retry_for_s`` after the first attempt."""
+
+    timeout_s: float = Field(default=10.0, gt=0)
+    retry_for_s: float = Field(default=24 * 3600.0, gt=0)
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=3600.0, gt=0)
+    #: how often the outbox is polled (a local transition also wakes it at once)
+    poll_s: float = Field(default=1.0, gt=0)
+    batch: int = Field(default=20, ge=1)
+
+
+class OutboundSettings(BaseModel):
+    """Requests to URLs the public gives (webhooks, image URLs) reach public addresses
+    only; ``allow`` lists host names and addresses or CIDRs (``10.0.0.0/8``) exempt from
+    that, for receivers on your own network. A webhook may use ``http://`` only to a
+    host listed here."""
+
+    allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: redirects an image URL may take, each hop checked like the first
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    fetch_timeout_s: float = Field(default=20.0, gt=0)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        """A list, JSON, or ``"10.0.0.0/8, hooks.lan"`` from the environment."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+
 class S3Settings(BaseModel):
     """Where and as whom to reach the bucket of ``storage_url``; empty fields fall back to
     the usual AWS environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ...)."""
@@ -133,6 +169,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     #: idempotency keys are kept at least this long
     idempotency_ttl_s: int = 24 * 3600
     #: how long an interrupted prompt may take to stop before its backend is marked down

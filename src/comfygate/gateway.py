@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,26 +15,34 @@ from typing import Any
 import httpx
 
 from comfygate.admin.console import AdminConsole, build_console
+from comfygate.api.render import Renderer
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
-from comfygate.events.memory import MemoryBus
+from comfygate.events.memory import MemoryBus, SubscriberOverflow
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
-from comfygate.jobs.model import WorkflowVersion
+from comfygate.jobs.model import TERMINAL, WorkflowVersion
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
+from comfygate.jobs.webhooks import Backoff
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
+from comfygate.storage.remote import RemoteImageFetcher
 from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
 from comfygate.store.stats import SqlStatsStore
+from comfygate.store.webhooks import SqlWebhookStore
 from comfygate.store.worker_tokens import SqlWorkerTokens
+from comfygate.webhooks.dispatcher import Dispatcher, DispatchPolicy
+from comfygate.webhooks.signing import owner_secret
+from comfygate.webhooks.urls import WebhookUrlCheck
 from comfygate.worker.agent import Agent
 from comfygate.worker.hygiene import HygienePolicy
 from comfygate.worker.tokens import WorkerTokens
@@ -42,6 +51,9 @@ from comfygate.worker.transport.inprocess import InProcessTransport
 log = logging.getLogger(__name__)
 
 MAINTENANCE_EVERY_S = 5.0
+WEBHOOK_BELL = "webhooks"
+#: statuses whose transition may have queued a webhook
+WAKES_WEBHOOKS = frozenset({"running", *(s.value for s in TERMINAL)})
 READY_TIMEOUT_S = 2.0
 
 
@@ -61,6 +73,10 @@ class Gateway:
     admin: AdminConsole
     worker_tokens: WorkerTokens
     lease_requests: LeaseRequests
+    doorbell: Doorbell
+    webhooks: SqlWebhookStore
+    dispatcher: Dispatcher
+    outbound: list[httpx.AsyncClient] = field(default_factory=list)
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -113,6 +129,35 @@ class Gateway:
         self._spawn(self._maintenance(), "maintenance")
         self._spawn(self._rescue(), "rescuer")
         self._spawn(self._sweep(), "sweeper")
+        self._spawn(self._deliver_webhooks(), "webhooks")
+        self._spawn(self._wake_webhooks(), "webhooks-bell")
+
+    def webhook_secret(self, owner_id: str) -> str:
+        return owner_secret(self.settings.signing_key(), owner_id)
+
+    async def _deliver_webhooks(self) -> None:
+        while True:
+            bell = self.doorbell.arm(WEBHOOK_BELL)
+            try:
+                sent = await self.dispatcher.run_once()
+            except Exception:
+                log.exception("webhook delivery pass failed")
+                sent = []
+            if len(sent) < self.dispatcher.policy.batch:
+                await self.doorbell.wait_armed(bell, self.settings.webhooks.poll_s)
+
+    async def _wake_webhooks(self) -> None:
+        """A transition in this gateway may have written an outbox row: look at once."""
+        while True:
+            subscription = self.bus.subscribe_all()
+            try:
+                async for event in subscription:
+                    if event.type == "status" and event.data.get("status") in WAKES_WEBHOOKS:
+                        self.doorbell.ring(WEBHOOK_BELL)
+            except SubscriberOverflow:
+                continue
+            finally:
+                await subscription.aclose()
 
     def _warmup_of(self, pool: str) -> dict[str, Any]:
         """The pool's warm-up prompt: its workflow at its first example (or defaults)."""
@@ -180,6 +225,8 @@ class Gateway:
                 await task
         self._tasks.clear()
         await self.lease_requests.close()
+        for client in self.outbound:
+            await client.aclose()
         if self._http is not None:
             await self._http.aclose()
         await self.admin.aclose()
@@ -199,8 +246,15 @@ def build_storage(settings: Settings, signer: Signer, clock: Clock) -> Storage:
     return LocalStorage(settings.storage_dir, signer)
 
 
-async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Gateway:
-    """Load every workflow (failing loudly), migrate the database, wire the parts."""
+async def build_gateway(
+    settings: Settings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    resolver: Resolver | None = None,
+    tls: ssl.SSLContext | bool = True,
+) -> Gateway:
+    """Load every workflow (failing loudly), migrate the database, wire the parts.
+    ``resolver`` and ``tls`` (trusted CAs) of outbound requests are for tests."""
     workflows = load_workflows(settings.workflows_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.db_url, clock=clock, migrate_first=settings.migrate_on_start)
@@ -229,6 +283,12 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         clock,
     )
     rng = random.SystemRandom()
+    guard = AddressGuard.from_settings(settings.outbound.allow, resolver)
+    hooks = settings.webhooks
+    webhook_client = guarded_client(guard, timeout_s=hooks.timeout_s, verify=tls)
+    fetch_client = guarded_client(guard, timeout_s=settings.outbound.fetch_timeout_s, verify=tls)
+    webhooks = SqlWebhookStore(store.db)
+    signing_key = settings.signing_key()
     service = JobService(
         store=store,
         blobs=storage,
@@ -239,6 +299,10 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         clock=clock,
         rng=rng,
         max_queue_depth=settings.max_queue_depth,
+        remote_images=RemoteImageFetcher(
+            fetch_client, uploads, max_redirects=settings.outbound.max_redirects
+        ),
+        webhook_urls=WebhookUrlCheck(guard),
     )
     gate = WorkerGate(
         store=store,
@@ -275,4 +339,25 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         admin=build_console(settings, SqlStatsStore(store.db), clock),
         worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
         lease_requests=LeaseRequests(clock),
+        doorbell=doorbell,
+        webhooks=webhooks,
+        dispatcher=Dispatcher(
+            outbox=webhooks,
+            jobs=store,
+            render=Renderer(storage, settings.url_ttl_s).job_at,
+            client=webhook_client,
+            secret_of=lambda owner_id: owner_secret(signing_key, owner_id),
+            clock=clock,
+            policy=DispatchPolicy(
+                backoff=Backoff(
+                    base_s=hooks.backoff_base_s,
+                    max_s=hooks.backoff_max_s,
+                    retry_for_s=hooks.retry_for_s,
+                ),
+                batch=hooks.batch,
+                lease_s=hooks.timeout_s * 2 + 5,
+            ),
+            rng=rng,
+        ),
+        outbound=[webhook_client, fetch_client],
     )

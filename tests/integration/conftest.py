@@ -84,8 +84,9 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
     async def start(*comfy: str, **overrides: Any) -> RunningGateway:
         overrides.setdefault("data_dir", tmp_path / "data")
         overrides.setdefault("workflows_dir", workflows_dir)
+        build: dict[str, Any] = overrides.pop("build", {})  # build_gateway's test hooks
         settings = load_settings(None, comfy=list(comfy), port=0, **overrides)
-        gw = await build_gateway(settings)
+        gw = await build_gateway(settings, **build)
         config = uvicorn.Config(
             create_app(gw), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
         )

@@ -14,6 +14,7 @@ from comfygate.api.deps import current_principal, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
+from comfygate.jobs.webhooks import WEBHOOK_SCHEMA
 from comfygate.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["workflows"])
@@ -36,6 +37,12 @@ def public_schema(workflow: Workflow) -> dict[str, Any]:
     for prop in (schema.get("properties") or {}).values():
         if isinstance(prop, dict):
             prop.pop("x-bind", None)
+            if prop.get("x-kind") == "image":
+                prop.pop("maxLength", None)
+                prop["description"] = (
+                    f"{prop.get('description', '')} Or an https URL: the gateway fetches "
+                    "it (with the limits of an upload) and stores it as an upload."
+                ).strip()
     return schema
 
 
@@ -64,7 +71,8 @@ async def get_workflow(name: str, gw: Annotated[Gateway, Depends(gateway)]) -> d
 
 async def _read_submission(
     gw: Gateway, principal: Principal, workflow: Workflow, request: Request
-) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...], Any]:
+    """``(params, metadata, digests of the files sent, webhook)`` of a submit body."""
     content_type = request.headers.get("content-type", "")
     digests: list[str] = []
     if content_type.startswith("multipart/form-data"):
@@ -75,6 +83,7 @@ async def _read_submission(
             body = _parse_json(raw or "{}", "/params")
             params = body.get("params", body)
             metadata = body.get("metadata", {}) if "params" in body else {}
+            webhook = body.get("webhook") if "params" in body else None
             image_params = {n for n, p in workflow.parameters.items() if p.kind == "image"}
             for name, value in form.multi_items():
                 if name == "params":
@@ -106,7 +115,7 @@ async def _read_submission(
                 digests.append(info["sha256"])
     else:
         body = _parse_json((await request.body()).decode("utf-8", "replace") or "{}", "")
-        unknown = set(body) - {"params", "metadata"}
+        unknown = set(body) - {"params", "metadata", "webhook"}
         if unknown:
             raise InvalidParams(
                 details=[
@@ -116,11 +125,12 @@ async def _read_submission(
             )
         params = body.get("params", {})
         metadata = body.get("metadata", {})
+        webhook = body.get("webhook")
     if not isinstance(params, dict):
         raise InvalidParams(
             details=[{"path": "/params", "keyword": "type", "message": "params must be an object"}]
         )
-    return params, metadata, tuple(digests)
+    return params, metadata, tuple(digests), webhook
 
 
 def _parse_json(raw: str, path: str) -> dict[str, Any]:
@@ -146,7 +156,7 @@ async def submit(
     idempotency_key: str | None,
 ) -> JSONResponse:
     workflow = gw.service.workflow(name)
-    params, metadata, digests = await _read_submission(gw, principal, workflow, request)
+    params, metadata, digests, webhook = await _read_submission(gw, principal, workflow, request)
 
     result = await gw.service.submit(
         principal,
@@ -156,6 +166,7 @@ async def submit(
         idempotency_key=idempotency_key,
         file_digests=digests,
         render=renderer(request).job,
+        webhook=webhook,
     )
     headers = {"Location": f"/v1/jobs/{result.job_id}"} if result.job_id else {}
     if result.replayed:
@@ -167,7 +178,11 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
     schema = public_schema(workflow)
     body = {
         "type": "object",
-        "properties": {"params": schema, "metadata": {"type": "object"}},
+        "properties": {
+            "params": schema,
+            "metadata": {"type": "object"},
+            "webhook": WEBHOOK_SCHEMA,
+        },
         "required": ["params"],
         "additionalProperties": False,
     }
@@ -189,7 +204,10 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "properties": {
-                            "params": {"type": "string", "description": "JSON: {params, metadata}"},
+                            "params": {
+                                "type": "string",
+                                "description": "JSON: {params, metadata, webhook}",
+                            },
                             **{
                                 n: {"type": "string", "format": "binary"}
                                 for n, p in workflow.parameters.items()

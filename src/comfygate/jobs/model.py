@@ -202,6 +202,8 @@ class Job:
     outputs_expired_at: datetime | None = None
     #: set by DELETE: the row is a tombstone, its files and parameters are gone
     deleted_at: datetime | None = None
+    #: where its events are sent (``WebhookTarget.to_dict``), if anywhere
+    webhook: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -226,6 +228,7 @@ class NewJob:
     expires_at: datetime | None
     retry_of: str | None = None
     retry_on_timeout: bool = False
+    webhook: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -247,3 +247,14 @@ class ResolvedUpload:
 class UploadResolver(Protocol):
     async def resolve(self, owner_id: str, upload_id: str) -> ResolvedUpload | None:
         """A completed upload of this owner, or None."""
+
+
+class RemoteImages(Protocol):
+    async def fetch(self, owner_id: str, url: str) -> str:
+        """Fetch an image URL into a completed upload of this owner; its id. Raises
+        InvalidUpload (or UnsafeAddress) saying why not."""
+
+
+class WebhookUrls(Protocol):
+    async def check(self, url: str) -> None:
+        """Raise unless the gateway may send webhooks to this URL."""

@@ -20,6 +20,7 @@ from comfygate.contracts import (
     validate_params,
 )
 from comfygate.errors import (
+    ComfygateError,
     Conflict,
     IdempotencyKeyInFlight,
     IdempotencyKeyReuse,
@@ -34,9 +35,23 @@ from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import InputFile, Job, NewJob
-from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
+from comfygate.jobs.ports import (
+    Blobs,
+    EventSink,
+    JobStore,
+    RemoteImages,
+    UploadResolver,
+    WebhookUrls,
+)
 from comfygate.jobs.sweeper import remove_job_files
+from comfygate.jobs.webhooks import WebhookTarget
 from comfygate.principal import Principal
+
+
+def _field(path: str, message: str, keyword: str) -> InvalidParams:
+    return InvalidParams(
+        f"{path}: {message}", details=[{"path": path, "message": message, "keyword": keyword}]
+    )
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,8 @@ class JobService:
         clock: Clock,
         rng: random.Random | None = None,
         max_queue_depth: int | None = None,
+        remote_images: RemoteImages | None = None,
+        webhook_urls: WebhookUrls | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -70,6 +87,8 @@ class JobService:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.max_queue_depth = max_queue_depth
+        self.remote_images = remote_images
+        self.webhook_urls = webhook_urls
 
     def workflow(self, name: str) -> Workflow:
         try:
@@ -87,11 +106,13 @@ class JobService:
         idempotency_key: str | None = None,
         file_digests: tuple[str, ...] = (),
         render: Callable[[Job], dict[str, Any]],
+        webhook: Any = None,
     ) -> Submitted:
-        """Accept a job. With an idempotency key, a replay returns the first answer."""
+        """Accept a job. With an idempotency key, a replay returns the first answer
+        (image URLs are fetched once, by the first request)."""
         workflow = self.workflow(workflow_name)
         if idempotency_key is None:
-            job = await self._create(principal, workflow, params, metadata)
+            job = await self._create(principal, workflow, params, metadata, webhook)
             return Submitted(202, render(job), job.id, replayed=False)
 
         fingerprint = hashlib.sha256(
@@ -101,6 +122,7 @@ class JobService:
                     "params": params,
                     "metadata": metadata,
                     "files": sorted(file_digests),
+                    "webhook": webhook,
                 }
             )
         ).hexdigest()
@@ -117,7 +139,7 @@ class JobService:
                 raise IdempotencyKeyReuse
             return Submitted(existing.status_code, existing.body, existing.job_id, replayed=True)
         try:
-            job = await self._create(principal, workflow, params, metadata)
+            job = await self._create(principal, workflow, params, metadata, webhook)
         except BaseException:
             # Refused requests are not remembered (Stripe): the client may fix and retry.
             await self.store.release_idempotency_key(owner_id=principal.id, key=idempotency_key)
@@ -134,12 +156,15 @@ class JobService:
         workflow: Workflow,
         params: dict[str, Any],
         metadata: dict[str, Any],
+        webhook: Any = None,
     ) -> Job:
         if not isinstance(metadata, dict):
             raise InvalidParams(
                 "metadata must be an object",
                 details=[{"path": "/metadata", "message": "must be an object", "keyword": "type"}],
             )
+        target = await self._webhook(webhook)
+        params = await self._fetch_image_urls(principal, workflow, params)
         valid = validate_params(workflow, params, rng=self.rng)
         inputs = []
         missing = []
@@ -198,12 +223,42 @@ class JobService:
                 timeout_s=workflow.timeout_s,
                 retry_on_timeout=workflow.retry_on_timeout,
                 expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
+                webhook=target.to_dict() if target else None,
             ),
             now=now,
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
+
+    async def _webhook(self, raw: Any) -> WebhookTarget | None:
+        if raw is None:
+            return None
+        target = WebhookTarget.parse(raw)
+        if self.webhook_urls is None:
+            raise _field("/webhook", "this gateway sends no webhooks", "x-webhook")
+        try:
+            await self.webhook_urls.check(target.url)
+        except ComfygateError as exc:
+            raise _field("/webhook/url", exc.message, "format") from None
+        return target
+
+    async def _fetch_image_urls(
+        self, principal: Principal, workflow: Workflow, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Image parameters given as https URLs become uploads of the caller's."""
+        fetched = dict(params)
+        for name, param in workflow.parameters.items():
+            value = params.get(name)
+            if param.kind != "image" or not isinstance(value, str) or "://" not in value:
+                continue
+            if self.remote_images is None or not value.startswith("https://"):
+                raise _field(f"/{name}", "an image URL must be https", "format")
+            try:
+                fetched[name] = await self.remote_images.fetch(principal.id, value)
+            except ComfygateError as exc:
+                raise _field(f"/{name}", exc.message, "x-kind") from None
+        return fetched
 
     async def _insert(self, job: NewJob, *, now: datetime) -> Job:
         try:
@@ -293,6 +348,7 @@ class JobService:
                 retry_on_timeout=old.retry_on_timeout,
                 expires_at=now + queue_ttl if queue_ttl is not None else None,
                 retry_of=old.id,
+                webhook=old.webhook,
             ),
             now=now,
         )

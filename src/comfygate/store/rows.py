@@ -17,6 +17,7 @@ from comfygate.jobs.model import (
     Progress,
     WorkflowVersion,
 )
+from comfygate.jobs.webhooks import Delivery, DeliveryAttempt, DeliveryStatus
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -67,6 +68,7 @@ def job_from_row(row: Any) -> Job:
         finished_at=aware(m["finished_at"]),
         outputs_expired_at=aware(m["outputs_expired_at"]),
         deleted_at=aware(m["deleted_at"]),
+        webhook=m.get("webhook"),
     )
 
 
@@ -111,4 +113,37 @@ def idempotency_from_row(row: Any) -> IdempotencyRecord:
         body=m["body"],
         job_id=m["job_id"],
         created_at=_must(m["created_at"]),
+    )
+
+
+def delivery_from_row(row: Any, log: tuple[DeliveryAttempt, ...] = ()) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        job_id=m["job_id"],
+        owner_id=m["owner_id"],
+        url=m["url"],
+        type=m["type"],
+        data=m["data"],
+        event_at=_must(m["event_at"]),
+        status=DeliveryStatus(m["status"]),
+        attempts=m["attempts"],
+        next_attempt_at=aware(m["next_attempt_at"]),
+        give_up_at=aware(m["give_up_at"]),
+        last_status_code=m["last_status_code"],
+        last_error=m["last_error"],
+        created_at=_must(m["created_at"]),
+        delivered_at=aware(m["delivered_at"]),
+        log=log,
+    )
+
+
+def delivery_attempt_from_row(row: Any) -> DeliveryAttempt:
+    m = row._mapping
+    return DeliveryAttempt(
+        attempt=m["attempt"],
+        at=_must(m["at"]),
+        status_code=m["status_code"],
+        error=m["error"],
+        duration_ms=m["duration_ms"],
     )

@@ -45,6 +45,7 @@ from comfygate.jobs.model import (
     WorkflowVersion,
 )
 from comfygate.jobs.snapshot import status_data
+from comfygate.jobs.webhooks import event_for
 from comfygate.store import migrate
 from comfygate.store.engine import Database, open_database
 from comfygate.store.rows import (
@@ -62,6 +63,7 @@ from comfygate.store.tables import (
     pool_clocks,
     workflow_versions,
 )
+from comfygate.store.webhooks import enqueue_delivery, forget_jobs
 
 Q, R, C = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.CANCELING.value
 #: the leased states as literals: an expanding IN parameter is compiled anew each time
@@ -98,7 +100,15 @@ def _transition(
     for i, (kind, data) in enumerate(extra_events):
         _append(conn, job, kind, data, first + i, now)
     _append(conn, job, "status", status_data(job), job.last_seq, now)
+    _tell_webhook(conn, job, now)
     return job
+
+
+def _tell_webhook(conn: Connection, job: Job, now: datetime, *, started: bool = False) -> None:
+    """The outbox row of the event this transition sends, in its transaction: a crash
+    after the commit cannot lose it, and a rolled-back transition sends nothing."""
+    if job.webhook and (event := event_for(job, started=started)) is not None:
+        enqueue_delivery(conn, job, event, now)
 
 
 def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> None:
@@ -345,6 +355,7 @@ class SqlJobStore:
                     last_seq=1,
                     retry_of=job.retry_of,
                     expires_at=job.expires_at,
+                    webhook=job.webhook,
                     created_at=now,
                     updated_at=now,
                 )
@@ -590,6 +601,8 @@ class SqlJobStore:
                 )
             )
             _append(conn, job, "status", status_data(job), job.last_seq, now)
+            if job.attempts == 1:
+                _tell_webhook(conn, job, now, started=True)
             return job, attempt
 
         return await self._db.write(run)
@@ -866,6 +879,7 @@ class SqlJobStore:
             if ids:
                 conn.execute(delete(job_events).where(job_events.c.job_id.in_(ids)))
                 conn.execute(delete(job_attempts).where(job_attempts.c.job_id.in_(ids)))
+                forget_jobs(conn, ids)
                 conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
             return [job_from_row(r) for r in rows]
 

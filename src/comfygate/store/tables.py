@@ -73,6 +73,8 @@ jobs = Table(
     Column("finished_at", TS, nullable=True),
     Column("outputs_expired_at", TS, nullable=True),
     Column("deleted_at", TS, nullable=True),
+    #: where the job's events are sent: {"url", "events"} (jobs/webhooks.py)
+    Column("webhook", JSON, nullable=True),
     Index(
         "jobs_claim",
         "pool",
@@ -158,4 +160,59 @@ worker_tokens = Table(
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
+)
+
+#: the webhook outbox: a row per event, written in the transaction of the job's
+#: transition, so a crash after the commit cannot lose it (store/webhooks.py)
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), nullable=False),
+    Column("owner_id", String(200), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("event_at", TS, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TS, nullable=True),
+    #: NULL until its first attempt: a day from then (redelivery clears it again)
+    Column("give_up_at", TS, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("delivered_at", TS, nullable=True),
+    Index(
+        "webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("webhook_deliveries_job", "job_id"),
+)
+
+#: every attempt of every delivery: the receiver's status code or the error, and how long
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("webhook_attempts_delivery", "delivery_id", "attempt"),
+)
+
+#: endpoints an owner's receiver shut with 410 Gone: later deliveries to them are not tried
+webhook_disabled = Table(
+    "webhook_disabled",
+    metadata,
+    Column("owner_id", String(200), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("disabled_at", TS, nullable=False),
+    PrimaryKeyConstraint("owner_id", "url"),
 )

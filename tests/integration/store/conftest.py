@@ -78,7 +78,8 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
             lambda conn: conn.execute(
                 text(
                     "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
-                    "workflow_versions CASCADE"
+                    "workflow_versions, webhook_deliveries, webhook_attempts, webhook_disabled "
+                    "CASCADE"
                 )
             )
         )

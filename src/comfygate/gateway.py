@@ -274,5 +274,5 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
         worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
-        lease_requests=LeaseRequests(clock),
+        lease_requests=LeaseRequests(clock, store),
     )

@@ -53,6 +53,7 @@ class LeaseIn(BaseModel):
     backend: str = Field(min_length=1, max_length=500, description="its ComfyUI's URL")
     pool: str = Field(default="default", min_length=1, max_length=100)
     wait_s: float = Field(default=MAX_WAIT_S, ge=0, le=MAX_WAIT_S)
+    retry: bool = Field(default=False, description="true when resent after a lost answer")
 
 
 class AdoptIn(BaseModel):
@@ -146,7 +147,12 @@ async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Respons
 
     async def claim() -> Lease | None:
         return await gw.gate.lease(
-            agent_id=_owner(who), backend=body.backend, pool=body.pool, wait_s=body.wait_s
+            agent_id=_owner(who),
+            backend=body.backend,
+            pool=body.pool,
+            wait_s=body.wait_s,
+            request_id=body.request_id,
+            retry=body.retry,
         )
 
     task = gw.lease_requests.call(_owner(who), body.request_id, claim)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from comfygate.clock import Clock
+from comfygate.errors import LeaseLost
 from comfygate.ids import new_prompt_id
 from comfygate.jobs.announce import publish_status, write_error, write_manifest
 from comfygate.jobs.backoff import retry_delay_s
@@ -81,14 +82,50 @@ class WorkerGate:
         pool: str,
         wait_s: float,
         wanted: Callable[[], bool] = lambda: True,
+        request_id: str | None = None,
+        retry: bool = False,
     ) -> Lease | None:
         """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive; None
-        at once when ``wanted()`` turns false (the agent is being drained)."""
+        at once when ``wanted()`` turns false (the agent is being drained).
+
+        With ``request_id`` the lease is recorded, and a call with the same id gets it
+        back, whichever gateway took it; a ``retry`` also watches for the lease an
+        earlier call still waiting elsewhere takes. None when that lease is gone."""
+        try:
+            return await self._lease(
+                agent_id=agent_id,
+                backend=backend,
+                pool=pool,
+                wait_s=wait_s,
+                wanted=wanted,
+                request_id=request_id,
+                retry=retry,
+            )
+        except LeaseLost:
+            return None
+
+    async def _lease(
+        self,
+        *,
+        agent_id: str,
+        backend: str,
+        pool: str,
+        wait_s: float,
+        wanted: Callable[[], bool],
+        request_id: str | None,
+        retry: bool,
+    ) -> Lease | None:
         self._lessees.setdefault(pool, {})[backend] = self.clock.monotonic()
         deadline = self.clock.monotonic() + wait_s
+        #: whether a lease for this request id may be taken elsewhere meanwhile
+        watch = retry
         while True:
             if not wanted():
                 return None
+            if watch and request_id is not None:
+                earlier = await self.store.requested_lease(agent_id=agent_id, request_id=request_id)
+                if earlier is not None:
+                    return self._to_lease(*earlier)
             # A retried job waits a while for another backend than the one it failed on,
             # but only when the pool has another backend to offer.
             avoid = backend if self._others_in(pool, backend) else None
@@ -101,20 +138,28 @@ class WorkerGate:
                 # Polls too: a retry's not_before passing rings no bell.
                 await self.doorbell.wait_armed(bell, min(remaining, 1.0))
                 continue
+            prompt_id = new_prompt_id()
             claimed = await self.store.claim(
                 pool=pool,
                 agent_id=agent_id,
                 backend=backend,
-                prompt_id=new_prompt_id(),
+                prompt_id=prompt_id,
                 lease_token=secrets.token_urlsafe(24),
                 lease_ttl_s=self.times.ttl_s,
                 now=self.clock.now(),
                 avoid=avoid,
+                request_id=request_id,
             )
+            if claimed is None and request_id is not None:
+                # Lost a race, maybe to a retry of this very call on another gateway
+                # (whose claim may not have committed yet: watch from now on).
+                watch = True
+                claimed = await self.store.requested_lease(agent_id=agent_id, request_id=request_id)
             if claimed is not None:
                 job, attempt = claimed
-                await self._publish_status(job)
-                return self._lease(job, attempt)
+                if attempt.prompt_id == prompt_id:  # ours, not one recorded before
+                    await self._publish_status(job)
+                return self._to_lease(job, attempt)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
@@ -131,9 +176,9 @@ class WorkerGate:
             new_token=lambda: secrets.token_urlsafe(24),
             now=self.clock.now(),
         )
-        return [self._lease(job, attempt) for job, attempt in adopted]
+        return [self._to_lease(job, attempt) for job, attempt in adopted]
 
-    def _lease(self, job: Job, attempt: Attempt) -> Lease:
+    def _to_lease(self, job: Job, attempt: Attempt) -> Lease:
         assert job.lease_token is not None
         return Lease(
             job_id=job.id,

@@ -59,6 +59,7 @@ from comfygate.store.tables import (
     job_attempts,
     job_events,
     jobs,
+    lease_requests,
     pool_clocks,
     workflow_versions,
 )
@@ -142,8 +143,10 @@ def next_claimable(pool: str, now: datetime, avoid: str | None = None) -> Select
     )
 
 
-def expired_leases(now: datetime, limit: int) -> Select[Any]:
-    """The rescuer's pick, through the ``jobs_leases`` index."""
+def expired_leases(now: Any, limit: int) -> Select[Any]:
+    """The rescuer's pick, through the ``jobs_leases`` index. ``now``: a time, or the
+    database's ``now()`` (stable within a statement, so the index can still be used;
+    ``clock_timestamp()`` is volatile and would turn the index scan into a filter)."""
     return (
         select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.max_attempts)
         .where(or_(jobs.c.status == R, jobs.c.status == C), jobs.c.lease_expires_at < now)
@@ -205,10 +208,50 @@ RETENTION_BATCH = 100
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
+def _requested_lease(
+    conn: Connection, agent_id: str, request_id: str
+) -> tuple[Job, Attempt] | None:
+    """The lease an earlier lease call with this request id took, None if none did;
+    LeaseLost when that lease is no longer held under the token it was handed out with."""
+    record = conn.execute(
+        select(lease_requests).where(
+            lease_requests.c.agent_id == agent_id, lease_requests.c.request_id == request_id
+        )
+    ).first()
+    if record is None:
+        return None
+    row = conn.execute(
+        select(jobs).where(
+            jobs.c.id == record.job_id,
+            jobs.c.attempts == record.attempt,
+            _fence(record.lease_token),
+        )
+    ).first()
+    attempt = conn.execute(
+        select(job_attempts).where(
+            job_attempts.c.job_id == record.job_id, job_attempts.c.attempt == record.attempt
+        )
+    ).first()
+    if row is None or attempt is None:
+        raise LeaseLost
+    return job_from_row(row), attempt_from_row(attempt)
+
+
 class SqlJobStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, database_clock: bool = True) -> None:
         self._db = db
         self._clock = clock
+        #: lease times from the database's clock: on PostgreSQL, gateways on several
+        #: machines must agree on when a lease runs out whatever their own clocks say.
+        #: SQLite lives on one machine and keeps the injected clock.
+        self._database_clock = database_clock and db.dialect == "postgresql"
+
+    def _lease_now(self, now: datetime) -> Any:
+        """ "Now" for lease times: ``now()`` in the database, or ``now`` as given."""
+        return func.now() if self._database_clock else now
+
+    def _lease_at(self, now: datetime, offset_s: float) -> Any:
+        return self._lease_now(now) + timedelta(seconds=offset_s)
 
     @property
     def db(self) -> Database:
@@ -542,13 +585,19 @@ class SqlJobStore:
         lease_ttl_s: float,
         now: datetime,
         avoid: str | None = None,
+        request_id: str | None = None,
     ) -> tuple[Job, Attempt] | None:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = next_claimable(pool, now, avoid).scalar_subquery()
+        lease_now = self._lease_now(now)
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:
+            if request_id is not None:
+                earlier = _requested_lease(conn, agent_id, request_id)
+                if earlier is not None:
+                    return earlier
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == next_id, jobs.c.status == Q)
@@ -557,8 +606,8 @@ class SqlJobStore:
                     attempts=jobs.c.attempts + 1,
                     lease_owner=agent_id,
                     lease_token=lease_token,
-                    lease_expires_at=now + timedelta(seconds=lease_ttl_s),
-                    heartbeat_at=now,
+                    lease_expires_at=lease_now + timedelta(seconds=lease_ttl_s),
+                    heartbeat_at=lease_now,
                     not_before=None,
                     avoid_backend=None,
                     cancel_requested_at=None,
@@ -590,7 +639,44 @@ class SqlJobStore:
                 )
             )
             _append(conn, job, "status", status_data(job), job.last_seq, now)
+            if request_id is not None:
+                conn.execute(
+                    insert(lease_requests).values(
+                        agent_id=agent_id,
+                        request_id=request_id,
+                        job_id=job.id,
+                        attempt=job.attempts,
+                        lease_token=lease_token,
+                        created_at=lease_now,
+                    )
+                )
             return job, attempt
+
+        try:
+            return await self._db.write(run)
+        except IntegrityError:
+            if request_id is None:
+                raise
+            # Another gateway answered a retry of this call meanwhile (PostgreSQL): this
+            # claim rolled back; that one's lease is the answer.
+            return await self.requested_lease(agent_id=agent_id, request_id=request_id)
+
+    async def requested_lease(
+        self, *, agent_id: str, request_id: str
+    ) -> tuple[Job, Attempt] | None:
+        def run(conn: Connection) -> tuple[Job, Attempt] | None:
+            return _requested_lease(conn, agent_id, request_id)
+
+        return await self._db.read(run)
+
+    async def purge_lease_requests(self, *, keep_s: float, now: datetime) -> int:
+        def run(conn: Connection) -> int:
+            result = conn.execute(
+                delete(lease_requests).where(
+                    lease_requests.c.created_at < self._lease_at(now, -keep_s)
+                )
+            )
+            return int(result.rowcount or 0)
 
         return await self._db.write(run)
 
@@ -631,8 +717,8 @@ class SqlJobStore:
                     .where(jobs.c.id == row.id, _fence(row.lease_token))
                     .values(
                         lease_token=new_token(),
-                        lease_expires_at=now + timedelta(seconds=lease_ttl_s),
-                        heartbeat_at=now,
+                        lease_expires_at=self._lease_at(now, lease_ttl_s),
+                        heartbeat_at=self._lease_now(now),
                     )
                     .returning(*jobs.c)
                 ).first()
@@ -649,7 +735,10 @@ class SqlJobStore:
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, _fence(lease_token))
-                .values(lease_expires_at=now + timedelta(seconds=lease_ttl_s), heartbeat_at=now)
+                .values(
+                    lease_expires_at=self._lease_at(now, lease_ttl_s),
+                    heartbeat_at=self._lease_now(now),
+                )
                 .returning(*jobs.c)
             ).first()
             if row is None:
@@ -759,9 +848,10 @@ class SqlJobStore:
         skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
         late heartbeat that renewed the lease makes it a no-op."""
         error = {"code": "lease_expired", "message": "the backend stopped reporting"}
+        lease_now = self._lease_now(now)
 
         def run(conn: Connection) -> list[Job]:
-            expired = conn.execute(expired_leases(now, limit)).all()
+            expired = conn.execute(expired_leases(lease_now, limit)).all()
             rescued = []
             for job_id, status, attempts, max_attempts in expired:
                 values: dict[str, Any]
@@ -779,7 +869,7 @@ class SqlJobStore:
                 job = _transition(
                     conn,
                     job_id,
-                    and_(jobs.c.status == status, jobs.c.lease_expires_at < now),
+                    and_(jobs.c.status == status, jobs.c.lease_expires_at < lease_now),
                     {**values, **RELEASED},
                     now=now,
                 )
@@ -918,8 +1008,12 @@ class SqlJobStore:
         return await self._db.write(run)
 
 
-async def open_store(database_url: str, *, clock: Clock, migrate_first: bool = True) -> SqlJobStore:
-    """Migrate to head (or only check the schema is there), then hand out the store."""
+async def open_store(
+    database_url: str, *, clock: Clock, migrate_first: bool = True, database_clock: bool = True
+) -> SqlJobStore:
+    """Migrate to head (or only check the schema is there), then hand out the store.
+    ``database_clock=False`` keeps lease times on ``clock`` on PostgreSQL too (tests that
+    move a FakeClock)."""
     db = open_database(database_url)
     try:
         if migrate_first:
@@ -929,4 +1023,4 @@ async def open_store(database_url: str, *, clock: Clock, migrate_first: bool = T
     except BaseException:
         await db.dispose()
         raise
-    return SqlJobStore(db, clock)
+    return SqlJobStore(db, clock, database_clock=database_clock)

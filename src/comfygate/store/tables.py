@@ -159,3 +159,18 @@ worker_tokens = Table(
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
 )
+
+#: lease calls answered, by the agent's request id: a lease call retried against any
+#: gateway gets the lease the first call took (purged after a few minutes)
+lease_requests = Table(
+    "lease_requests",
+    metadata,
+    Column("agent_id", String(200), nullable=False),
+    Column("request_id", String(100), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("lease_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    PrimaryKeyConstraint("agent_id", "request_id"),
+    Index("lease_requests_created", "created_at"),
+)

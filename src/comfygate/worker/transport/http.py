@@ -143,6 +143,9 @@ class HttpTransport(WorkerTransport):
                 )
             except _Away as exc:
                 log.warning("gateway away while leasing (%s); retrying", exc)
+                # Another gateway may answer the retry: it looks for the lease this
+                # call's first try may still take.
+                body["retry"] = True
                 await backoff.wait()
                 continue
             if response.status_code == 204:

@@ -246,12 +246,12 @@ class SqlJobStore:
         #: SQLite lives on one machine and keeps the injected clock.
         self._database_clock = database_clock and db.dialect == "postgresql"
 
-    def _lease_now(self, now: datetime) -> Any:
+    def lease_now(self, now: datetime) -> Any:
         """ "Now" for lease times: ``now()`` in the database, or ``now`` as given."""
         return func.now() if self._database_clock else now
 
     def _lease_at(self, now: datetime, offset_s: float) -> Any:
-        return self._lease_now(now) + timedelta(seconds=offset_s)
+        return self.lease_now(now) + timedelta(seconds=offset_s)
 
     @property
     def db(self) -> Database:
@@ -591,7 +591,7 @@ class SqlJobStore:
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
         next_id = next_claimable(pool, now, avoid).scalar_subquery()
-        lease_now = self._lease_now(now)
+        lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:
             if request_id is not None:
@@ -718,7 +718,7 @@ class SqlJobStore:
                     .values(
                         lease_token=new_token(),
                         lease_expires_at=self._lease_at(now, lease_ttl_s),
-                        heartbeat_at=self._lease_now(now),
+                        heartbeat_at=self.lease_now(now),
                     )
                     .returning(*jobs.c)
                 ).first()
@@ -737,7 +737,7 @@ class SqlJobStore:
                 .where(jobs.c.id == job_id, _fence(lease_token))
                 .values(
                     lease_expires_at=self._lease_at(now, lease_ttl_s),
-                    heartbeat_at=self._lease_now(now),
+                    heartbeat_at=self.lease_now(now),
                 )
                 .returning(*jobs.c)
             ).first()
@@ -848,7 +848,7 @@ class SqlJobStore:
         skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
         late heartbeat that renewed the lease makes it a no-op."""
         error = {"code": "lease_expired", "message": "the backend stopped reporting"}
-        lease_now = self._lease_now(now)
+        lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> list[Job]:
             expired = conn.execute(expired_leases(lease_now, limit)).all()

@@ -40,10 +40,16 @@ class SkewedClock(Clock):
 class Gateway:
     def __init__(self, store: SqlJobStore, clock: Clock, root: Path, ttl_s: float) -> None:
         blobs = LocalStorage(root, Signer(b"k" * 32, clock))
-        parts = {"store": store, "blobs": blobs, "events": MemoryBus(), "doorbell": Doorbell()}
-        self.store = store
-        self.gate = WorkerGate(**parts, clock=clock, lease_times=LeaseTimes(ttl_s=ttl_s))
-        self.rescuer = Rescuer(**parts, clock=clock)
+        bus, bell = MemoryBus(), Doorbell()
+        self.gate = WorkerGate(
+            store=store,
+            blobs=blobs,
+            events=bus,
+            doorbell=bell,
+            clock=clock,
+            lease_times=LeaseTimes(ttl_s=ttl_s),
+        )
+        self.rescuer = Rescuer(store=store, blobs=blobs, events=bus, doorbell=bell, clock=clock)
 
 
 @pytest.fixture

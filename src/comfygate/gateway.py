@@ -66,7 +66,7 @@ class Gateway:
     _http: httpx.AsyncClient | None = None
 
     def pool_available(self, pool: str) -> bool:
-        if any(a.pool == pool and a.connected for a in self.agents):
+        if any(pool in a.pools and a.connected for a in self.agents):
             return True
         # Remote agents count while they keep asking for work over HTTP.
         local = {a.backend for a in self.agents}

@@ -93,9 +93,18 @@ class JobStore(Protocol):
         """queued jobs past ``expires_at`` → expired."""
 
     # -- the worker protocol, fenced by lease token ---------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
+    async def has_claimable(
+        self,
+        *,
+        pool: str,
+        now: datetime,
+        avoid: str | None = None,
+        models: frozenset[str] | None = None,
+    ) -> bool:
         """Whether a claim could succeed now; a read that takes no write lock. ``avoid``:
-        the claiming backend, which retried jobs that failed on it skip for a while."""
+        the claiming backend, which retried jobs that failed on it skip for a while.
+        ``models``: the claiming backend's model files; jobs that name others are
+        skipped (None: every job fits)."""
 
     async def claim(
         self,
@@ -109,6 +118,7 @@ class JobStore(Protocol):
         now: datetime,
         avoid: str | None = None,
         request_id: str | None = None,
+        models: frozenset[str] | None = None,
     ) -> tuple[Job, Attempt] | None:
         """Lease the next queued job of ``pool`` (priority DESC, fair_key, id): status
         running, attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status``

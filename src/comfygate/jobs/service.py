@@ -19,6 +19,7 @@ from comfygate.contracts import (
     patch_graph,
     validate_params,
 )
+from comfygate.contracts.models import models_needed
 from comfygate.errors import (
     Conflict,
     IdempotencyKeyInFlight,
@@ -198,6 +199,7 @@ class JobService:
                 timeout_s=workflow.timeout_s,
                 retry_on_timeout=workflow.retry_on_timeout,
                 expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
+                models=models_needed(graph),
             ),
             now=now,
         )
@@ -293,6 +295,7 @@ class JobService:
                 retry_on_timeout=old.retry_on_timeout,
                 expires_at=now + queue_ttl if queue_ttl is not None else None,
                 retry_of=old.id,
+                models=models_needed(json.loads(prompt)),
             ),
             now=now,
         )

@@ -6,11 +6,13 @@ Each public method builds one plain function over a ``Connection`` and hands it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Select,
     Text,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -27,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from comfygate.clock import Clock
 from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
@@ -114,13 +120,48 @@ def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> 
 PREFER_OTHER_S = 10.0
 
 
-def _claimable(pool: str, now: datetime, avoid: str | None = None) -> Any:
+class models_within(FunctionElement[bool]):
+    """``need ⊆ have`` for two JSON arrays of strings."""
+
+    type = Boolean()
+    name = "models_within"
+    inherit_cache = True
+
+
+@compiles(models_within)
+def _models_within_sqlite(element: models_within, compiler: SQLCompiler, **kw: Any) -> str:
+    need, have = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"NOT EXISTS (SELECT 1 FROM json_each({need}) AS need"
+        f" WHERE need.value NOT IN (SELECT value FROM json_each({have})))"
+    )
+
+
+@compiles(models_within, "postgresql")
+def _models_within_pg(element: models_within, compiler: SQLCompiler, **kw: Any) -> str:
+    need, have = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST({need} AS jsonb) <@ CAST({have} AS jsonb)"
+
+
+def _fits(models: frozenset[str] | None) -> Any:
+    """The job names no model file, or only files of ``models`` (None: no filter)."""
+    if models is None:
+        return None
+    have = literal(json.dumps(sorted(models)))
+    return or_(jobs.c.models.is_(None), models_within(jobs.c.models, have))
+
+
+def _claimable(
+    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+) -> Any:
     conditions = [
         jobs.c.status == Q,
         jobs.c.pool == pool,
         or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
         or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
     ]
+    if (fits := _fits(models)) is not None:
+        conditions.append(fits)
     if avoid is not None:
         conditions.append(
             or_(
@@ -132,11 +173,13 @@ def _claimable(pool: str, now: datetime, avoid: str | None = None) -> Any:
     return and_(*conditions)
 
 
-def next_claimable(pool: str, now: datetime, avoid: str | None = None) -> Select[Any]:
+def next_claimable(
+    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+) -> Select[Any]:
     """The claim's pick: it reads the ``jobs_claim`` index in order (a test EXPLAINs it)."""
     return (
         select(jobs.c.id)
-        .where(_claimable(pool, now, avoid))
+        .where(_claimable(pool, now, avoid, models))
         .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -379,6 +422,8 @@ class SqlJobStore:
                     max_attempts=job.max_attempts,
                     timeout_s=job.timeout_s,
                     retry_on_timeout=job.retry_on_timeout,
+                    # SQL NULL, not JSON null: "needs no model" is what the claim tests
+                    models=list(job.models) if job.models else null(),
                     params=job.params,
                     metadata=job.metadata,
                     inputs=[i.to_dict() for i in job.inputs],
@@ -567,9 +612,16 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- the worker protocol ----------------------------------------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
+    async def has_claimable(
+        self,
+        *,
+        pool: str,
+        now: datetime,
+        avoid: str | None = None,
+        models: frozenset[str] | None = None,
+    ) -> bool:
         def run(conn: Connection) -> bool:
-            query = select(jobs.c.id).where(_claimable(pool, now, avoid)).limit(1)
+            query = select(jobs.c.id).where(_claimable(pool, now, avoid, models)).limit(1)
             return conn.execute(query).first() is not None
 
         return await self._db.read(run)
@@ -586,11 +638,12 @@ class SqlJobStore:
         now: datetime,
         avoid: str | None = None,
         request_id: str | None = None,
+        models: frozenset[str] | None = None,
     ) -> tuple[Job, Attempt] | None:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
-        next_id = next_claimable(pool, now, avoid).scalar_subquery()
+        next_id = next_claimable(pool, now, avoid, models).scalar_subquery()
         lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:

@@ -73,6 +73,8 @@ jobs = Table(
     Column("finished_at", TS, nullable=True),
     Column("outputs_expired_at", TS, nullable=True),
     Column("deleted_at", TS, nullable=True),
+    #: the model files the graph names (None: none); a claim needs a backend with all
+    Column("models", JSON, nullable=True),
     Index(
         "jobs_claim",
         "pool",

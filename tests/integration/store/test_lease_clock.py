@@ -20,6 +20,7 @@ from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.store import SqlJobStore, open_store
+from tests.integration.store.test_lease_requests import W1
 from tests.integration.store.test_store import new_job
 
 pytestmark = pytest.mark.postgres
@@ -74,7 +75,7 @@ async def stores(pg_database: str) -> AsyncIterator[list[SqlJobStore]]:
 
 
 async def _lease_on(gw: Gateway) -> str:
-    lease = await gw.gate.lease(agent_id="w1", backend="http://gpu-1", pool="default", wait_s=0)
+    lease = await gw.gate.lease(W1, wait_s=0)
     assert lease is not None
     return lease.job_id
 

@@ -14,7 +14,7 @@ from comfygate.errors import LeaseLost
 from comfygate.events.memory import MemoryBus
 from comfygate.ids import new_id, new_prompt_id
 from comfygate.jobs.doorbell import Doorbell
-from comfygate.jobs.model import JobStatus, Lease
+from comfygate.jobs.model import JobStatus, Lease, Lessee
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
@@ -51,17 +51,13 @@ def gate_over(store: SqlJobStore, clock: Clock, root: Path) -> WorkerGate:
     )
 
 
+W1 = Lessee(agent_id="w1", backend="http://gpu-1", pools=("default",))
+
+
 async def lease_as_w1(
     gate: WorkerGate, request_id: str, *, retry: bool = False, wait_s: float = 0.0
 ) -> Lease | None:
-    return await gate.lease(
-        agent_id="w1",
-        backend="http://gpu-1",
-        pool="default",
-        wait_s=wait_s,
-        request_id=request_id,
-        retry=retry,
-    )
+    return await gate.lease(W1, wait_s=wait_s, request_id=request_id, retry=retry)
 
 
 @pytest.fixture
@@ -157,3 +153,23 @@ async def test_concurrent_claims_under_one_request_id_take_one_job(
         assert pair[0] == pair[1]
     running = await store.list_jobs(owner_id=None, status=JobStatus.RUNNING)
     assert len(running) == 4
+
+
+async def test_an_agent_of_several_pools_gets_work_from_each_and_is_seen_in_each(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    lessee = Lessee(
+        agent_id="w1",
+        backend="http://gpu-1",
+        pools=("a", "b"),
+        capacity=1,
+        models=frozenset({"m.safetensors"}),
+    )
+    in_a = await store.create_job(new_job(pool="a"), now=clock.now())
+    in_b = await store.create_job(new_job(pool="b"), now=clock.now())
+    got = {(await gate.lease(lessee, wait_s=0)) for _ in range(2)}
+    assert {x.job_id for x in got if x is not None} == {in_a.id, in_b.id}
+    assert gate.lessees() == [lessee]
+    assert gate.backends_seen("a") == gate.backends_seen("b") == {"http://gpu-1"}
+    assert gate.backends_seen("c") == set()

@@ -1,4 +1,5 @@
-"""lease_requests: answered lease calls by request id, shared by every gateway
+"""lease_requests: answered lease calls by request id, shared by every gateway;
+jobs.models: the model files a job's graph names
 
 Revision ID: 0008
 Revises: 0007
@@ -25,8 +26,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("agent_id", "request_id"),
     )
     op.create_index("lease_requests_created", "lease_requests", ["created_at"])
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("models", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("models")
     op.drop_index("lease_requests_created", table_name="lease_requests")
     op.drop_table("lease_requests")

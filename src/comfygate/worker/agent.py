@@ -305,10 +305,6 @@ class Agent:
             models=self._models,
         )
 
-    @property
-    def models(self) -> frozenset[str] | None:
-        return self._models
-
     def stop(self) -> None:
         """Lease no more work; a running job finishes first."""
         self._stopping.set()

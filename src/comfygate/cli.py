@@ -250,7 +250,9 @@ def worker(
     comfy: Annotated[
         str, typer.Option(envvar="COMFYGATE_COMFY", help="This host's ComfyUI.")
     ] = "http://127.0.0.1:8188",
-    pool: Annotated[str, typer.Option(envvar="COMFYGATE_POOL", help="Pool to serve.")] = "default",
+    pool: Annotated[
+        str, typer.Option(envvar="COMFYGATE_POOL", help="Pool(s) to serve, comma-separated.")
+    ] = "default",
 ) -> None:
     """Run one agent for a ComfyUI on this host; needs only outbound HTTP(S) to the gateway."""
     import logging

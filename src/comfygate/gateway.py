@@ -82,7 +82,7 @@ class Gateway:
     _http: httpx.AsyncClient | None = None
 
     def pool_available(self, pool: str) -> bool:
-        if any(a.pool == pool and a.connected for a in self.agents):
+        if any(pool in a.pools and a.connected for a in self.agents):
             return True
         # Remote agents count while they keep asking for work over HTTP.
         local = {a.backend for a in self.agents}
@@ -338,7 +338,7 @@ async def build_gateway(
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
         worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
-        lease_requests=LeaseRequests(clock),
+        lease_requests=LeaseRequests(clock, store),
         doorbell=doorbell,
         webhooks=webhooks,
         dispatcher=Dispatcher(

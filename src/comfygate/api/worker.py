@@ -13,13 +13,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from comfygate.api.deps import gateway
-from comfygate.errors import Forbidden, InvalidParams, LeaseLost, Unauthorized
+from comfygate.errors import Conflict, Forbidden, InvalidParams, LeaseLost, Unauthorized
 from comfygate.gateway import Gateway
 from comfygate.ids import is_uuid
 from comfygate.jobs.keys import outputs_prefix, prompt_key
-from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, OutputFile, Progress
+from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.worker.tokens import WorkerToken
-from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, lease_to_dict
+from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, PRESIGNED, lease_to_dict
 
 router = APIRouter(prefix=PREFIX, tags=["worker"])
 
@@ -28,6 +28,10 @@ GW = Annotated[Gateway, Depends(gateway)]
 MAX_WAIT_S = 25.0
 DISCONNECT_CHECK_S = 0.5
 MAX_PREVIEW_BYTES = 4 * 1024 * 1024
+#: how long an agent has to start a presigned output upload
+OUTPUT_URL_TTL_S = 900
+#: the largest single PUT S3 takes
+MAX_OUTPUT_PUT_BYTES = 5 * 1024**3
 #: output names the agent picks: ``{node}-{index}.{ext}``, never a path
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 PREVIEW_TYPES = ("image/png", "image/jpeg")
@@ -47,12 +51,26 @@ JobId = Annotated[str, Path(max_length=36)]
 TokenHeader = Annotated[str, Header(alias=LEASE_HEADER, min_length=1, max_length=200)]
 
 
+PoolName = Annotated[str, Field(min_length=1, max_length=100)]
+ModelName = Annotated[str, Field(min_length=1, max_length=500)]
+
+
 class LeaseIn(BaseModel):
     request_id: str = Field(min_length=1, max_length=100, description="same on a retry")
     agent_id: str = Field(min_length=1, max_length=200)
     backend: str = Field(min_length=1, max_length=500, description="its ComfyUI's URL")
-    pool: str = Field(default="default", min_length=1, max_length=100)
+    pools: list[PoolName] | None = Field(
+        default=None, min_length=1, max_length=50, description="the pools it serves"
+    )
+    pool: PoolName = Field(default="default", description="one pool (when pools is absent)")
+    capacity: int | None = Field(default=None, ge=0, le=1000, description="its free slots")
+    models: list[ModelName] | None = Field(
+        default=None,
+        max_length=50_000,
+        description="the model files its ComfyUI lists; jobs naming others are not leased",
+    )
     wait_s: float = Field(default=MAX_WAIT_S, ge=0, le=MAX_WAIT_S)
+    retry: bool = Field(default=False, description="true when resent after a lost answer")
 
 
 class AdoptIn(BaseModel):
@@ -76,6 +94,11 @@ class OutputIn(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     node_id: str = Field(max_length=100)
     stage: str = Field(default="main", max_length=50)
+
+
+class OutputUrlIn(BaseModel):
+    content_type: str = Field(min_length=1, max_length=200)
+    bytes: int = Field(ge=0, le=MAX_OUTPUT_PUT_BYTES)
 
 
 class CompleteIn(Fenced):
@@ -141,12 +164,20 @@ async def _held(gw: Gateway, job_id: str, lease_token: str) -> Job:
 async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Response:
     """Long-poll for the next job of ``pool``. Retry with the same ``request_id`` after a
     lost answer: the lease the first call took comes back, not another job."""
-    if who.pool is not None and body.pool != who.pool:
+    pools = tuple(dict.fromkeys(body.pools or [body.pool]))
+    if who.pool is not None and any(p != who.pool for p in pools):
         raise Forbidden(f"this worker token may only lease from pool {who.pool!r}")
+    lessee = Lessee(
+        agent_id=_owner(who),
+        backend=body.backend,
+        pools=pools,
+        capacity=body.capacity,
+        models=None if body.models is None else frozenset(body.models),
+    )
 
     async def claim() -> Lease | None:
         return await gw.gate.lease(
-            agent_id=_owner(who), backend=body.backend, pool=body.pool, wait_s=body.wait_s
+            lessee, wait_s=body.wait_s, request_id=body.request_id, retry=body.retry
         )
 
     task = gw.lease_requests.call(_owner(who), body.request_id, claim)
@@ -158,7 +189,16 @@ async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Respons
     got = task.result()
     if got is None:
         return Response(status_code=204)
-    return JSONResponse(lease_to_dict(got))
+    return JSONResponse(_lease_out(gw, got))
+
+
+def _lease_out(gw: Gateway, lease: Lease) -> dict[str, Any]:
+    """The lease, and how its outputs reach storage: presigned URLs when storage can
+    hand them out, so the bytes never pass through the gateway."""
+    return {
+        **lease_to_dict(lease),
+        "outputs_upload": PRESIGNED if gw.storage.direct_uploads else "gateway",
+    }
 
 
 @router.post("/adopt")
@@ -166,7 +206,7 @@ async def adopt(body: AdoptIn, gw: GW, who: Worker) -> dict[str, Any]:
     """A (re)starting agent's leases on this backend, renewed under fresh tokens: it
     follows those prompts again instead of the jobs waiting out their leases."""
     leases = await gw.gate.adopt(agent_id=_owner(who), backend=body.backend)
-    return {"leases": [lease_to_dict(x) for x in leases]}
+    return {"leases": [_lease_out(gw, x) for x in leases]}
 
 
 @router.post("/jobs/{job_id}/heartbeat")
@@ -231,6 +271,42 @@ async def input_file(
     return _stream(gw, job.inputs[index].key, "application/octet-stream")
 
 
+def _output_key(job: Job, name: str) -> str:
+    if not OUTPUT_NAME.match(name):
+        raise InvalidParams(
+            details=[{"path": "/name", "keyword": "pattern", "message": "a file name"}]
+        )
+    return f"{outputs_prefix(job.id, job.attempts)}/{name}"
+
+
+@router.post("/jobs/{job_id}/outputs/{name}/url")
+async def output_url(
+    job_id: JobId,
+    name: Annotated[str, Path(max_length=200)],
+    body: OutputUrlIn,
+    gw: GW,
+    who: Worker,
+    lease_token: TokenHeader,
+) -> dict[str, Any]:
+    """A presigned PUT for one output under the attempt's prefix, signed for its type
+    and length (leases say ``outputs_upload: presigned``). 409 when storage takes
+    outputs only through the gateway."""
+    job = await _held(gw, job_id, lease_token)
+    key = _output_key(job, name)
+    if not gw.storage.direct_uploads:
+        raise Conflict(f"this gateway's storage takes outputs at PUT {PREFIX}/…/outputs/{name}")
+    signed = gw.storage.sign_put(
+        key, ttl_s=OUTPUT_URL_TTL_S, content_type=body.content_type, size=body.bytes
+    )
+    return {
+        "key": key,
+        "method": signed.method,
+        "url": signed.url,
+        "headers": signed.headers,
+        "expires_at": signed.expires_at.isoformat(),
+    }
+
+
 @router.put("/jobs/{job_id}/outputs/{name}")
 async def put_output(
     job_id: JobId,
@@ -242,12 +318,8 @@ async def put_output(
 ) -> dict[str, Any]:
     """Stream one output into storage under the attempt's prefix. It becomes part of
     the job only through ``complete``; a loser's uploads are never listed."""
-    if not OUTPUT_NAME.match(name):
-        raise InvalidParams(
-            details=[{"path": "/name", "keyword": "pattern", "message": "a file name"}]
-        )
     job = await _held(gw, job_id, lease_token)
-    key = f"{outputs_prefix(job.id, job.attempts)}/{name}"
+    key = _output_key(job, name)
     content_type = request.headers.get("content-type") or "application/octet-stream"
     size, sha = await gw.storage.put_stream(key, request.stream(), content_type)
     return {"key": key, "bytes": size, "sha256": sha}
@@ -274,6 +346,7 @@ async def complete(job_id: JobId, body: CompleteIn, gw: GW, who: Worker) -> Resp
                     {"path": f"/outputs/{n}/key", "keyword": "prefix", "message": f"not {prefix}"}
                 ]
             )
+    await _check_stored(gw, outputs)
     await gw.gate.complete(_wire(job.id, body.lease_token, job.attempts), outputs, final)
     return Response(status_code=204)
 
@@ -292,6 +365,24 @@ async def fail(job_id: JobId, body: FailIn, gw: GW, who: Worker) -> Response:
 async def canceled(job_id: JobId, body: Fenced, gw: GW, who: Worker) -> Response:
     await gw.gate.canceled(_wire(job_id, body.lease_token))
     return Response(status_code=204)
+
+
+async def _check_stored(gw: Gateway, outputs: list[OutputFile]) -> None:
+    """Each output is in storage with its declared size: an agent that uploaded to a
+    presigned URL is taken at its word only after the object is seen."""
+    stats = await asyncio.gather(*(gw.storage.stat(o.key) for o in outputs))
+    for n, (output, stat) in enumerate(zip(outputs, stats, strict=True)):
+        if stat is None or stat.bytes != output.bytes:
+            found = "missing" if stat is None else f"{stat.bytes} bytes stored"
+            raise InvalidParams(
+                details=[
+                    {
+                        "path": f"/outputs/{n}/bytes",
+                        "keyword": "stored",
+                        "message": f"{output.key}: {found}, {output.bytes} declared",
+                    }
+                ]
+            )
 
 
 def _stream(gw: Gateway, key: str, media_type: str) -> StreamingResponse:

@@ -229,6 +229,20 @@ class NewJob:
     retry_of: str | None = None
     retry_on_timeout: bool = False
     webhook: dict[str, Any] | None = None
+    #: the model files its graph names: only a backend that has them all may lease it
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lessee:
+    """An agent asking for work: its backend, the pools it serves, its free slots and
+    the model files its ComfyUI lists (None: not reported, every job fits)."""
+
+    agent_id: str
+    backend: str
+    pools: tuple[str, ...]
+    capacity: int | None = None
+    models: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

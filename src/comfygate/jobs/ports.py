@@ -93,9 +93,18 @@ class JobStore(Protocol):
         """queued jobs past ``expires_at`` → expired."""
 
     # -- the worker protocol, fenced by lease token ---------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
+    async def has_claimable(
+        self,
+        *,
+        pool: str,
+        now: datetime,
+        avoid: str | None = None,
+        models: frozenset[str] | None = None,
+    ) -> bool:
         """Whether a claim could succeed now; a read that takes no write lock. ``avoid``:
-        the claiming backend, which retried jobs that failed on it skip for a while."""
+        the claiming backend, which retried jobs that failed on it skip for a while.
+        ``models``: the claiming backend's model files; jobs that name others are
+        skipped (None: every job fits)."""
 
     async def claim(
         self,
@@ -108,11 +117,24 @@ class JobStore(Protocol):
         lease_ttl_s: float,
         now: datetime,
         avoid: str | None = None,
+        request_id: str | None = None,
+        models: frozenset[str] | None = None,
     ) -> tuple[Job, Attempt] | None:
         """Lease the next queued job of ``pool`` (priority DESC, fair_key, id): status
         running, attempts + 1, a ``job_attempts`` row holding ``prompt_id``, a ``status``
         event. With ``avoid``, a retried job that failed on that backend is skipped
-        until PREFER_OTHER_S after it became due."""
+        until PREFER_OTHER_S after it became due. With ``request_id``, the lease is
+        recorded under (``agent_id``, ``request_id``), and a lease recorded so before
+        is returned instead of a new one (LeaseLost if it is no longer held)."""
+
+    async def requested_lease(
+        self, *, agent_id: str, request_id: str
+    ) -> tuple[Job, Attempt] | None:
+        """The lease recorded for this request id, None if none was; LeaseLost when it
+        is no longer held under the token it was handed out with."""
+
+    async def purge_lease_requests(self, *, keep_s: float, now: datetime) -> int:
+        """Forget lease request ids recorded more than ``keep_s`` ago."""
 
     async def adopt(
         self,

@@ -19,6 +19,7 @@ from comfygate.contracts import (
     patch_graph,
     validate_params,
 )
+from comfygate.contracts.models import models_needed
 from comfygate.errors import (
     ComfygateError,
     Conflict,
@@ -224,6 +225,7 @@ class JobService:
                 retry_on_timeout=workflow.retry_on_timeout,
                 expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
                 webhook=target.to_dict() if target else None,
+                models=models_needed(graph),
             ),
             now=now,
         )
@@ -349,6 +351,7 @@ class JobService:
                 expires_at=now + queue_ttl if queue_ttl is not None else None,
                 retry_of=old.id,
                 webhook=old.webhook,
+                models=models_needed(json.loads(prompt)),
             ),
             now=now,
         )

@@ -6,6 +6,7 @@ Agents reach this only through a transport (in-process now, HTTP for remote agen
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from comfygate.clock import Clock
+from comfygate.errors import LeaseLost
 from comfygate.ids import new_prompt_id
 from comfygate.jobs.announce import publish_status, write_error, write_manifest
 from comfygate.jobs.backoff import retry_delay_s
@@ -30,6 +32,7 @@ from comfygate.jobs.model import (
     JobFailure,
     JobStatus,
     Lease,
+    Lessee,
     LiveEvent,
     OutputFile,
     Progress,
@@ -47,6 +50,15 @@ PROGRESS_SAVE_S = 1.0
 class LeaseTimes:
     ttl_s: float = 30.0
     heartbeat_s: float = 10.0
+
+
+async def _any_rung(bells: list[asyncio.Event], timeout_s: float) -> None:
+    waits = [asyncio.ensure_future(bell.wait()) for bell in bells]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 class WorkerGate:
@@ -70,56 +82,105 @@ class WorkerGate:
         self.rng = rng or random.Random()
         #: lease token → (owner id, when its progress was last stored)
         self._progress_owner: dict[str, tuple[str, float]] = {}
-        #: pool → backend → when an agent of it last asked for work (monotonic)
-        self._lessees: dict[str, dict[str, float]] = {}
+        #: backend → what its agent last said when asking for work, and when (monotonic)
+        self._lessees: dict[str, tuple[Lessee, float]] = {}
+        #: backend → how many lease calls it made: which of its pools goes first
+        self._turns: dict[str, int] = {}
 
     async def lease(
         self,
+        lessee: Lessee,
         *,
-        agent_id: str,
-        backend: str,
-        pool: str,
         wait_s: float,
         wanted: Callable[[], bool] = lambda: True,
+        request_id: str | None = None,
+        retry: bool = False,
     ) -> Lease | None:
-        """The next job of ``pool``, waiting up to ``wait_s`` for one to arrive; None
-        at once when ``wanted()`` turns false (the agent is being drained)."""
-        self._lessees.setdefault(pool, {})[backend] = self.clock.monotonic()
+        """The next job of one of ``lessee.pools`` that its backend has the models for,
+        waiting up to ``wait_s`` for one to arrive; None at once when ``wanted()`` turns
+        false (the agent is being drained).
+
+        With ``request_id`` the lease is recorded, and a call with the same id gets it
+        back, whichever gateway took it; a ``retry`` also watches for the lease an
+        earlier call still waiting elsewhere takes. None when that lease is gone."""
+        self._lessees[lessee.backend] = (lessee, self.clock.monotonic())
+        try:
+            return await self._lease(lessee, wait_s, wanted, request_id, retry)
+        except LeaseLost:
+            return None
+
+    async def _lease(
+        self,
+        lessee: Lessee,
+        wait_s: float,
+        wanted: Callable[[], bool],
+        request_id: str | None,
+        retry: bool,
+    ) -> Lease | None:
         deadline = self.clock.monotonic() + wait_s
+        #: whether a lease for this request id may be taken elsewhere meanwhile
+        watch = retry
         while True:
             if not wanted():
                 return None
-            # A retried job waits a while for another backend than the one it failed on,
-            # but only when the pool has another backend to offer.
-            avoid = backend if self._others_in(pool, backend) else None
-            # Idle agents all wake on one ring; only those that can win take the write lock.
-            bell = self.doorbell.arm(pool)
-            if not await self.store.has_claimable(pool=pool, now=self.clock.now(), avoid=avoid):
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0:
-                    return None
-                # Polls too: a retry's not_before passing rings no bell.
-                await self.doorbell.wait_armed(bell, min(remaining, 1.0))
-                continue
-            claimed = await self.store.claim(
-                pool=pool,
-                agent_id=agent_id,
-                backend=backend,
-                prompt_id=new_prompt_id(),
-                lease_token=secrets.token_urlsafe(24),
-                lease_ttl_s=self.times.ttl_s,
-                now=self.clock.now(),
-                avoid=avoid,
-            )
-            if claimed is not None:
-                job, attempt = claimed
-                await self._publish_status(job)
-                return self._lease(job, attempt)
+            if watch and request_id is not None:
+                earlier = await self.store.requested_lease(
+                    agent_id=lessee.agent_id, request_id=request_id
+                )
+                if earlier is not None:
+                    return self._to_lease(*earlier)
+            # Armed before the checks, so a ring between check and wait is not missed.
+            bells = [self.doorbell.arm(pool) for pool in lessee.pools]
+            for pool in self._pools_in_turn(lessee):
+                # A retried job waits a while for another backend than the one it failed
+                # on, but only when the pool has another backend to offer.
+                avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
+                # Idle agents all wake on one ring; only those that can win take the
+                # write lock.
+                if not await self.store.has_claimable(
+                    pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
+                ):
+                    continue
+                prompt_id = new_prompt_id()
+                claimed = await self.store.claim(
+                    pool=pool,
+                    agent_id=lessee.agent_id,
+                    backend=lessee.backend,
+                    prompt_id=prompt_id,
+                    lease_token=secrets.token_urlsafe(24),
+                    lease_ttl_s=self.times.ttl_s,
+                    now=self.clock.now(),
+                    avoid=avoid,
+                    request_id=request_id,
+                    models=lessee.models,
+                )
+                if claimed is None and request_id is not None:
+                    # Lost a race, maybe to a retry of this very call on another gateway
+                    # (whose claim may not have committed yet: watch from now on).
+                    watch = True
+                    claimed = await self.store.requested_lease(
+                        agent_id=lessee.agent_id, request_id=request_id
+                    )
+                if claimed is not None:
+                    job, attempt = claimed
+                    if attempt.prompt_id == prompt_id:  # ours, not one recorded before
+                        await self._publish_status(job)
+                    return self._to_lease(job, attempt)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
-            # Poll at least every second: a ring can be missed between claim and wait.
-            await self.doorbell.wait(pool, min(remaining, 1.0))
+            # Polls too: a retry's not_before passing rings no bell, and a ring can be
+            # missed between a lost claim and the wait.
+            await _any_rung(bells, min(remaining, 1.0))
+
+    def _pools_in_turn(self, lessee: Lessee) -> list[str]:
+        """The lessee's pools, starting one further each call, so that no pool of a
+        backend that serves several starves the others."""
+        pools = list(lessee.pools)
+        turn = self._turns.get(lessee.backend, 0)
+        self._turns[lessee.backend] = turn + 1
+        start = turn % len(pools)
+        return pools[start:] + pools[:start]
 
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
         """The jobs this agent ran on this backend before the gateway restarted: their
@@ -131,9 +192,9 @@ class WorkerGate:
             new_token=lambda: secrets.token_urlsafe(24),
             now=self.clock.now(),
         )
-        return [self._lease(job, attempt) for job, attempt in adopted]
+        return [self._to_lease(job, attempt) for job, attempt in adopted]
 
-    def _lease(self, job: Job, attempt: Attempt) -> Lease:
+    def _to_lease(self, job: Job, attempt: Attempt) -> Lease:
         assert job.lease_token is not None
         return Lease(
             job_id=job.id,
@@ -152,15 +213,21 @@ class WorkerGate:
     def _others_in(self, pool: str, backend: str) -> bool:
         """Whether another backend of the pool asked for work lately (an agent waits
         in ``lease`` at most LESSEE_SEEN_S at a time)."""
-        now = self.clock.monotonic()
-        seen = self._lessees.get(pool, {})
-        return any(b != backend and now - t < LESSEE_SEEN_S for b, t in seen.items())
+        return bool(self.backends_seen(pool) - {backend})
 
     def backends_seen(self, pool: str) -> set[str]:
         """The backends whose agents asked ``pool`` for work lately."""
+        return {x.backend for x in self.lessees() if pool in x.pools}
+
+    def lessees(self) -> list[Lessee]:
+        """What the agents that asked for work lately reported, by backend URL: pools,
+        free slots, model files (the admin backends view)."""
         now = self.clock.monotonic()
-        seen = self._lessees.get(pool, {})
-        return {b for b, t in seen.items() if now - t < LESSEE_SEEN_S}
+        return [
+            lessee
+            for _, (lessee, seen) in sorted(self._lessees.items())
+            if now - seen < LESSEE_SEEN_S
+        ]
 
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         job = await self.store.heartbeat(

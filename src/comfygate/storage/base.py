@@ -45,6 +45,12 @@ class Storage(ABC):
         """The origin signed URLs point at when it is not the gateway's own (for the CSP)."""
         return None
 
+    @property
+    def direct_uploads(self) -> bool:
+        """Whether remote agents upload outputs to presigned URLs (``sign_put``) rather
+        than through the gateway."""
+        return False
+
     @abstractmethod
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -87,9 +93,9 @@ class Storage(ABC):
     def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest: ...
 
     @abstractmethod
-    def sign_put(
-        self, key: str, *, ttl_s: int, content_type: str, max_bytes: int
-    ) -> SignedRequest: ...
+    def sign_put(self, key: str, *, ttl_s: int, content_type: str, size: int) -> SignedRequest:
+        """A PUT of ``size`` bytes (the declared length: a longer body is refused; S3
+        signs it as the Content-Length) of ``content_type``."""
 
     async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]:
         signed = self.sign_get(key, ttl_s=ttl_s)

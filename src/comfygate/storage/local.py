@@ -143,11 +143,9 @@ class LocalStorage(Storage):
         exp, sig = self._signer.sign("GET", check_key(key), ttl_s=ttl_s)
         return SignedRequest("GET", self._url(key, exp, sig), self._signer.expires_at(exp))
 
-    def sign_put(self, key: str, *, ttl_s: int, content_type: str, max_bytes: int) -> SignedRequest:
-        exp, sig = self._signer.sign(
-            "PUT", check_key(key), content_type, str(max_bytes), ttl_s=ttl_s
-        )
-        url = f"{self._url(key, exp, sig)}&{urlencode({'ct': content_type, 'max': max_bytes})}"
+    def sign_put(self, key: str, *, ttl_s: int, content_type: str, size: int) -> SignedRequest:
+        exp, sig = self._signer.sign("PUT", check_key(key), content_type, str(size), ttl_s=ttl_s)
+        url = f"{self._url(key, exp, sig)}&{urlencode({'ct': content_type, 'max': size})}"
         return SignedRequest(
             "PUT", url, self._signer.expires_at(exp), headers={"Content-Type": content_type}
         )

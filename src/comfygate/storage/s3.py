@@ -1,8 +1,9 @@
 """S3-compatible storage through obstore: several gateways share one bucket.
 
 Clients fetch and upload with presigned URLs, so the gateway never relays the bytes.
-A presigned PUT does not bind the body's length (object_store signs only the host),
-so ``Uploads.complete`` measures the object and deletes one larger than declared.
+object_store signs only the host, so presigned PUTs are signed by botocore instead, with
+the declared Content-Length among the signed headers: S3 refuses a body of another
+length. ``Uploads.complete`` still measures and decodes the object.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import botocore.session
 import obstore
+from botocore.config import Config
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
@@ -40,10 +43,42 @@ DELETE_BATCH = 1000
 _MISSING = (NotFoundError, FileNotFoundError)
 
 
+class LengthSigner:
+    """Presigned PUTs whose signature covers Content-Type and Content-Length."""
+
+    def __init__(self, bucket: str, prefix: str, s3: S3Settings) -> None:
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        # The credentials, endpoint and region obstore uses; empty settings fall back
+        # to the usual AWS environment here too.
+        self._client = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=s3.endpoint_url or None,
+            region_name=s3.region or None,
+            aws_access_key_id=s3.access_key_id or None,
+            aws_secret_access_key=s3.secret_access_key or None,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "virtual" if s3.virtual_hosted_style else "path"},
+            ),
+        )
+
+    def put(self, key: str, *, content_type: str, size: int, ttl_s: int) -> str:
+        params = {
+            "Bucket": self._bucket,
+            "Key": f"{self._prefix}/{key}" if self._prefix else key,
+            "ContentType": content_type,
+            "ContentLength": size,
+        }
+        url: str = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
+        return url
+
+
 class S3Storage(Storage):
-    def __init__(self, store: S3Store, clock: Clock) -> None:
+    def __init__(self, store: S3Store, clock: Clock, put_signer: LengthSigner) -> None:
         self._store = store
         self._clock = clock
+        self._put_signer = put_signer
         # Signing is local computation: one dummy URL tells where clients will go.
         probe = urlsplit(obstore.sign(store, "GET", PROBE_KEY, timedelta(seconds=60)))
         self._origin = f"{probe.scheme}://{probe.netloc}"
@@ -63,11 +98,15 @@ class S3Storage(Storage):
             config["secret_access_key"] = s3.secret_access_key
         options: ClientConfig = {"allow_http": s3.endpoint_url.startswith("http://")}
         store = S3Store(bucket, prefix=prefix or None, config=config, client_options=options)
-        return cls(store, clock)
+        return cls(store, clock, LengthSigner(bucket, prefix, s3))
 
     @property
     def url_origin(self) -> str | None:
         return self._origin
+
+    @property
+    def direct_uploads(self) -> bool:
+        return True
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         await obstore.put_async(
@@ -161,24 +200,17 @@ class S3Storage(Storage):
             await obstore.delete_async(self._store, keys[start : start + DELETE_BATCH])
         return len(keys)
 
-    def _sign(self, method: str, key: str, ttl_s: int) -> tuple[str, int]:
-        ttl = max(1, min(ttl_s, MAX_TTL_S))
-        url = obstore.sign(
-            self._store,
-            "GET" if method == "GET" else "PUT",
-            check_key(key),
-            timedelta(seconds=ttl),
-        )
-        return url, ttl
-
     def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest:
-        url, ttl = self._sign("GET", key, ttl_s)
+        ttl = max(1, min(ttl_s, MAX_TTL_S))
+        url = obstore.sign(self._store, "GET", check_key(key), timedelta(seconds=ttl))
         return SignedRequest("GET", url, self._clock.now() + timedelta(seconds=ttl))
 
-    def sign_put(self, key: str, *, ttl_s: int, content_type: str, max_bytes: int) -> SignedRequest:
-        # The client must send this Content-Type: without one, form-encoded bodies are
-        # stored empty by some S3 servers. ``max_bytes`` is enforced on complete.
-        url, ttl = self._sign("PUT", key, ttl_s)
+    def sign_put(self, key: str, *, ttl_s: int, content_type: str, size: int) -> SignedRequest:
+        # The client must send this Content-Type (signed too): without one, form-encoded
+        # bodies are stored empty by some S3 servers. Content-Length is the browser's
+        # own header, so it is not listed here, only signed.
+        ttl = max(1, min(ttl_s, MAX_TTL_S))
+        url = self._put_signer.put(check_key(key), content_type=content_type, size=size, ttl_s=ttl)
         return SignedRequest(
             "PUT",
             url,

@@ -81,7 +81,7 @@ class Uploads:
         }
         await self._save(upload_id, meta)
         signed = self.storage.sign_put(
-            key, ttl_s=self.limits.url_ttl_s, content_type=content_type, max_bytes=size
+            key, ttl_s=self.limits.url_ttl_s, content_type=content_type, size=size
         )
         return upload_id, signed
 

@@ -6,11 +6,13 @@ Each public method builds one plain function over a ``Connection`` and hands it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Select,
     Text,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -27,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from comfygate.clock import Clock
 from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
@@ -60,6 +66,7 @@ from comfygate.store.tables import (
     job_attempts,
     job_events,
     jobs,
+    lease_requests,
     pool_clocks,
     workflow_versions,
 )
@@ -123,13 +130,48 @@ def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> 
 PREFER_OTHER_S = 10.0
 
 
-def _claimable(pool: str, now: datetime, avoid: str | None = None) -> Any:
+class models_within(FunctionElement[bool]):
+    """``need ⊆ have`` for two JSON arrays of strings."""
+
+    type = Boolean()
+    name = "models_within"
+    inherit_cache = True
+
+
+@compiles(models_within)
+def _models_within_sqlite(element: models_within, compiler: SQLCompiler, **kw: Any) -> str:
+    need, have = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"NOT EXISTS (SELECT 1 FROM json_each({need}) AS need"
+        f" WHERE need.value NOT IN (SELECT value FROM json_each({have})))"
+    )
+
+
+@compiles(models_within, "postgresql")
+def _models_within_pg(element: models_within, compiler: SQLCompiler, **kw: Any) -> str:
+    need, have = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST({need} AS jsonb) <@ CAST({have} AS jsonb)"
+
+
+def _fits(models: frozenset[str] | None) -> Any:
+    """The job names no model file, or only files of ``models`` (None: no filter)."""
+    if models is None:
+        return None
+    have = literal(json.dumps(sorted(models)))
+    return or_(jobs.c.models.is_(None), models_within(jobs.c.models, have))
+
+
+def _claimable(
+    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+) -> Any:
     conditions = [
         jobs.c.status == Q,
         jobs.c.pool == pool,
         or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
         or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
     ]
+    if (fits := _fits(models)) is not None:
+        conditions.append(fits)
     if avoid is not None:
         conditions.append(
             or_(
@@ -141,19 +183,23 @@ def _claimable(pool: str, now: datetime, avoid: str | None = None) -> Any:
     return and_(*conditions)
 
 
-def next_claimable(pool: str, now: datetime, avoid: str | None = None) -> Select[Any]:
+def next_claimable(
+    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+) -> Select[Any]:
     """The claim's pick: it reads the ``jobs_claim`` index in order (a test EXPLAINs it)."""
     return (
         select(jobs.c.id)
-        .where(_claimable(pool, now, avoid))
+        .where(_claimable(pool, now, avoid, models))
         .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
 
 
-def expired_leases(now: datetime, limit: int) -> Select[Any]:
-    """The rescuer's pick, through the ``jobs_leases`` index."""
+def expired_leases(now: Any, limit: int) -> Select[Any]:
+    """The rescuer's pick, through the ``jobs_leases`` index. ``now``: a time, or the
+    database's ``now()`` (stable within a statement, so the index can still be used;
+    ``clock_timestamp()`` is volatile and would turn the index scan into a filter)."""
     return (
         select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.max_attempts)
         .where(or_(jobs.c.status == R, jobs.c.status == C), jobs.c.lease_expires_at < now)
@@ -215,10 +261,50 @@ RETENTION_BATCH = 100
 RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
+def _requested_lease(
+    conn: Connection, agent_id: str, request_id: str
+) -> tuple[Job, Attempt] | None:
+    """The lease an earlier lease call with this request id took, None if none did;
+    LeaseLost when that lease is no longer held under the token it was handed out with."""
+    record = conn.execute(
+        select(lease_requests).where(
+            lease_requests.c.agent_id == agent_id, lease_requests.c.request_id == request_id
+        )
+    ).first()
+    if record is None:
+        return None
+    row = conn.execute(
+        select(jobs).where(
+            jobs.c.id == record.job_id,
+            jobs.c.attempts == record.attempt,
+            _fence(record.lease_token),
+        )
+    ).first()
+    attempt = conn.execute(
+        select(job_attempts).where(
+            job_attempts.c.job_id == record.job_id, job_attempts.c.attempt == record.attempt
+        )
+    ).first()
+    if row is None or attempt is None:
+        raise LeaseLost
+    return job_from_row(row), attempt_from_row(attempt)
+
+
 class SqlJobStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, database_clock: bool = True) -> None:
         self._db = db
         self._clock = clock
+        #: lease times from the database's clock: on PostgreSQL, gateways on several
+        #: machines must agree on when a lease runs out whatever their own clocks say.
+        #: SQLite lives on one machine and keeps the injected clock.
+        self._database_clock = database_clock and db.dialect == "postgresql"
+
+    def lease_now(self, now: datetime) -> Any:
+        """ "Now" for lease times: ``now()`` in the database, or ``now`` as given."""
+        return func.now() if self._database_clock else now
+
+    def _lease_at(self, now: datetime, offset_s: float) -> Any:
+        return self.lease_now(now) + timedelta(seconds=offset_s)
 
     @property
     def db(self) -> Database:
@@ -346,6 +432,8 @@ class SqlJobStore:
                     max_attempts=job.max_attempts,
                     timeout_s=job.timeout_s,
                     retry_on_timeout=job.retry_on_timeout,
+                    # SQL NULL, not JSON null: "needs no model" is what the claim tests
+                    models=list(job.models) if job.models else null(),
                     params=job.params,
                     metadata=job.metadata,
                     inputs=[i.to_dict() for i in job.inputs],
@@ -535,9 +623,16 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- the worker protocol ----------------------------------------------------------------
-    async def has_claimable(self, *, pool: str, now: datetime, avoid: str | None = None) -> bool:
+    async def has_claimable(
+        self,
+        *,
+        pool: str,
+        now: datetime,
+        avoid: str | None = None,
+        models: frozenset[str] | None = None,
+    ) -> bool:
         def run(conn: Connection) -> bool:
-            query = select(jobs.c.id).where(_claimable(pool, now, avoid)).limit(1)
+            query = select(jobs.c.id).where(_claimable(pool, now, avoid, models)).limit(1)
             return conn.execute(query).first() is not None
 
         return await self._db.read(run)
@@ -553,13 +648,20 @@ class SqlJobStore:
         lease_ttl_s: float,
         now: datetime,
         avoid: str | None = None,
+        request_id: str | None = None,
+        models: frozenset[str] | None = None,
     ) -> tuple[Job, Attempt] | None:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
-        next_id = next_claimable(pool, now, avoid).scalar_subquery()
+        next_id = next_claimable(pool, now, avoid, models).scalar_subquery()
+        lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:
+            if request_id is not None:
+                earlier = _requested_lease(conn, agent_id, request_id)
+                if earlier is not None:
+                    return earlier
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == next_id, jobs.c.status == Q)
@@ -568,8 +670,8 @@ class SqlJobStore:
                     attempts=jobs.c.attempts + 1,
                     lease_owner=agent_id,
                     lease_token=lease_token,
-                    lease_expires_at=now + timedelta(seconds=lease_ttl_s),
-                    heartbeat_at=now,
+                    lease_expires_at=lease_now + timedelta(seconds=lease_ttl_s),
+                    heartbeat_at=lease_now,
                     not_before=None,
                     avoid_backend=None,
                     cancel_requested_at=None,
@@ -603,7 +705,44 @@ class SqlJobStore:
             _append(conn, job, "status", status_data(job), job.last_seq, now)
             if job.attempts == 1:
                 _tell_webhook(conn, job, now, started=True)
+            if request_id is not None:
+                conn.execute(
+                    insert(lease_requests).values(
+                        agent_id=agent_id,
+                        request_id=request_id,
+                        job_id=job.id,
+                        attempt=job.attempts,
+                        lease_token=lease_token,
+                        created_at=lease_now,
+                    )
+                )
             return job, attempt
+
+        try:
+            return await self._db.write(run)
+        except IntegrityError:
+            if request_id is None:
+                raise
+            # Another gateway answered a retry of this call meanwhile (PostgreSQL): this
+            # claim rolled back; that one's lease is the answer.
+            return await self.requested_lease(agent_id=agent_id, request_id=request_id)
+
+    async def requested_lease(
+        self, *, agent_id: str, request_id: str
+    ) -> tuple[Job, Attempt] | None:
+        def run(conn: Connection) -> tuple[Job, Attempt] | None:
+            return _requested_lease(conn, agent_id, request_id)
+
+        return await self._db.read(run)
+
+    async def purge_lease_requests(self, *, keep_s: float, now: datetime) -> int:
+        def run(conn: Connection) -> int:
+            result = conn.execute(
+                delete(lease_requests).where(
+                    lease_requests.c.created_at < self._lease_at(now, -keep_s)
+                )
+            )
+            return int(result.rowcount or 0)
 
         return await self._db.write(run)
 
@@ -644,8 +783,8 @@ class SqlJobStore:
                     .where(jobs.c.id == row.id, _fence(row.lease_token))
                     .values(
                         lease_token=new_token(),
-                        lease_expires_at=now + timedelta(seconds=lease_ttl_s),
-                        heartbeat_at=now,
+                        lease_expires_at=self._lease_at(now, lease_ttl_s),
+                        heartbeat_at=self.lease_now(now),
                     )
                     .returning(*jobs.c)
                 ).first()
@@ -662,7 +801,10 @@ class SqlJobStore:
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, _fence(lease_token))
-                .values(lease_expires_at=now + timedelta(seconds=lease_ttl_s), heartbeat_at=now)
+                .values(
+                    lease_expires_at=self._lease_at(now, lease_ttl_s),
+                    heartbeat_at=self.lease_now(now),
+                )
                 .returning(*jobs.c)
             ).first()
             if row is None:
@@ -772,9 +914,10 @@ class SqlJobStore:
         skipped (PostgreSQL); each transition is guarded, so a concurrent rescuer or a
         late heartbeat that renewed the lease makes it a no-op."""
         error = {"code": "lease_expired", "message": "the backend stopped reporting"}
+        lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> list[Job]:
-            expired = conn.execute(expired_leases(now, limit)).all()
+            expired = conn.execute(expired_leases(lease_now, limit)).all()
             rescued = []
             for job_id, status, attempts, max_attempts in expired:
                 values: dict[str, Any]
@@ -792,7 +935,7 @@ class SqlJobStore:
                 job = _transition(
                     conn,
                     job_id,
-                    and_(jobs.c.status == status, jobs.c.lease_expires_at < now),
+                    and_(jobs.c.status == status, jobs.c.lease_expires_at < lease_now),
                     {**values, **RELEASED},
                     now=now,
                 )
@@ -932,8 +1075,12 @@ class SqlJobStore:
         return await self._db.write(run)
 
 
-async def open_store(database_url: str, *, clock: Clock, migrate_first: bool = True) -> SqlJobStore:
-    """Migrate to head (or only check the schema is there), then hand out the store."""
+async def open_store(
+    database_url: str, *, clock: Clock, migrate_first: bool = True, database_clock: bool = True
+) -> SqlJobStore:
+    """Migrate to head (or only check the schema is there), then hand out the store.
+    ``database_clock=False`` keeps lease times on ``clock`` on PostgreSQL too (tests that
+    move a FakeClock)."""
     db = open_database(database_url)
     try:
         if migrate_first:
@@ -943,4 +1090,4 @@ async def open_store(database_url: str, *, clock: Clock, migrate_first: bool = T
     except BaseException:
         await db.dispose()
         raise
-    return SqlJobStore(db, clock)
+    return SqlJobStore(db, clock, database_clock=database_clock)

@@ -75,6 +75,8 @@ jobs = Table(
     Column("deleted_at", TS, nullable=True),
     #: where the job's events are sent: {"url", "events"} (jobs/webhooks.py)
     Column("webhook", JSON, nullable=True),
+    #: the model files the graph names (None: none); a claim needs a backend with all
+    Column("models", JSON, nullable=True),
     Index(
         "jobs_claim",
         "pool",
@@ -215,4 +217,19 @@ webhook_disabled = Table(
     Column("reason", String(500), nullable=False),
     Column("disabled_at", TS, nullable=False),
     PrimaryKeyConstraint("owner_id", "url"),
+)
+
+#: lease calls answered, by the agent's request id: a lease call retried against any
+#: gateway gets the lease the first call took (purged after a few minutes)
+lease_requests = Table(
+    "lease_requests",
+    metadata,
+    Column("agent_id", String(200), nullable=False),
+    Column("request_id", String(100), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("lease_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    PrimaryKeyConstraint("agent_id", "request_id"),
+    Index("lease_requests_created", "created_at"),
 )

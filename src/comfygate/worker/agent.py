@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from comfygate.clock import Clock
@@ -24,6 +25,7 @@ from comfygate.comfy.messages import (
     Message,
     Preview,
 )
+from comfygate.contracts.models import models_available
 from comfygate.errors import (
     BackendRestarted,
     ComfygateError,
@@ -35,7 +37,7 @@ from comfygate.errors import (
     StorageFailed,
     WebSocketLost,
 )
-from comfygate.jobs.model import JobFailure, Lease, Progress
+from comfygate.jobs.model import JobFailure, Lease, Lessee, Progress
 from comfygate.storage.base import Storage
 from comfygate.worker.blobs import StorageBlobs, WorkerBlobs
 from comfygate.worker.hygiene import Hygiene, HygienePolicy
@@ -54,6 +56,9 @@ PREVIEW_EVERY_S = 0.5
 #: an agent whose heartbeats have failed this long takes no new work: the rescuer will
 #: soon hand its jobs to others, and leasing more would only run them twice
 STOP_LEASING_AFTER_S = 20.0
+#: how often the model files of the backend are read again from /object_info (and on
+#: every reconnect): files added to a running ComfyUI appear in its lists
+MODELS_EVERY_S = 300.0
 
 
 class _Wake:
@@ -86,7 +91,7 @@ class Agent:
         self,
         *,
         agent_id: str,
-        pool: str,
+        pool: str | Sequence[str],
         comfy: ComfyClient,
         transport: WorkerTransport,
         clock: Clock,
@@ -100,7 +105,15 @@ class Agent:
         interrupt_grace_s: float = 60.0,
     ) -> None:
         self.agent_id = agent_id
-        self.pool = pool
+        #: the pools it leases from; the first names it in views
+        self.pools = (pool,) if isinstance(pool, str) else tuple(pool)
+        if not self.pools:
+            raise ValueError("an agent needs a pool")
+        self.pool = self.pools[0]
+        #: the model files the backend lists, and when they were read (monotonic);
+        #: None until read: the gateway then offers every job
+        self._models: frozenset[str] | None = None
+        self._models_at: float | None = None
         self.comfy = comfy
         self.transport = transport
         if blobs is None:
@@ -258,9 +271,7 @@ class Agent:
             try:
                 async with self._leasing:
                     lease = await self.transport.lease(
-                        agent_id=self.agent_id,
-                        backend=self.backend,
-                        pool=self.pool,
+                        await self._lessee(),
                         wait_s=self.lease_wait_s,
                         # A waiting slot gives up when its backend goes away.
                         wanted=self._wants_work,
@@ -276,6 +287,23 @@ class Agent:
             except Exception:
                 # The slot lives on; the job's lease runs out and the rescuer retries it.
                 log.exception("job %s failed inside the agent", lease.job_id)
+
+    async def _lessee(self) -> Lessee:
+        """What the gateway is told when this agent asks for work."""
+        now = self.clock.monotonic()
+        if self._models_at is None or now - self._models_at >= MODELS_EVERY_S:
+            try:
+                self._models = models_available(await self.comfy.object_info())
+                self._models_at = now
+            except ComfygateError as exc:  # asked again on the next lease call
+                log.warning("%s could not read its backend's models: %s", self.agent_id, exc)
+        return Lessee(
+            agent_id=self.agent_id,
+            backend=self.backend,
+            pools=self.pools,
+            capacity=max(self.capacity - len(self._jobs), 0),
+            models=self._models,
+        )
 
     def stop(self) -> None:
         """Lease no more work; a running job finishes first."""
@@ -303,6 +331,8 @@ class Agent:
                         self._warm.clear()
                         self._warming = asyncio.create_task(self._warm_up(), name="warmup")
                     self._socket_up.set()
+                    # A backend that was away may come back with other model files.
+                    self._models_at = None
                     delay = 0.2
                     async for message in sock:
                         self._dispatch(message)

@@ -1,6 +1,7 @@
 """What an agent reads and writes besides the protocol: the job's graph and inputs in,
 its outputs out. In-process agents use the gateway's storage directly; a remote agent
-has no storage access and goes through the gateway (or, later, presigned URLs)."""
+has no storage access and goes through the gateway, or puts its outputs to presigned
+URLs the gateway hands out when storage is S3 (``transport/http.py``)."""
 
 from __future__ import annotations
 

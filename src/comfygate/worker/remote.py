@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Sequence
 
 import httpx
 
@@ -26,7 +27,7 @@ def build_remote_agent(
     gateway: str,
     token: str,
     comfy: str,
-    pool: str,
+    pool: str | Sequence[str],
     http: httpx.AsyncClient,
     agent_id: str | None = None,
     capacity: int = 2,
@@ -45,10 +46,12 @@ def build_remote_agent(
 
 
 async def run_worker(*, gateway: str, token: str, comfy: str, pool: str) -> None:
-    """Run until SIGINT or SIGTERM; the first signal lets running jobs finish."""
+    """Run until SIGINT or SIGTERM; the first signal lets running jobs finish. ``pool``:
+    one pool, or several comma-separated."""
+    pools = [p.strip() for p in pool.split(",") if p.strip()] or ["default"]
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
         agent, transport = build_remote_agent(
-            gateway=gateway, token=token, comfy=comfy, pool=pool, http=http
+            gateway=gateway, token=token, comfy=comfy, pool=pools, http=http
         )
         task = asyncio.create_task(agent.run(), name="remote-agent")
         loop = asyncio.get_running_loop()

@@ -42,6 +42,10 @@ async def test_backends_show_state_queue_and_memory(
         assert b["id"] == "local-0" and b["pool"] == "default" and b["url"] == sim.url
         assert b["connected"] is True and b["current_jobs"] == [] and b["error"] is None
         assert b["queue"] == {"running": 0, "pending": 0, "length": 0}
+        # What its agent reports when it asks for work: pools, free slots, models.
+        [b] = await backends_until(c, lambda bs: bs[0]["lessee"] is not None)
+        assert b["lessee"]["pools"] == ["default"] and b["lessee"]["capacity"] >= 1
+        assert "sim-sd15.safetensors" in b["lessee"]["models"]
         system = b["system"]
         assert system["vram_total"] > 0 and 0 <= system["vram_free"] <= system["vram_total"]
         assert system["ram_total"] > 0 and system["comfyui_version"]
@@ -110,7 +114,7 @@ async def test_stats_count_queued_jobs_of_a_pool_without_backends(
             "backends_connected": 0,
         }
         assert stats["totals"]["queued"] == 2
-        assert (await c.get("/v1/admin/backends")).json() == {"backends": []}
+        assert (await c.get("/v1/admin/backends")).json() == {"backends": [], "remote": []}
 
 
 async def test_a_backend_that_hangs_is_unreachable_after_the_timeout(sim: SimServer) -> None:

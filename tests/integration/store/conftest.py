@@ -72,14 +72,15 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
-    s = await open_store(database_url, clock=clock)
+    # Lease times follow the FakeClock here; the database's clock is tested on its own.
+    s = await open_store(database_url, clock=clock, database_clock=False)
     if not database_url.startswith("sqlite"):
         await s.db.write(  # a clean slate per test
             lambda conn: conn.execute(
                 text(
                     "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
-                    "workflow_versions, webhook_deliveries, webhook_attempts, webhook_disabled "
-                    "CASCADE"
+                    "lease_requests, workflow_versions, webhook_deliveries, webhook_attempts, "
+                    "webhook_disabled CASCADE"
                 )
             )
         )

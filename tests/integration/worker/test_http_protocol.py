@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from comfygate.errors import LeaseLost
-from comfygate.jobs.model import Lease
+from comfygate.jobs.model import JobStatus, Lease
 from comfygate.worker.transport.http import HttpTransport
 from comfygate.worker.transport.wire import LEASE_HEADER, lease_from_dict, lease_to_dict
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
@@ -92,6 +92,56 @@ async def test_an_idle_lease_answers_204_and_a_retry_gets_the_same_lease(
     # A new request id is a new lease call: the one job is taken already.
     assert (await _lease(worker, "r2", wait_s=0)).status_code == 204
     assert rg.gw.pool_available("default")  # the remote backend counts for readiness
+
+
+async def test_a_lease_retried_against_another_gateway_returns_the_same_lease(
+    rg: RunningGateway, worker: httpx.AsyncClient, secret: str, start_gateway: GatewayFactory
+) -> None:
+    """Two gateways over one database: the answer of gateway A is lost, the agent's
+    retry (same request id) reaches gateway B and gets A's lease, not the other job."""
+    other = await start_gateway()  # the same data directory: one database
+    first_job = await _submit(rg)
+    await _submit(rg)
+    first = await _lease(worker, "lost-1")
+    assert first.status_code == 200 and first.json()["job_id"] == first_job
+    async with other.client(headers={"authorization": f"Bearer {secret}"}) as on_b:
+        body = {"request_id": "lost-1", "agent_id": "a1", "backend": BACKEND, "wait_s": 0}
+        again = await on_b.post("/worker/v1/lease", json={**body, "retry": True})
+        assert again.status_code == 200
+        assert again.json()["lease_token"] == first.json()["lease_token"]
+    running = await rg.gw.store.list_jobs(owner_id=None, status=JobStatus.RUNNING)
+    assert [j.id for j in running] == [first_job]
+
+
+async def test_a_lease_names_pools_capacity_and_models_and_skips_jobs_it_cannot_run(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    """txt2img names sim-sd15.safetensors: a backend without it is not offered the job;
+    the gateway keeps what each backend reported."""
+    job_id = await _submit(rg)
+    body = {"agent_id": "a1", "backend": BACKEND, "pools": ["other", "default"], "capacity": 3}
+    lacking = {**body, "request_id": "x1", "wait_s": 0, "models": ["sdxl.safetensors"]}
+    assert (await worker.post("/worker/v1/lease", json=lacking)).status_code == 204
+    [seen] = rg.gw.gate.lessees()
+    assert seen.pools == ("other", "default") and seen.capacity == 3
+    assert seen.models == frozenset({"sdxl.safetensors"})
+    having = {**lacking, "request_id": "x2", "models": ["sim-sd15.safetensors", "vae.pt"]}
+    r = await worker.post("/worker/v1/lease", json=having)
+    assert r.status_code == 200 and r.json()["job_id"] == job_id
+    bad = await worker.post("/worker/v1/lease", json={**having, "request_id": "x3", "pools": []})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "/pools"
+
+
+async def test_a_pool_bound_worker_token_may_not_name_other_pools(
+    rg: RunningGateway,
+) -> None:
+    _, secret = await rg.gw.worker_tokens.create("gpu-2", pool="default")
+    async with rg.client(headers={"authorization": f"Bearer {secret}"}) as bound:
+        body = {"request_id": "p", "agent_id": "a", "backend": BACKEND, "wait_s": 0}
+        r = await bound.post("/worker/v1/lease", json={**body, "pools": ["default", "gpu"]})
+        assert r.status_code == 403
+        r = await bound.post("/worker/v1/lease", json={**body, "pools": ["default"]})
+        assert r.status_code == 204
 
 
 async def test_heartbeat_carries_the_cancel_flag(

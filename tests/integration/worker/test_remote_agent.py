@@ -64,6 +64,10 @@ async def test_a_job_runs_on_a_remote_agent_and_its_outputs_download(
             assert got.status_code == 200 and len(got.content) == output["bytes"]
         ready = (await c.get("/readyz")).json()
         assert ready["checks"]["pool:default"] == "ok"
+    # The agent told the gateway what its ComfyUI has (the simulator's checkpoints).
+    [lessee] = rg.gw.gate.lessees()
+    assert lessee.models is not None and "sim-sd15.safetensors" in lessee.models
+    assert lessee.pools == ("default",) and lessee.capacity is not None
 
 
 async def test_a_restarted_remote_agent_reattaches_to_its_running_job(

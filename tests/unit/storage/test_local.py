@@ -61,7 +61,7 @@ def test_signed_get_verifies_until_expiry_and_only_for_its_key(
 
 
 def test_signed_put_binds_type_and_size(storage: LocalStorage) -> None:
-    signed = storage.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", max_bytes=10)
+    signed = storage.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", size=10)
     q = parse_qs(urlsplit(signed.url).query)
     exp, sig = int(q["exp"][0]), q["sig"][0]
     assert signed.method == "PUT" and signed.headers == {"Content-Type": "image/png"}

@@ -40,9 +40,13 @@ async def test_presigned_get_downloads_the_object(s3: S3Storage, clock: FakeCloc
         assert got.headers["content-type"] == "image/png"
 
 
-async def test_presigned_put_takes_the_declared_type(s3: S3Storage) -> None:
-    signed = s3.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", max_bytes=10)
+async def test_presigned_put_signs_the_declared_type_and_length(s3: S3Storage) -> None:
+    signed = s3.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", size=7)
     assert signed.method == "PUT" and signed.headers == {"Content-Type": "image/png"}
+    # S3 refuses a body of another length or type: both are in the signature.
+    query = parse_qs(urlsplit(signed.url).query)
+    assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host"]
+    assert query["X-Amz-Expires"] == ["60"]
     async with httpx.AsyncClient() as client:
         put = await client.put(signed.url, content=b"png-ish", headers=signed.headers)
     assert put.status_code == 200
@@ -68,7 +72,8 @@ async def test_upload_complete_checks_the_object_in_the_bucket(
         "alice", filename="me.png", content_type="image/png", size=len(data)
     )
     async with httpx.AsyncClient() as client:
-        # A presigned PUT does not bind the length: one byte more gets through...
+        # moto checks no signature, so one byte more than signed gets through (as past
+        # an S3-compatible service that does not enforce it)...
         put = await client.put(signed.url, content=data + b"x", headers=signed.headers)
         assert put.status_code == 200
         with pytest.raises(InvalidUpload) as refused:

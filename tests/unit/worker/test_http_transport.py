@@ -10,7 +10,7 @@ import pytest
 
 from comfygate.clock import FakeClock
 from comfygate.errors import LeaseLost
-from comfygate.jobs.model import Lease, Progress
+from comfygate.jobs.model import Lease, Lessee, Progress
 from comfygate.worker.transport.http import GatewayRefused, HttpTransport
 from comfygate.worker.transport.wire import lease_to_dict
 
@@ -28,15 +28,24 @@ LEASE = Lease(
 )
 
 
+LESSEE = Lessee(
+    agent_id="a", backend="http://c", pools=("default",), capacity=2, models=frozenset({"m"})
+)
+
+
 def _transport(handler: httpx.MockTransport, clock: FakeClock) -> HttpTransport:
     return HttpTransport("http://gw", "cgw_x", clock=clock, transport=handler)
 
 
 async def test_a_lease_is_retried_with_the_same_request_id_while_the_gateway_is_away() -> None:
     seen: list[str] = []
+    retries: list[bool] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(json.loads(request.content)["request_id"])
+        body = json.loads(request.content)
+        seen.append(body["request_id"])
+        retries.append(body.get("retry", False))
+        assert body["pools"] == ["default"] and body["models"] == ["m"]
         if len(seen) == 1:
             raise httpx.ConnectError("refused")
         if len(seen) == 2:
@@ -45,9 +54,11 @@ async def test_a_lease_is_retried_with_the_same_request_id_while_the_gateway_is_
 
     clock = FakeClock()
     t = _transport(httpx.MockTransport(answer), clock)
-    got = await t.lease(agent_id="a", backend="http://c", pool="default", wait_s=25)
+    got = await t.lease(LESSEE, wait_s=25)
     assert got == LEASE
     assert len(seen) == 3 and len(set(seen)) == 1
+    # Resends say so: the gateway that gets one looks for a lease the first try took.
+    assert retries == [False, True, True]
     assert 0 < clock.monotonic() <= 1.5  # backed off, not hammering
     await t.aclose()
 
@@ -61,9 +72,7 @@ async def test_a_lease_gives_up_when_no_longer_wanted() -> None:
         raise httpx.ConnectError("refused")
 
     t = _transport(httpx.MockTransport(away), FakeClock())
-    got = await t.lease(
-        agent_id="a", backend="http://c", pool="default", wait_s=25, wanted=lambda: calls < 4
-    )
+    got = await t.lease(LESSEE, wait_s=25, wanted=lambda: calls < 4)
     assert got is None and calls == 4
     await t.aclose()
 

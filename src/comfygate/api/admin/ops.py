@@ -13,7 +13,7 @@ from comfygate.api.admin.guard import admin_router
 from comfygate.api.deps import gateway
 from comfygate.errors import NotFound
 from comfygate.gateway import Gateway
-from comfygate.jobs.model import JobStatus
+from comfygate.jobs.model import JobStatus, Lessee
 from comfygate.jobs.stats import Bucket, throughput, window
 from comfygate.worker.agent import Agent
 
@@ -37,6 +37,17 @@ class SystemInfo(BaseModel):
     ram_free: int
 
 
+class LesseeOut(BaseModel):
+    agent_id: str
+    url: str = Field(description="The backend's ComfyUI, as its agent names it")
+    pools: list[str]
+    capacity: int | None = Field(description="Free slots when it last asked for work")
+    models: list[str] | None = Field(
+        description="Model files its ComfyUI lists; it is offered no job naming others "
+        "(null: not reported, offered every job)"
+    )
+
+
 class BackendOut(BaseModel):
     id: str = Field(description="The agent that drives this backend")
     pool: str
@@ -55,10 +66,16 @@ class BackendOut(BaseModel):
     system: SystemInfo | None = Field(description="From /system_stats; null when unreachable")
     error: str | None = Field(description="Why the backend did not answer")
     checked_at: datetime = Field(description="When the backend was last asked (cached a few s)")
+    lessee: LesseeOut | None = Field(
+        default=None, description="What its agent said when it last asked for work"
+    )
 
 
 class BackendsOut(BaseModel):
     backends: list[BackendOut]
+    remote: list[LesseeOut] = Field(
+        description="Agents on other hosts (comfygate worker) that asked for work lately"
+    )
 
 
 class PoolOut(BaseModel):
@@ -132,11 +149,27 @@ def _backend(view: BackendView) -> BackendOut:
     )
 
 
+def _lessee(lessee: Lessee) -> LesseeOut:
+    return LesseeOut(
+        agent_id=lessee.agent_id,
+        url=lessee.backend,
+        pools=list(lessee.pools),
+        capacity=lessee.capacity,
+        models=None if lessee.models is None else sorted(lessee.models),
+    )
+
+
 @router.get("/backends")
 async def list_backends(gw: GW) -> BackendsOut:
     """Every configured backend with its state, the jobs on it, ComfyUI's queue length
-    and memory. Backends are asked live, at most once every few seconds."""
-    return BackendsOut(backends=[_backend(v) for v in await gw.admin.monitor.view(gw.agents)])
+    and memory, and what its agent reports (pools, free slots, model files). Backends
+    are asked live, at most once every few seconds. Remote agents are listed with what
+    they report (this gateway's view: those that asked it for work lately)."""
+    lessees = {x.backend: _lessee(x) for x in gw.gate.lessees()}
+    backends = [_backend(v) for v in await gw.admin.monitor.view(gw.agents)]
+    for b in backends:
+        b.lessee = lessees.pop(b.url, None)
+    return BackendsOut(backends=backends, remote=list(lessees.values()))
 
 
 @router.post("/backends/{backend_id}/drain", status_code=202)

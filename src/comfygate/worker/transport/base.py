@@ -5,21 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
+from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, Lessee, OutputFile, Progress
 
 
 class WorkerTransport(ABC):
     @abstractmethod
     async def lease(
-        self,
-        *,
-        agent_id: str,
-        backend: str,
-        pool: str,
-        wait_s: float,
-        wanted: Callable[[], bool] = lambda: True,
+        self, lessee: Lessee, *, wait_s: float, wanted: Callable[[], bool] = lambda: True
     ) -> Lease | None:
-        """The next job, waiting up to ``wait_s``; gives up when ``wanted()`` is false."""
+        """The next job for ``lessee``, waiting up to ``wait_s``; gives up when
+        ``wanted()`` is false."""
 
     @abstractmethod
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:

@@ -4,20 +4,30 @@ is back within one lease TTL of the gateway's return."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import tempfile
 import uuid
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
 
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.errors import ComfygateError, LeaseLost
-from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
+from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.transport.base import WorkerTransport
-from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, file_url, lease_from_dict
+from comfygate.worker.transport.wire import (
+    LEASE_HEADER,
+    PREFIX,
+    PRESIGNED,
+    file_url,
+    lease_from_dict,
+    lessee_to_dict,
+    output_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,10 @@ MAX_WAIT_S = 25.0
 #: a fenced terminal call keeps trying this long: past two lease TTLs the job has been
 #: rescued anyway and the answer would be lease_lost
 FINISH_RETRY_S = 60.0
+#: an output bound for a presigned URL is measured first (S3 wants its length up front):
+#: this much in memory, the rest in a temporary file
+SPOOL_BYTES = 8 * 1024 * 1024
+CHUNK = 256 * 1024
 
 
 class GatewayRefused(ComfygateError):
@@ -71,10 +85,21 @@ class HttpTransport(WorkerTransport):
             timeout=httpx.Timeout(30.0, connect=5.0),
             transport=transport,
         )
+        #: to presigned storage URLs: no worker token goes there
+        self.storage_http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
+        #: jobs whose leases said their outputs go to presigned URLs
+        self.presigned: set[str] = set()
         self.blobs = HttpBlobs(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self.storage_http.aclose()
+
+    def _leased(self, data: dict[str, Any]) -> Lease:
+        lease = lease_from_dict(data)
+        if data.get("outputs_upload") == PRESIGNED:
+            self.presigned.add(lease.job_id)
+        return lease
 
     async def send(
         self,
@@ -118,22 +143,14 @@ class HttpTransport(WorkerTransport):
                 await backoff.wait()
 
     async def lease(
-        self,
-        *,
-        agent_id: str,
-        backend: str,
-        pool: str,
-        wait_s: float,
-        wanted: Callable[[], bool] = lambda: True,
+        self, lessee: Lessee, *, wait_s: float, wanted: Callable[[], bool] = lambda: True
     ) -> Lease | None:
         # One request id for every retry of this call: a lease the gateway took for a
         # call whose answer never arrived comes back, instead of waiting for a rescue.
         body = {
             "request_id": uuid.uuid4().hex,
-            "agent_id": agent_id,
-            "backend": backend,
-            "pool": pool,
             "wait_s": min(wait_s, MAX_WAIT_S),
+            **lessee_to_dict(lessee),
         }
         backoff = Backoff(self._clock)
         while wanted():
@@ -143,18 +160,21 @@ class HttpTransport(WorkerTransport):
                 )
             except _Away as exc:
                 log.warning("gateway away while leasing (%s); retrying", exc)
+                # Another gateway may answer the retry: it looks for the lease this
+                # call's first try may still take.
+                body["retry"] = True
                 await backoff.wait()
                 continue
             if response.status_code == 204:
                 return None
-            return lease_from_dict(response.json())
+            return self._leased(response.json())
         return None
 
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
         response = await self._persist(
             "POST", f"{PREFIX}/adopt", for_s=None, json={"agent_id": agent_id, "backend": backend}
         )
-        return [lease_from_dict(x) for x in response.json()["leases"]]
+        return [self._leased(x) for x in response.json()["leases"]]
 
     async def heartbeat(self, lease: Lease) -> HeartbeatReply:
         # Not retried here: the agent counts failing heartbeats and stops leasing.
@@ -195,6 +215,7 @@ class HttpTransport(WorkerTransport):
     async def complete(
         self, lease: Lease, outputs: Sequence[OutputFile], progress: Progress | None = None
     ) -> None:
+        self.presigned.discard(lease.job_id)
         body = {
             "lease_token": lease.lease_token,
             "outputs": [o.to_dict() for o in outputs],
@@ -203,6 +224,7 @@ class HttpTransport(WorkerTransport):
         await self._persist("POST", _job(lease, "complete"), for_s=FINISH_RETRY_S, json=body)
 
     async def fail(self, lease: Lease, failure: JobFailure, *, retryable: bool) -> None:
+        self.presigned.discard(lease.job_id)
         body = {
             "lease_token": lease.lease_token,
             "failure": failure.to_dict(),
@@ -211,6 +233,7 @@ class HttpTransport(WorkerTransport):
         await self._persist("POST", _job(lease, "fail"), for_s=FINISH_RETRY_S, json=body)
 
     async def canceled(self, lease: Lease) -> None:
+        self.presigned.discard(lease.job_id)
         await self._persist(
             "POST",
             _job(lease, "canceled"),
@@ -237,11 +260,13 @@ class HttpBlobs(WorkerBlobs):
     async def write(
         self, lease: Lease, name: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> tuple[str, int, str]:
+        if lease.job_id in self._t.presigned:
+            return await self._write_presigned(lease, name, chunks, content_type)
         # Streamed, so not retried: the agent reports a storage failure instead.
         try:
             response = await self._t.send(
                 "PUT",
-                _job(lease, f"outputs/{name}"),
+                output_path(lease.job_id, name),
                 headers={LEASE_HEADER: lease.lease_token, "content-type": content_type},
                 content=chunks,
                 timeout_s=300.0,
@@ -250,6 +275,45 @@ class HttpBlobs(WorkerBlobs):
             raise OSError(f"uploading {name} failed: {exc}") from exc
         stored = response.json()
         return str(stored["key"]), int(stored["bytes"]), str(stored["sha256"])
+
+    async def _write_presigned(
+        self, lease: Lease, name: str, chunks: AsyncIterable[bytes], content_type: str
+    ) -> tuple[str, int, str]:
+        """Measure the output, ask the gateway for a PUT signed for its length, and send
+        it straight to storage; ``complete`` has the gateway check what arrived."""
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                spool.write(chunk)
+            try:
+                response = await self._t.send(
+                    "POST",
+                    f"{output_path(lease.job_id, name)}/url",
+                    headers={LEASE_HEADER: lease.lease_token},
+                    json={"content_type": content_type, "bytes": size},
+                )
+            except (_Away, GatewayRefused) as exc:
+                raise OSError(f"no upload URL for {name}: {exc}") from exc
+            signed = response.json()
+            spool.seek(0)
+
+            async def body() -> AsyncIterator[bytes]:
+                while chunk := spool.read(CHUNK):
+                    yield chunk
+
+            headers = {**signed["headers"], "Content-Length": str(size)}
+            try:
+                put = await self._t.storage_http.request(
+                    signed["method"], signed["url"], content=body(), headers=headers
+                )
+            except httpx.TransportError as exc:
+                raise OSError(f"uploading {name} to storage failed: {exc}") from exc
+        if put.status_code >= 300:
+            raise OSError(f"storage refused {name}: HTTP {put.status_code}")
+        return str(signed["key"]), size, digest.hexdigest()
 
 
 def _job(lease: Lease, call: str) -> str:

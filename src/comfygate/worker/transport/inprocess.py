@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, OutputFile, Progress
+from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.worker.transport.base import WorkerTransport
 
@@ -14,17 +14,9 @@ class InProcessTransport(WorkerTransport):
         self._gate = gate
 
     async def lease(
-        self,
-        *,
-        agent_id: str,
-        backend: str,
-        pool: str,
-        wait_s: float,
-        wanted: Callable[[], bool] = lambda: True,
+        self, lessee: Lessee, *, wait_s: float, wanted: Callable[[], bool] = lambda: True
     ) -> Lease | None:
-        return await self._gate.lease(
-            agent_id=agent_id, backend=backend, pool=pool, wait_s=wait_s, wanted=wanted
-        )
+        return await self._gate.lease(lessee, wait_s=wait_s, wanted=wanted)
 
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
         return await self._gate.adopt(agent_id=agent_id, backend=backend)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfygate.jobs.model import InputFile, Lease
+from comfygate.jobs.model import InputFile, Lease, Lessee
 
 PREFIX = "/worker/v1"
 #: the raw-body calls (preview, file reads and output uploads) carry the token here
 LEASE_HEADER = "X-Lease-Token"
+#: a lease's ``outputs_upload``: "presigned" (ask …/outputs/{name}/url, PUT to storage)
+#: or "gateway" (PUT …/outputs/{name} to the gateway)
+PRESIGNED = "presigned"
 
 
 def lease_to_dict(lease: Lease) -> dict[str, Any]:
@@ -48,6 +51,21 @@ def lease_from_dict(data: dict[str, Any]) -> Lease:
         lease_ttl_s=float(data["lease_ttl_s"]),
         heartbeat_s=float(data["heartbeat_s"]),
     )
+
+
+def output_path(job_id: str, name: str) -> str:
+    return f"{PREFIX}/jobs/{job_id}/outputs/{name}"
+
+
+def lessee_to_dict(lessee: Lessee) -> dict[str, Any]:
+    """The lease call's description of the agent: pools, free slots, model files."""
+    return {
+        "agent_id": lessee.agent_id,
+        "backend": lessee.backend,
+        "pools": list(lessee.pools),
+        "capacity": lessee.capacity,
+        "models": None if lessee.models is None else sorted(lessee.models),
+    }
 
 
 def file_url(lease: Lease, key: str) -> str:

@@ -26,17 +26,20 @@ from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.keys import ApiKeys
+from comfygate.shares import ShareLinks
 from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
+from comfygate.store.api_keys import SqlApiKeys
+from comfygate.store.share_links import SqlShareLinks
 from comfygate.store.stats import SqlStatsStore
-from comfygate.store.worker_tokens import SqlWorkerTokens
+from comfygate.users import JwtUsers
 from comfygate.worker.agent import Agent
 from comfygate.worker.hygiene import HygienePolicy
-from comfygate.worker.tokens import WorkerTokens
 from comfygate.worker.transport.inprocess import InProcessTransport
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,10 @@ class Gateway:
     sweeper: Sweeper
     uploads: Uploads
     admin: AdminConsole
-    worker_tokens: WorkerTokens
+    api_keys: ApiKeys
+    shares: ShareLinks
+    #: signed-in users of an identity provider, when ``jwt`` is configured
+    users: JwtUsers | None
     lease_requests: LeaseRequests
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -273,6 +279,8 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         ),
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
-        worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
+        api_keys=ApiKeys(SqlApiKeys(store.db), clock),
+        shares=ShareLinks(SqlShareLinks(store.db), clock),
+        users=JwtUsers.from_settings(settings.jwt),
         lease_requests=LeaseRequests(clock),
     )

@@ -85,6 +85,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             str(ROOT / "workflows"),
             "--comfy",
             sim_url,
+            "--public-site",
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL,

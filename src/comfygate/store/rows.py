@@ -26,7 +26,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _must(value: datetime | None) -> datetime:
+def must_aware(value: datetime | None) -> datetime:
     result = aware(value)
     assert result is not None
     return result
@@ -59,8 +59,8 @@ def job_from_row(row: Any) -> Job:
         lease_token=m["lease_token"],
         lease_expires_at=aware(m["lease_expires_at"]),
         cancel_requested_at=aware(m["cancel_requested_at"]),
-        created_at=_must(m["created_at"]),
-        updated_at=_must(m["updated_at"]),
+        created_at=must_aware(m["created_at"]),
+        updated_at=must_aware(m["updated_at"]),
         expires_at=aware(m["expires_at"]),
         not_before=aware(m["not_before"]),
         started_at=aware(m["started_at"]),
@@ -73,7 +73,7 @@ def job_from_row(row: Any) -> Job:
 def event_from_row(row: Any) -> JobEvent:
     m = row._mapping
     return JobEvent(
-        job_id=m["job_id"], seq=m["seq"], type=m["type"], data=m["data"], at=_must(m["at"])
+        job_id=m["job_id"], seq=m["seq"], type=m["type"], data=m["data"], at=must_aware(m["at"])
     )
 
 
@@ -84,7 +84,7 @@ def attempt_from_row(row: Any) -> Attempt:
         attempt=m["attempt"],
         backend=m["backend"],
         prompt_id=m["prompt_id"],
-        started_at=_must(m["started_at"]),
+        started_at=must_aware(m["started_at"]),
         finished_at=aware(m["finished_at"]),
         outcome=m["outcome"],
     )
@@ -97,7 +97,7 @@ def version_from_row(row: Any) -> WorkflowVersion:
         name=m["name"],
         graph=m["graph"],
         contract=m["contract"],
-        created_at=_must(m["created_at"]),
+        created_at=must_aware(m["created_at"]),
     )
 
 
@@ -110,5 +110,5 @@ def idempotency_from_row(row: Any) -> IdempotencyRecord:
         status_code=m["status_code"],
         body=m["body"],
         job_id=m["job_id"],
-        created_at=_must(m["created_at"]),
+        created_at=must_aware(m["created_at"]),
     )

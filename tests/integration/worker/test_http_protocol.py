@@ -27,7 +27,7 @@ async def rg(start_gateway: GatewayFactory) -> RunningGateway:
 
 @pytest.fixture
 async def secret(rg: RunningGateway) -> str:
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     return secret
 
 
@@ -56,8 +56,8 @@ async def test_worker_routes_need_a_live_worker_token(rg: RunningGateway, secret
     async with rg.client() as anonymous:
         r = await anonymous.post("/worker/v1/lease", json={})
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    [token] = await rg.gw.worker_tokens.list()
-    assert await rg.gw.worker_tokens.revoke(token.id)
+    [token] = await rg.gw.api_keys.list()
+    assert await rg.gw.api_keys.revoke(token.id)
     async with rg.client(headers={"authorization": f"Bearer {secret}"}) as revoked:
         assert (await _lease(revoked, wait_s=0)).status_code == 401
         # Elsewhere too, a revoked worker token is refused rather than taken for "local".

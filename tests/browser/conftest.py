@@ -181,6 +181,12 @@ def context(new_context: ContextFactory) -> BrowserContext:
     return new_context()
 
 
+def csrf(ctx: BrowserContext) -> dict[str, str]:
+    """What the pages' scripts send with a change: the CSRF cookie, echoed."""
+    [token] = [c["value"] for c in ctx.cookies() if c["name"] == "comfygate_csrf"]
+    return {"x-csrf-token": token}
+
+
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()

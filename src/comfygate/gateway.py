@@ -281,6 +281,6 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         admin=build_console(settings, SqlStatsStore(store.db), clock),
         api_keys=ApiKeys(SqlApiKeys(store.db), clock),
         shares=ShareLinks(SqlShareLinks(store.db), clock),
-        users=JwtUsers.from_settings(settings.jwt),
+        users=JwtUsers.from_settings(settings.jwt, clock),
         lease_requests=LeaseRequests(clock),
     )

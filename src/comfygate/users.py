@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 
+from comfygate.clock import Clock
 from comfygate.config import JwtSettings
 from comfygate.principal import Principal
 
@@ -18,6 +19,9 @@ from comfygate.principal import Principal
 USER_SCOPES = frozenset({"jobs:read", "jobs:write"})
 #: asymmetric only: an HS256 token would be "signed" with a public key anyone can read
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512", "EdDSA"]
+#: an unknown kid refetches the provider's keys (it may have rotated them), but at most
+#: this often: otherwise every forged token would make the gateway call the provider
+REFETCH_EVERY_S = 60.0
 
 
 class InvalidToken(Exception):
@@ -29,17 +33,32 @@ def looks_like_jwt(credential: str) -> bool:
 
 
 class JwtUsers:
-    def __init__(self, settings: JwtSettings) -> None:
+    def __init__(self, settings: JwtSettings, clock: Clock) -> None:
         self._settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300)
+        self._clock = clock
+        self._jwks = jwt.PyJWKClient(settings.jwks_url, lifespan=300)
+        self._refetched_at: float | None = None
 
     @classmethod
-    def from_settings(cls, settings: JwtSettings) -> JwtUsers | None:
-        return cls(settings) if settings.enabled else None
+    def from_settings(cls, settings: JwtSettings, clock: Clock) -> JwtUsers | None:
+        return cls(settings, clock) if settings.enabled else None
+
+    def _signing_key(self, token: str) -> jwt.PyJWK:
+        kid = jwt.get_unverified_header(token).get("kid")
+        keys = {k.key_id: k for k in self._jwks.get_signing_keys()}  # cached set
+        now = self._clock.monotonic()
+        if kid not in keys and (
+            self._refetched_at is None or now - self._refetched_at >= REFETCH_EVERY_S
+        ):
+            self._refetched_at = now
+            keys = {k.key_id: k for k in self._jwks.get_signing_keys(refresh=True)}
+        if kid not in keys:
+            raise InvalidToken(f"no signing key of the provider matches kid {kid!r}")
+        return keys[kid]
 
     def _decode(self, token: str) -> dict[str, Any]:
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
+            key = self._signing_key(token)
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.key,

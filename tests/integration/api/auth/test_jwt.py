@@ -19,6 +19,8 @@ from tests.integration.conftest import GatewayFactory, RunningGateway
 ISSUER = "https://id.example/"
 AUDIENCE = "comfygate-site"
 KID = "k1"
+#: every JWKS request the provider answered
+FETCHES: list[str] = []
 
 
 def new_key() -> RSAPrivateKey:
@@ -38,6 +40,7 @@ def jwks_url(signing_key: RSAPrivateKey) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            FETCHES.append(self.path)
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
@@ -90,7 +93,7 @@ async def test_a_valid_token_is_that_user_who_owns_their_jobs(
         ("wrong audience", "audience"),
         ("wrong issuer", "issuer"),
         ("bad signature", "signature"),
-        ("unknown kid", "signing key"),
+        ("unknown kid", "kid"),
         ("no sub", "sub"),
     ],
 )
@@ -116,3 +119,16 @@ async def test_a_token_that_fails_a_check_is_a_401(
     assert r.status_code == 401, r.text
     assert r.json()["error"]["code"] == "invalid_credentials"
     assert why in r.json()["error"]["message"].lower()
+
+
+async def test_unknown_kids_refetch_the_keys_at_most_once_a_minute(
+    site: RunningGateway, signing_key: RSAPrivateKey
+) -> None:
+    async with site.client() as c:
+        ok = {"authorization": f"Bearer {token(signing_key)}"}
+        assert (await c.get("/v1/jobs", headers=ok)).status_code == 200
+        before = len(FETCHES)
+        for i in range(5):
+            forged = {"authorization": f"Bearer {token(signing_key, kid=f'forged-{i}')}"}
+            assert (await c.get("/v1/jobs", headers=forged)).status_code == 401
+        assert len(FETCHES) - before <= 1

@@ -16,8 +16,10 @@ workflows_app = typer.Typer(help="Inspect workflow folders.", no_args_is_help=Tr
 app.add_typer(workflows_app, name="workflows")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-tokens_app = typer.Typer(help="Credentials of remote worker agents.", no_args_is_help=True)
-app.add_typer(tokens_app, name="worker-token")
+keys_app = typer.Typer(
+    help="API keys: programs, remote workers (scope worker) and scripts.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -64,6 +66,24 @@ def serve(
             help="A ComfyUI backend as [POOL=]URL; repeat for more (pool 'default' if unnamed).",
         ),
     ] = None,
+    allow_anonymous: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-anonymous",
+            envvar="COMFYGATE_ALLOW_ANONYMOUS",
+            help="Demo only: requests without credentials share one local principal "
+            "instead of getting 401 [default: off].",
+        ),
+    ] = None,
+    public_site: Annotated[
+        bool | None,
+        typer.Option(
+            "--public-site",
+            envvar="COMFYGATE_PUBLIC_SITE",
+            help="Open the web pages to the public: each browser gets a visitor "
+            "identity (cookie) [default: off].",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway."""
 
@@ -74,6 +94,8 @@ def serve(
         data_dir=data_dir,
         workflows_dir=workflows,
         comfy=comfy or None,
+        allow_anonymous=allow_anonymous,
+        public_site=public_site,
     )
     if not settings.backends:
         typer.echo("warning: no --comfy backend: jobs will wait in the queue", err=True)
@@ -93,10 +115,18 @@ def demo(
     workflows: WorkflowsOpt = None,
     step_ms: Annotated[float, typer.Option(help="Simulated sampler step time.")] = 50.0,
 ) -> None:
-    """Start a ComfyUI simulator and the gateway on the embedded defaults."""
+    """Start a ComfyUI simulator and the gateway on the embedded defaults, open to
+    anyone (anonymous use and the public site are on: a demo, not a deployment)."""
     from comfygate.serve import start_simulator, stop_process
 
-    settings = load_settings(None, port=port, data_dir=data_dir, workflows_dir=workflows)
+    settings = load_settings(
+        None,
+        port=port,
+        data_dir=data_dir,
+        workflows_dir=workflows,
+        allow_anonymous=True,
+        public_site=True,
+    )
     sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
     settings = settings.model_copy(update={"comfy": [sim_url]})
     url = f"http://{settings.host}:{settings.port}"
@@ -221,6 +251,13 @@ def submit(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Makes a retried submit safe.")
     ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="COMFYGATE_API_KEY",
+            help="An API key with jobs:write and jobs:read (not needed on the demo).",
+        ),
+    ] = None,
 ) -> None:
     """Submit a job; with --wait show its progress and save its outputs."""
     from comfygate.submit import SubmitError, run_submit
@@ -234,6 +271,7 @@ def submit(
             wait=wait,
             out=out,
             idempotency_key=idempotency_key,
+            key=key,
         )
     except SubmitError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -245,7 +283,11 @@ def submit(
 def worker(
     gateway: Annotated[str, typer.Option(envvar="COMFYGATE_GATEWAY", help="Gateway URL.")],
     token: Annotated[
-        str, typer.Option(envvar="COMFYGATE_WORKER_TOKEN", help="A worker token (cgw_…).")
+        str,
+        typer.Option(
+            envvar="COMFYGATE_WORKER_TOKEN",
+            help="An API key with the worker scope (keys create --scopes worker).",
+        ),
     ],
     comfy: Annotated[
         str, typer.Option(envvar="COMFYGATE_COMFY", help="This host's ComfyUI.")
@@ -264,44 +306,59 @@ def worker(
     run(run_worker(gateway=gateway, token=token, comfy=comfy, pool=pool))
 
 
-@tokens_app.command("create")
-def worker_token_create(
-    name: Annotated[str, typer.Argument(help="Who holds it, e.g. the GPU host's name.")],
-    pool: Annotated[str | None, typer.Option(help="Only this pool (default: any).")] = None,
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who holds it, e.g. a site or a GPU host.")],
+    scopes: Annotated[
+        str,
+        typer.Option(
+            "--scopes",
+            help="Comma-separated: jobs:write, jobs:read, admin, worker, raw (reserved).",
+        ),
+    ],
+    pool: Annotated[
+        str | None, typer.Option(help="A worker key leases from this pool only (default: any).")
+    ] = None,
     data_dir: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Create a worker token; its secret is shown this once."""
-    from comfygate.worker.token_admin import create_token, describe
+    """Create an API key; it is printed alone on the last line, this once."""
+    from comfygate.key_admin import create_key, describe
+    from comfygate.keys import UnknownScope, parse_scopes
 
+    try:
+        granted = parse_scopes(scopes)
+    except UnknownScope as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scopes") from None
     settings = load_settings(config, data_dir=data_dir)
-    token, secret = asyncio.run(create_token(settings, name, pool))
-    typer.echo(describe(token))
-    typer.echo(f"secret (shown once): {secret}")
+    key, secret = asyncio.run(create_key(settings, name, granted, pool))
+    typer.echo(describe(key))
+    typer.echo("the key (shown once, only its hash is stored):")
+    typer.echo(secret)
 
 
-@tokens_app.command("list")
-def worker_token_list(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
-    """List worker tokens (never their secrets)."""
-    from comfygate.worker.token_admin import describe, list_tokens
+@keys_app.command("list")
+def keys_list(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List API keys (never their secrets)."""
+    from comfygate.key_admin import describe, list_keys
 
-    for token in asyncio.run(list_tokens(load_settings(config, data_dir=data_dir))):
-        typer.echo(describe(token))
+    for key in asyncio.run(list_keys(load_settings(config, data_dir=data_dir))):
+        typer.echo(describe(key))
 
 
-@tokens_app.command("revoke")
-def worker_token_revoke(
-    token_id: Annotated[str, typer.Argument(help="The id `list` shows.")],
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id `list` shows.")],
     data_dir: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke a worker token: its agent's next call is refused."""
-    from comfygate.worker.token_admin import revoke_token
+    """Revoke an API key: its next request is refused."""
+    from comfygate.key_admin import revoke_key
 
-    if not asyncio.run(revoke_token(load_settings(config, data_dir=data_dir), token_id)):
-        typer.echo(f"error: no active worker token {token_id}", err=True)
+    if not asyncio.run(revoke_key(load_settings(config, data_dir=data_dir), key_id)):
+        typer.echo(f"error: no active key {key_id}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"revoked {token_id}")
+    typer.echo(f"revoked {key_id}")
 
 
 @workflows_app.command("list")

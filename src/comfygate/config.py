@@ -140,6 +140,30 @@ class S3Settings(BaseModel):
         return value.rstrip("/")
 
 
+class JwtSettings(BaseModel):
+    """Users signed in by an identity provider (Supabase, Auth0, Keycloak, ...): their
+    JWTs are checked against the provider's keys at ``jwks_url``. Off while empty."""
+
+    issuer: str = ""
+    audience: str = ""
+    jwks_url: str = ""
+    #: clock skew allowed on exp/nbf/iat
+    leeway_s: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> JwtSettings:
+        given = [bool(self.issuer), bool(self.audience), bool(self.jwks_url)]
+        if any(given) and not all(given):
+            raise ValueError("jwt needs issuer, audience and jwks_url together")
+        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
+            raise ValueError("jwt.jwks_url must be an http(s) URL")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.jwks_url)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMFYGATE_",
@@ -181,8 +205,15 @@ class Settings(BaseSettings):
     admin_token: str = ""
     #: how long an admin session cookie stays valid
     admin_session_ttl_s: int = Field(default=12 * 3600, gt=0)
+    #: demo only: requests without credentials share one local principal instead of a 401
+    allow_anonymous: bool = False
+    #: the web pages hand each browser a visitor cookie (an identity of its own)
+    public_site: bool = False
+    #: origins of other sites whose pages may call the API with bearer keys (CORS, no cookies)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt: JwtSettings = Field(default_factory=JwtSettings)
 
-    @field_validator("comfy", mode="before")
+    @field_validator("comfy", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -29,6 +29,8 @@ from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.webhooks import Backoff
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.keys import ApiKeys
+from comfygate.shares import ShareLinks
 from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
@@ -37,15 +39,16 @@ from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
+from comfygate.store.api_keys import SqlApiKeys
+from comfygate.store.share_links import SqlShareLinks
 from comfygate.store.stats import SqlStatsStore
 from comfygate.store.webhooks import SqlWebhookStore
-from comfygate.store.worker_tokens import SqlWorkerTokens
+from comfygate.users import JwtUsers
 from comfygate.webhooks.dispatcher import Dispatcher, DispatchPolicy
 from comfygate.webhooks.signing import owner_secret
 from comfygate.webhooks.urls import WebhookUrlCheck
 from comfygate.worker.agent import Agent
 from comfygate.worker.hygiene import HygienePolicy
-from comfygate.worker.tokens import WorkerTokens
 from comfygate.worker.transport.inprocess import InProcessTransport
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,10 @@ class Gateway:
     sweeper: Sweeper
     uploads: Uploads
     admin: AdminConsole
-    worker_tokens: WorkerTokens
+    api_keys: ApiKeys
+    shares: ShareLinks
+    #: signed-in users of an identity provider, when ``jwt`` is configured
+    users: JwtUsers | None
     lease_requests: LeaseRequests
     doorbell: Doorbell
     webhooks: SqlWebhookStore
@@ -337,7 +343,9 @@ async def build_gateway(
         ),
         uploads=uploads,
         admin=build_console(settings, SqlStatsStore(store.db), clock),
-        worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
+        api_keys=ApiKeys(SqlApiKeys(store.db), clock),
+        shares=ShareLinks(SqlShareLinks(store.db), clock),
+        users=JwtUsers.from_settings(settings.jwt, clock),
         lease_requests=LeaseRequests(clock, store),
         doorbell=doorbell,
         webhooks=webhooks,

@@ -105,11 +105,14 @@ def spawn_gateway(
     *,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    anonymous: bool = True,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway in its own process (benchmarks, crash tests), once every backend's
-    socket is up."""
+    socket is up; ``anonymous``: requests need no key, as on the demo."""
     port = port or free_port()
     args = [sys.executable, "-m", "comfygate", "serve", "--port", str(port)]
+    if anonymous:
+        args.append("--allow-anonymous")
     args += ["--data-dir", str(data_dir), "--workflows", str(workflows_dir)]
     for url in backends:
         args += ["--comfy", url]

@@ -101,10 +101,12 @@ def run_submit(
     wait: bool,
     out: Path,
     idempotency_key: str | None = None,
+    key: str | None = None,
 ) -> int:
     values = {k: parse_value(v) for k, v in parse_pairs(params, "-p")}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with httpx.Client(base_url=gateway, timeout=30) as client:
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=gateway, timeout=30, headers=auth) as client:
         url = f"/v1/workflows/{workflow}/jobs"
         if files:
             parts: list[tuple[str, Any]] = [

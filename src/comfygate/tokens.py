@@ -45,11 +45,11 @@ class Tokens:
             return None
         return value
 
-    def share_token(self, job_id: str) -> str:
-        return self._seal("share", job_id)
+    def share_token(self, share_id: str) -> str:
+        return self._seal("share", share_id)
 
-    def shared_job_id(self, token: str) -> str | None:
-        """The job a share token opens, or None for a forged or damaged token."""
+    def share_id(self, token: str) -> str | None:
+        """The share link a token names, or None for a forged or damaged token."""
         value = self._open("share", token)
         if value is None or not is_uuid(value):
             return None

@@ -85,6 +85,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             str(ROOT / "workflows"),
             "--comfy",
             sim_url,
+            "--public-site",
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL,
@@ -178,6 +179,12 @@ def new_context(browser: Browser, servers: Servers, axe_js: str) -> Iterator[Con
 @pytest.fixture
 def context(new_context: ContextFactory) -> BrowserContext:
     return new_context()
+
+
+def csrf(ctx: BrowserContext) -> dict[str, str]:
+    """What the pages' scripts send with a change: the CSRF cookie, echoed."""
+    [token] = [c["value"] for c in ctx.cookies() if c["name"] == "comfygate_csrf"]
+    return {"x-csrf-token": token}
 
 
 @pytest.fixture

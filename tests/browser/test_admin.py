@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from tests.browser.conftest import ContextFactory, Servers, Shots, check_axe
+from tests.browser.conftest import ContextFactory, Servers, Shots, check_axe, csrf
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Locator, Page
@@ -44,7 +44,9 @@ def visitor_job(new_context: ContextFactory, workflow: str, params: dict[str, An
     """A job made by a visitor of the public pages, in a browser profile of its own."""
     ctx = new_context()
     assert ctx.request.get("/").ok  # the visitor cookie
-    r = ctx.request.post(f"/v1/workflows/{workflow}/jobs", data={"params": params})
+    r = ctx.request.post(
+        f"/v1/workflows/{workflow}/jobs", data={"params": params}, headers=csrf(ctx)
+    )
     assert r.status == 202, r.text()
     job_id: str = r.json()["id"]
     return job_id
@@ -53,7 +55,9 @@ def visitor_job(new_context: ContextFactory, workflow: str, params: dict[str, An
 def finished_visitor_job(new_context: ContextFactory) -> str:
     ctx = new_context()
     assert ctx.request.get("/").ok
-    r = ctx.request.post("/v1/workflows/image-ops/jobs", data={"params": {"width": 48}})
+    r = ctx.request.post(
+        "/v1/workflows/image-ops/jobs", data={"params": {"width": 48}}, headers=csrf(ctx)
+    )
     assert r.status == 202, r.text()
     job_id: str = r.json()["id"]
     deadline = time.monotonic() + 60
@@ -293,7 +297,11 @@ def test_filters_and_older_pages(
     assert visitor.request.get("/").ok
     made = []
     for i in range(26):  # one more than a page
-        r = visitor.request.post("/v1/workflows/image-ops/jobs", data={"params": {"width": 8 + i}})
+        r = visitor.request.post(
+            "/v1/workflows/image-ops/jobs",
+            data={"params": {"width": 8 + i}},
+            headers=csrf(visitor),
+        )
         assert r.status == 202, r.text()
         made.append(r.json()["id"])
     ctx = new_context()

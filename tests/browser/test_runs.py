@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tests.browser.conftest import ContextFactory, Servers, Shots, check_axe
+from tests.browser.conftest import ContextFactory, Servers, Shots, check_axe, csrf
 from tests.browser.dock import (
     assert_moved,
     card,
@@ -164,7 +164,9 @@ def test_the_dock_pages_through_older_jobs(
     made = []
     for i in range(12):
         r = context.request.post(
-            "/v1/workflows/image-ops/jobs", data={"params": {"width": 8 + i, "height": 8}}
+            "/v1/workflows/image-ops/jobs",
+            data={"params": {"width": 8 + i, "height": 8}},
+            headers=csrf(context),
         )
         assert r.status == 202, r.text()
         made.append(r.json()["id"])

@@ -85,6 +85,10 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
         overrides.setdefault("data_dir", tmp_path / "data")
         overrides.setdefault("workflows_dir", workflows_dir)
         build: dict[str, Any] = overrides.pop("build", {})  # build_gateway's test hooks
+        # Most tests are about jobs, not identity: they run as the demo does. The
+        # authorization tests (tests/integration/api/auth/) turn these off.
+        overrides.setdefault("allow_anonymous", True)
+        overrides.setdefault("public_site", True)
         settings = load_settings(None, comfy=list(comfy), port=0, **overrides)
         gw = await build_gateway(settings, **build)
         config = uvicorn.Config(

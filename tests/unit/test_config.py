@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from comfygate.config import Backend, load_settings
 
@@ -69,3 +70,17 @@ def test_admin_token_is_generated_once_unless_configured(tmp_path: Path) -> None
     fixed = load_settings(data_dir=tmp_path / "other", admin_token="given")
     assert fixed.admin_key() == "given" and not fixed.admin_token_file.exists()
     assert "COMFYGATE_ADMIN_TOKEN" in fixed.admin_token_origin
+
+
+def test_cors_origins_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYGATE_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_jwt_needs_issuer_audience_and_jwks_together() -> None:
+    with pytest.raises(ValidationError, match="together"):
+        load_settings(jwt={"issuer": "https://id.example"})
+    s = load_settings(
+        jwt={"issuer": "i", "audience": "a", "jwks_url": "https://id.example/jwks.json"}
+    )
+    assert s.jwt.enabled and not load_settings().jwt.enabled

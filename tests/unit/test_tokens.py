@@ -58,11 +58,11 @@ def test_share_token_round_trips_and_refuses_tampering() -> None:
     t = tokens()
     job_id = new_id()
     token = t.share_token(job_id)
-    assert t.shared_job_id(token) == job_id
-    assert t.shared_job_id(token[:-2]) is None
+    assert t.share_id(token) == job_id
+    assert t.share_id(token[:-2]) is None
     other = new_id()
-    assert t.shared_job_id(other + "." + token.split(".")[1]) is None
-    assert t.shared_job_id("not-a-job." + t.share_token("not-a-job").split(".")[1]) is None
+    assert t.share_id(other + "." + token.split(".")[1]) is None
+    assert t.share_id("not-a-job." + t.share_token("not-a-job").split(".")[1]) is None
 
 
 def test_purposes_do_not_mix() -> None:
@@ -70,4 +70,4 @@ def test_purposes_do_not_mix() -> None:
     job_id = new_id()
     visitor = VISITOR_PREFIX + job_id
     assert t.visitor_id(t.share_token(visitor)) is None
-    assert t.shared_job_id(t.visitor_cookie(job_id)) is None
+    assert t.share_id(t.visitor_cookie(job_id)) is None

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from comfygate import __version__, web
@@ -69,5 +70,16 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     web.install(app)
+    if gw.settings.cors_origins:
+        # Bearer keys only: without allow_credentials a browser sends no cookies along,
+        # so another site can never act as a visitor or a signed-in operator.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=gw.settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type", "idempotency-key", "last-event-id"],
+            expose_headers=["retry-after", "location"],
+        )
 
     return app

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from comfygate.api.admin.credentials import admin_principal
+from comfygate.api import csrf
+from comfygate.api.admin.credentials import admin_principal, bearer, cookie_admin
 from comfygate.api.render import Renderer
-from comfygate.errors import ComfygateError
+from comfygate.errors import ComfygateError, Forbidden, Unauthorized
 from comfygate.principal import LOCAL, Principal, visitor
 from comfygate.tokens import Tokens
-from comfygate.worker.tokens import PREFIX as WORKER_PREFIX
+from comfygate.users import InvalidToken, looks_like_jwt
 
 if TYPE_CHECKING:
     from comfygate.gateway import Gateway
@@ -50,7 +52,7 @@ def tokens(request: Request) -> Tokens:
 
 def _cookie_visitor(request: Request) -> Principal | None:
     raw = request.cookies.get(VISITOR_COOKIE)
-    if raw is None:
+    if raw is None or not gateway_of(request).settings.public_site:
         return None
     visitor_id = tokens(request).visitor_id(raw)
     if visitor_id is None:
@@ -59,20 +61,61 @@ def _cookie_visitor(request: Request) -> Principal | None:
     return visitor(visitor_id)
 
 
+async def _bearer_principal(request: Request, credential: str) -> Principal:
+    """An API key, or a JWT of the configured identity provider; anything else is a 401
+    (never a fall back to a weaker identity)."""
+    gw = gateway_of(request)
+    key = await gw.api_keys.resolve(credential)
+    if key is not None:
+        return key.principal()
+    if gw.users is not None and looks_like_jwt(credential):
+        try:
+            return await gw.users.resolve(credential)
+        except InvalidToken as exc:
+            raise InvalidCredentials(f"the token is not accepted: {exc}") from None
+    raise InvalidCredentials("the API key is unknown or revoked")
+
+
 async def current_principal(request: Request) -> Principal:
-    """The one place a request becomes a Principal: the admin token (bearer, or the
-    session cookie on admin paths) is the admin; a valid visitor cookie is that visitor;
-    a worker token is that worker; no credentials at all is the local principal (curl
-    and the CLI on the embedded gateway). API keys and signed-in users are resolved here later."""
+    """The one place a request becomes a Principal, strongest credential first: the admin
+    token or an API key or a JWT (bearer); the admin session cookie (on admin paths); a
+    visitor cookie. With none, a 401 — or, when the gateway allows anonymous use (the
+    demo), the one local principal. Cookies count only with a CSRF proof on unsafe calls."""
     if (admin := admin_principal(request)) is not None:
         return admin
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and secret.strip().startswith(WORKER_PREFIX):
-        token = await gateway_of(request).worker_tokens.resolve(secret.strip())
-        if token is None:
-            raise InvalidCredentials("the worker token is unknown or revoked")
-        return token.principal()
-    return _cookie_visitor(request) or LOCAL
+    if (credential := bearer(request)) is not None:
+        return await _bearer_principal(request, credential)
+    who = cookie_admin(request) or _cookie_visitor(request)
+    if who is not None:
+        csrf.check_cookie_request(request)
+        return who
+    if gateway_of(request).settings.allow_anonymous:
+        csrf.check_anonymous_request(request)
+        return LOCAL
+    raise Unauthorized(
+        "send Authorization: Bearer with an API key (comfygate keys create) "
+        "or a signed-in user's token"
+    )
+
+
+Who = Annotated[Principal, Depends(current_principal)]
+
+
+def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the principal, if it holds ``scope`` (or admin), else a 403."""
+
+    async def check(who: Who) -> Principal:
+        if not who.can(scope):
+            raise Forbidden(f"this needs the {scope} scope")
+        return who
+
+    return check
+
+
+#: reads a caller's own jobs, events and outputs
+Reader = Annotated[Principal, Depends(scoped("jobs:read"))]
+#: submits, cancels, deletes and shares jobs, and uploads
+Writer = Annotated[Principal, Depends(scoped("jobs:write"))]
 
 
 async def page_visitor(request: Request) -> Principal | None:

@@ -16,13 +16,12 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from comfygate.api.cursor import StreamCursor
-from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.api.deps import Reader, gateway, renderer
 from comfygate.api.jobs import _check_id
 from comfygate.api.render import Renderer
 from comfygate.events.memory import SubscriberOverflow
 from comfygate.gateway import Gateway
 from comfygate.jobs.model import Job, JobEvent, JobStatus, LiveEvent
-from comfygate.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -65,7 +64,7 @@ async def job_events(
     job_id: str,
     request: Request,
     gw: Annotated[Gateway, Depends(gateway)],
-    who: Annotated[Principal, Depends(current_principal)],
+    who: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     job = await gw.service.get(who, _check_id(job_id))
@@ -133,7 +132,7 @@ async def job_events(
 async def all_events(
     request: Request,
     gw: Annotated[Gateway, Depends(gateway)],
-    who: Annotated[Principal, Depends(current_principal)],
+    who: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Every job of the caller on one connection; each event names its job. The event

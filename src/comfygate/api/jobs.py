@@ -6,17 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.api.deps import Reader, Writer, gateway, renderer
 from comfygate.errors import InvalidParams, NotFound
 from comfygate.gateway import Gateway
 from comfygate.ids import is_uuid
 from comfygate.jobs.model import JobStatus
-from comfygate.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 GW = Annotated[Gateway, Depends(gateway)]
-Who = Annotated[Principal, Depends(current_principal)]
 
 
 def _check_id(job_id: str) -> str:
@@ -26,7 +24,7 @@ def _check_id(job_id: str) -> str:
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[str, Any]:
+async def get_job(job_id: str, request: Request, gw: GW, who: Reader) -> dict[str, Any]:
     job = await gw.service.get(who, _check_id(job_id))
     return renderer(request).job(job, queue_position=await gw.store.queue_position(job))
 
@@ -35,7 +33,7 @@ async def get_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[str, 
 async def list_jobs(
     request: Request,
     gw: GW,
-    who: Who,
+    who: Reader,
     status: Annotated[JobStatus | None, Query()] = None,
     workflow: Annotated[str | None, Query(max_length=100)] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -59,7 +57,7 @@ async def list_jobs(
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202)
-async def cancel_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[str, Any]:
+async def cancel_job(job_id: str, request: Request, gw: GW, who: Writer) -> dict[str, Any]:
     """A queued job is canceled at once; a running one is ``canceling`` until its
     backend prompt is removed or interrupted. Canceling a finished job is a 409."""
     job = await gw.service.cancel(who, _check_id(job_id))
@@ -67,7 +65,7 @@ async def cancel_job(job_id: str, request: Request, gw: GW, who: Who) -> dict[st
 
 
 @router.delete("/jobs/{job_id}", status_code=204, responses={409: {}, 410: {}})
-async def delete_job(job_id: str, gw: GW, who: Who) -> Response:
+async def delete_job(job_id: str, gw: GW, who: Writer) -> Response:
     """Remove a finished job's inputs and outputs; a tombstone stays, and the job then
     answers 410 ``job_deleted``. A job still queued or running is a 409: cancel it."""
     await gw.service.delete(who, _check_id(job_id))
@@ -75,7 +73,7 @@ async def delete_job(job_id: str, gw: GW, who: Who) -> Response:
 
 
 @router.get("/jobs/{job_id}/attempts")
-async def job_attempts(job_id: str, gw: GW, who: Who) -> dict[str, Any]:
+async def job_attempts(job_id: str, gw: GW, who: Reader) -> dict[str, Any]:
     job = await gw.service.get(who, _check_id(job_id))
     return {
         "attempts": [

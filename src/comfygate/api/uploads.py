@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from comfygate.api.deps import current_principal, gateway
+from comfygate.api.deps import Writer, gateway
 from comfygate.gateway import Gateway
-from comfygate.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["uploads"])
 
@@ -24,7 +23,7 @@ class UploadRequest(BaseModel):
 async def create_upload(
     body: UploadRequest,
     gw: Annotated[Gateway, Depends(gateway)],
-    who: Annotated[Principal, Depends(current_principal)],
+    who: Writer,
 ) -> dict[str, Any]:
     """Answers where to send the file: ``upload.method`` to ``upload.url`` with
     ``upload.headers``, before ``upload.expires_at``. Then call ``…/complete``."""
@@ -46,7 +45,7 @@ async def create_upload(
 async def complete_upload(
     upload_id: str,
     gw: Annotated[Gateway, Depends(gateway)],
-    who: Annotated[Principal, Depends(current_principal)],
+    who: Writer,
 ) -> dict[str, Any]:
     """Decodes the file and checks its size, pixels and format; an image parameter
     then takes the upload's ``id``."""

@@ -7,17 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from comfygate.api.deps import current_principal, gateway
+from comfygate.api.deps import Reader, Writer, gateway
 from comfygate.api.jobs import _check_id
 from comfygate.errors import NotFound
 from comfygate.gateway import Gateway
 from comfygate.jobs.webhooks import Delivery
-from comfygate.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 GW = Annotated[Gateway, Depends(gateway)]
-Who = Annotated[Principal, Depends(current_principal)]
 
 
 def _iso(value: Any) -> str | None:
@@ -50,7 +48,7 @@ def render_delivery(d: Delivery) -> dict[str, Any]:
 
 
 @router.get("/webhooks/secret")
-async def webhook_secret(gw: GW, who: Who) -> dict[str, Any]:
+async def webhook_secret(gw: GW, who: Reader) -> dict[str, Any]:
     """The secret that signs the caller's webhooks (Standard Webhooks: verify
     ``webhook-signature`` over ``webhook-id.webhook-timestamp.body``), and the endpoints
     a receiver disabled by answering 410, with why."""
@@ -64,7 +62,7 @@ async def webhook_secret(gw: GW, who: Who) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/webhooks")
-async def job_webhooks(job_id: str, gw: GW, who: Who) -> dict[str, Any]:
+async def job_webhooks(job_id: str, gw: GW, who: Reader) -> dict[str, Any]:
     """The job's webhook deliveries, each with its attempts (status code, error, time)."""
     job = await gw.service.get(who, _check_id(job_id))
     return {"deliveries": [render_delivery(d) for d in await gw.webhooks.for_job(job.id)]}
@@ -74,7 +72,7 @@ async def job_webhooks(job_id: str, gw: GW, who: Who) -> dict[str, Any]:
 async def redeliver(
     job_id: str,
     gw: GW,
-    who: Who,
+    who: Writer,
     delivery_id: Annotated[
         str | None,
         Body(embed=True, max_length=36, description="one delivery; all of the job's if absent"),
@@ -84,7 +82,7 @@ async def redeliver(
     retries). Redelivering re-enables an endpoint that a 410 had disabled."""
     job = await gw.service.get(who, _check_id(job_id))
     ids = await gw.webhooks.redeliver(job.id, now=gw.clock.now(), delivery_id=delivery_id)
-    if not ids:
+    if delivery_id is not None and not ids:
         raise NotFound("no such webhook delivery for this job")
     gw.doorbell.ring("webhooks")
     return {"redelivered": ids}

@@ -1,6 +1,6 @@
 """The worker protocol over HTTP, for agents on GPU hosts that reach the gateway only
-outbound. Every call needs a worker token; every call after ``lease`` is fenced by the
-lease token, and a lost lease answers 409 ``lease_lost``."""
+outbound. Every call needs an API key with the ``worker`` scope; every call after
+``lease`` is fenced by the lease token, and a lost lease answers 409 ``lease_lost``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from comfygate.gateway import Gateway
 from comfygate.ids import is_uuid
 from comfygate.jobs.keys import outputs_prefix, prompt_key
 from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, Lessee, OutputFile, Progress
-from comfygate.worker.tokens import WorkerToken
+from comfygate.keys import ApiKey
 from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, PRESIGNED, lease_to_dict
 
 router = APIRouter(prefix=PREFIX, tags=["worker"])
@@ -37,16 +37,20 @@ OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 PREVIEW_TYPES = ("image/png", "image/jpeg")
 
 
-async def worker(request: Request, gw: GW) -> WorkerToken:
-    """The worker token of ``Authorization: Bearer``; 401 for anything else."""
+async def worker(request: Request, gw: GW) -> ApiKey:
+    """The worker key of ``Authorization: Bearer``; 401 without a live key, 403 for a
+    key without the ``worker`` scope (``admin`` does not imply it: operators do not
+    lease jobs)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    token = await gw.worker_tokens.resolve(secret.strip()) if scheme.lower() == "bearer" else None
-    if token is None:
-        raise Unauthorized("a valid worker token is required (Authorization: Bearer cgw_…)")
-    return token
+    key = await gw.api_keys.resolve(secret.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise Unauthorized("a live API key with the worker scope is required (Bearer)")
+    if "worker" not in key.scopes:
+        raise Forbidden("this needs a key with the worker scope")
+    return key
 
 
-Worker = Annotated[WorkerToken, Depends(worker)]
+Worker = Annotated[ApiKey, Depends(worker)]
 JobId = Annotated[str, Path(max_length=36)]
 TokenHeader = Annotated[str, Header(alias=LEASE_HEADER, min_length=1, max_length=200)]
 
@@ -119,9 +123,10 @@ class FailIn(Fenced):
     retryable: bool = False
 
 
-def _owner(token: WorkerToken) -> str:
-    """The lease owner the store records: with the backend URL, the agent's identity."""
-    return token.principal().id
+def _owner(key: ApiKey) -> str:
+    """The lease owner the store records: with the backend URL, the agent's identity
+    (the prefix kept from worker tokens, whose ids the keys inherited)."""
+    return f"worker:{key.id}"
 
 
 def _progress(data: dict[str, Any] | None, field: str) -> Progress:
@@ -166,7 +171,7 @@ async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Respons
     lost answer: the lease the first call took comes back, not another job."""
     pools = tuple(dict.fromkeys(body.pools or [body.pool]))
     if who.pool is not None and any(p != who.pool for p in pools):
-        raise Forbidden(f"this worker token may only lease from pool {who.pool!r}")
+        raise Forbidden(f"this worker key may only lease from pool {who.pool!r}")
     lessee = Lessee(
         agent_id=_owner(who),
         backend=body.backend,

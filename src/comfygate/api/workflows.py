@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.api.deps import Who, Writer, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
@@ -60,12 +60,14 @@ def describe(gw: Gateway, workflow: Workflow) -> dict[str, Any]:
 
 
 @router.get("/workflows")
-async def list_workflows(gw: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+async def list_workflows(gw: Annotated[Gateway, Depends(gateway)], who: Who) -> dict[str, Any]:
     return {"workflows": [describe(gw, wf) for wf in gw.workflows.values()]}
 
 
 @router.get("/workflows/{name}")
-async def get_workflow(name: str, gw: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+async def get_workflow(
+    name: str, gw: Annotated[Gateway, Depends(gateway)], who: Who
+) -> dict[str, Any]:
     return describe(gw, gw.service.workflow(name))
 
 
@@ -230,7 +232,7 @@ def add_submit_routes(app: FastAPI, workflows: dict[str, Workflow]) -> None:
             async def endpoint(
                 request: Request,
                 gw: Annotated[Gateway, Depends(gateway)],
-                principal: Annotated[Principal, Depends(current_principal)],
+                principal: Writer,
                 idempotency_key: IdempotencyKey = None,
             ) -> JSONResponse:
                 return await submit(name, request, gw, principal, idempotency_key)
@@ -253,7 +255,7 @@ def add_submit_routes(app: FastAPI, workflows: dict[str, Workflow]) -> None:
         name: str,
         request: Request,
         gw: Annotated[Gateway, Depends(gateway)],
-        principal: Annotated[Principal, Depends(current_principal)],
+        principal: Writer,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         return await submit(name, request, gw, principal, idempotency_key)

@@ -27,7 +27,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _must(value: datetime | None) -> datetime:
+def must_aware(value: datetime | None) -> datetime:
     result = aware(value)
     assert result is not None
     return result
@@ -60,8 +60,8 @@ def job_from_row(row: Any) -> Job:
         lease_token=m["lease_token"],
         lease_expires_at=aware(m["lease_expires_at"]),
         cancel_requested_at=aware(m["cancel_requested_at"]),
-        created_at=_must(m["created_at"]),
-        updated_at=_must(m["updated_at"]),
+        created_at=must_aware(m["created_at"]),
+        updated_at=must_aware(m["updated_at"]),
         expires_at=aware(m["expires_at"]),
         not_before=aware(m["not_before"]),
         started_at=aware(m["started_at"]),
@@ -75,7 +75,7 @@ def job_from_row(row: Any) -> Job:
 def event_from_row(row: Any) -> JobEvent:
     m = row._mapping
     return JobEvent(
-        job_id=m["job_id"], seq=m["seq"], type=m["type"], data=m["data"], at=_must(m["at"])
+        job_id=m["job_id"], seq=m["seq"], type=m["type"], data=m["data"], at=must_aware(m["at"])
     )
 
 
@@ -86,7 +86,7 @@ def attempt_from_row(row: Any) -> Attempt:
         attempt=m["attempt"],
         backend=m["backend"],
         prompt_id=m["prompt_id"],
-        started_at=_must(m["started_at"]),
+        started_at=must_aware(m["started_at"]),
         finished_at=aware(m["finished_at"]),
         outcome=m["outcome"],
     )
@@ -99,7 +99,7 @@ def version_from_row(row: Any) -> WorkflowVersion:
         name=m["name"],
         graph=m["graph"],
         contract=m["contract"],
-        created_at=_must(m["created_at"]),
+        created_at=must_aware(m["created_at"]),
     )
 
 
@@ -112,7 +112,7 @@ def idempotency_from_row(row: Any) -> IdempotencyRecord:
         status_code=m["status_code"],
         body=m["body"],
         job_id=m["job_id"],
-        created_at=_must(m["created_at"]),
+        created_at=must_aware(m["created_at"]),
     )
 
 
@@ -125,14 +125,14 @@ def delivery_from_row(row: Any, log: tuple[DeliveryAttempt, ...] = ()) -> Delive
         url=m["url"],
         type=m["type"],
         data=m["data"],
-        event_at=_must(m["event_at"]),
+        event_at=must_aware(m["event_at"]),
         status=DeliveryStatus(m["status"]),
         attempts=m["attempts"],
         next_attempt_at=aware(m["next_attempt_at"]),
         give_up_at=aware(m["give_up_at"]),
         last_status_code=m["last_status_code"],
         last_error=m["last_error"],
-        created_at=_must(m["created_at"]),
+        created_at=must_aware(m["created_at"]),
         delivered_at=aware(m["delivered_at"]),
         log=log,
     )
@@ -142,7 +142,7 @@ def delivery_attempt_from_row(row: Any) -> DeliveryAttempt:
     m = row._mapping
     return DeliveryAttempt(
         attempt=m["attempt"],
-        at=_must(m["at"]),
+        at=must_aware(m["at"]),
         status_code=m["status_code"],
         error=m["error"],
         duration_ms=m["duration_ms"],

@@ -152,15 +152,31 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("owner_id", "key"),
 )
 
-#: credentials of remote worker agents: only the SHA-256 of each secret is kept
-worker_tokens = Table(
-    "worker_tokens",
+#: API keys (programs, remote workers, scripts): only the SHA-256 of each secret is kept
+api_keys = Table(
+    "api_keys",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("name", String(100), nullable=False),
+    #: space-separated, sorted
+    Column("scopes", String(200), nullable=False),
+    #: a worker key's only pool, or NULL for any
     Column("pool", String(100), nullable=True),
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Column("last_used_at", TS, nullable=True),
+)
+
+#: share links: a signed token names a row, so its owner can revoke it
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("owner_id", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=True),
     Column("revoked_at", TS, nullable=True),
 )
 

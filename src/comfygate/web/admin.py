@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from comfygate.api import csrf
 from comfygate.api.admin.credentials import COOKIE, sessions
 from comfygate.api.deps import gateway
 from comfygate.gateway import Gateway
@@ -31,7 +32,7 @@ def pools(gw: Gateway) -> list[str]:
 
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(request: Request, gw: Annotated[Gateway, Depends(gateway)]) -> HTMLResponse:
-    return page(
+    response = page(
         request,
         "admin.html",
         {
@@ -42,3 +43,5 @@ async def admin_page(request: Request, gw: Annotated[Gateway, Depends(gateway)])
             "page_data": {"titles": {w.name: w.title for w in gw.workflows.values()}},
         },
     )
+    csrf.ensure_cookie(request, response)
+    return response

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from comfygate.api.deps import VISITOR_COOKIE, gateway, page_visitor, renderer, tokens
+from comfygate.api import csrf
+from comfygate.api.deps import (
+    VISITOR_COOKIE,
+    gateway,
+    gateway_of,
+    page_visitor,
+    renderer,
+    tokens,
+)
 from comfygate.api.workflows import describe
 from comfygate.contracts import Workflow
 from comfygate.gateway import Gateway
@@ -28,7 +36,11 @@ EXAMPLE_PICTURE = "example.png"
 
 
 def _with_visitor(request: Request, response: Response, visitor: Principal | None) -> Response:
-    if visitor is None:
+    """The page's cookies: the CSRF token its scripts echo, and a visitor identity when
+    the operator opened the public site (else the API answers these scripts only with
+    ``allow_anonymous``)."""
+    csrf.ensure_cookie(request, response)
+    if visitor is None and gateway_of(request).settings.public_site:
         t = tokens(request)
         response.set_cookie(
             VISITOR_COOKIE,
@@ -78,8 +90,18 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return page(request, "404.html", {"message": message}, status_code=404)
 
 
+def _closed(request: Request, gw: Gateway) -> HTMLResponse | None:
+    """With neither the public site nor anonymous use, a page's scripts could not call
+    the API: say so instead of drawing a form that cannot run."""
+    if gw.settings.public_site or gw.settings.allow_anonymous:
+        return None
+    return not_found(request, "This site is not open to the public.")
+
+
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, gw: GW, visitor: Visitor) -> Response:
+    if (closed := _closed(request, gw)) is not None:
+        return closed
     response = page(
         request,
         "index.html",
@@ -94,6 +116,8 @@ def _workflow(gw: Gateway, name: str) -> Workflow | None:
 
 @router.get("/w/{name}", response_class=HTMLResponse)
 async def workflow_page(name: str, request: Request, gw: GW, visitor: Visitor) -> Response:
+    if (closed := _closed(request, gw)) is not None:
+        return closed
     wf = _workflow(gw, name)
     if wf is None:
         return not_found(request, f"There is no workflow called “{name}”.")
@@ -131,8 +155,9 @@ async def example_picture(name: str, request: Request, gw: GW) -> Response:
 @router.get("/s/{token}", response_class=HTMLResponse)
 async def shared_job(token: str, request: Request, gw: GW, visitor: Visitor) -> Response:
     """A job, read-only, for whoever holds its share link (no visitor check)."""
-    job_id = tokens(request).shared_job_id(token)
-    job = await gw.store.get_job(job_id) if job_id else None
+    share_id = tokens(request).share_id(token)
+    link = await gw.shares.open(share_id) if share_id else None
+    job = await gw.store.get_job(link.job_id) if link else None
     if job is None:
         return not_found(request, "This link does not open anything. Check that it is complete.")
     wf = gw.workflows.get(job.workflow)

@@ -1,7 +1,7 @@
 """``comfygate worker``: one agent beside a ComfyUI, talking to the gateway over HTTP.
 
-Its identity at the gateway is (worker token, backend URL): a restarted agent with the
-same token and ComfyUI gets its recorded leases back and follows those prompts."""
+Its identity at the gateway is (worker key, backend URL): a restarted agent with the
+same key and ComfyUI gets its recorded leases back and follows those prompts."""
 
 from __future__ import annotations
 

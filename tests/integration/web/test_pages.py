@@ -13,10 +13,12 @@ from tests.integration.conftest import WORKFLOWS, RunningGateway, wait_status
 
 
 async def become_visitor(client: httpx.AsyncClient) -> None:
-    """Like a browser: open the home page and keep the visitor cookie it issues."""
+    """Like a browser: open the home page and keep the visitor cookie it issues; like
+    the page's scripts, echo the CSRF cookie on unsafe calls."""
     r = await client.get("/")
     assert r.status_code == 200, r.text
     assert VISITOR_COOKIE in client.cookies
+    client.headers["x-csrf-token"] = client.cookies["comfygate_csrf"]
 
 
 async def submit(client: httpx.AsyncClient, **params: object) -> dict[str, object]:
@@ -159,8 +161,9 @@ async def test_a_share_link_opens_the_job_for_a_stranger_and_nothing_else(
         done = await wait_status(owner, job_id, "succeeded")
         link = (await owner.post(f"/v1/jobs/{job_id}/share")).json()
         assert link["url"] == f"/s/{link['token']}"
-        assert (await owner.post(f"/v1/jobs/{job_id}/share")).json() == link
-        assert job_id not in link["token"].split(".")[1]
+        second = (await owner.post(f"/v1/jobs/{job_id}/share")).json()
+        assert second["token"] != link["token"]  # each link is its own, revocable alone
+        assert job_id not in link["token"]
 
         page = await stranger.get(link["url"])
         assert page.status_code == 200, page.text
@@ -177,3 +180,14 @@ async def test_a_share_link_opens_the_job_for_a_stranger_and_nothing_else(
         assert (await stranger.get(f"/s/{tampered}")).status_code == 404
         other = job_id[:-1] + ("0" if job_id[-1] != "0" else "1")
         assert (await stranger.get(f"/s/{other}.{token.split('.')[1]}")).status_code == 404
+
+        # Revoked: that link stops at once, the other one still opens the job; only
+        # the owner may revoke it.
+        stranger.headers["x-csrf-token"] = stranger.cookies["comfygate_csrf"]
+        assert (await stranger.delete(f"/v1/jobs/{job_id}/shares/{link['id']}")).status_code == 404
+        r = await owner.delete(f"/v1/jobs/{job_id}/shares/{link['id']}")
+        assert r.status_code == 204, r.text
+        assert (await stranger.get(link["url"])).status_code == 404
+        assert (await stranger.get(second["url"])).status_code == 200
+        listed = (await owner.get(f"/v1/jobs/{job_id}/shares")).json()["shares"]
+        assert [s["id"] for s in listed if s["revoked_at"] is None] == [second["id"]]

@@ -27,7 +27,7 @@ async def rg(start_gateway: GatewayFactory) -> RunningGateway:
 
 @pytest.fixture
 async def secret(rg: RunningGateway) -> str:
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     return secret
 
 
@@ -56,8 +56,8 @@ async def test_worker_routes_need_a_live_worker_token(rg: RunningGateway, secret
     async with rg.client() as anonymous:
         r = await anonymous.post("/worker/v1/lease", json={})
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    [token] = await rg.gw.worker_tokens.list()
-    assert await rg.gw.worker_tokens.revoke(token.id)
+    [token] = await rg.gw.api_keys.list()
+    assert await rg.gw.api_keys.revoke(token.id)
     async with rg.client(headers={"authorization": f"Bearer {secret}"}) as revoked:
         assert (await _lease(revoked, wait_s=0)).status_code == 401
         # Elsewhere too, a revoked worker token is refused rather than taken for "local".
@@ -135,7 +135,7 @@ async def test_a_lease_names_pools_capacity_and_models_and_skips_jobs_it_cannot_
 async def test_a_pool_bound_worker_token_may_not_name_other_pools(
     rg: RunningGateway,
 ) -> None:
-    _, secret = await rg.gw.worker_tokens.create("gpu-2", pool="default")
+    _, secret = await rg.gw.api_keys.create("gpu-2", frozenset({"worker"}), pool="default")
     async with rg.client(headers={"authorization": f"Bearer {secret}"}) as bound:
         body = {"request_id": "p", "agent_id": "a", "backend": BACKEND, "wait_s": 0}
         r = await bound.post("/worker/v1/lease", json={**body, "pools": ["default", "gpu"]})

@@ -30,7 +30,7 @@ async def test_a_remote_agent_puts_outputs_straight_into_the_bucket(
         return await real_put_stream(key, chunks, content_type)
 
     rg.gw.storage.put_stream = counted  # type: ignore[method-assign]
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     sim = await start_sim()
     async with httpx.AsyncClient(timeout=30) as http:
         agent, transport = build_remote_agent(
@@ -58,7 +58,7 @@ async def test_output_urls_sign_the_length_and_complete_checks_what_arrived(
     start_gateway: GatewayFactory, s3_server: S3Server
 ) -> None:
     rg = await start_gateway(**s3_server.overrides())
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     async with (
         rg.client(headers={"authorization": f"Bearer {secret}"}) as worker,
         rg.client() as c,
@@ -120,7 +120,7 @@ async def test_with_local_storage_outputs_still_go_through_the_gateway(
     start_gateway: GatewayFactory,
 ) -> None:
     rg = await start_gateway()
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     async with rg.client(headers={"authorization": f"Bearer {secret}"}) as worker, rg.client() as c:
         r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {}})
         job_id = r.json()["id"]

@@ -24,7 +24,7 @@ async def remote(
     start_gateway: GatewayFactory,
 ) -> AsyncIterator[tuple[RunningGateway, str, Callable[[SimServer], Running]]]:
     rg = await start_gateway()
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     http = httpx.AsyncClient(timeout=30)
     started: list[Running] = []
 

@@ -16,7 +16,7 @@ async def test_comfygate_worker_runs_jobs_for_a_gateway(
 ) -> None:
     sim = await start_sim()
     rg = await start_gateway()
-    _, secret = await rg.gw.worker_tokens.create("gpu-1")
+    _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     args = [sys.executable, "-m", "comfygate", "worker", "--gateway", rg.url]
     proc = await asyncio.create_subprocess_exec(
         *args,

@@ -22,15 +22,26 @@ def sessions(request: Request) -> AdminSessions:
     return s
 
 
-def admin_principal(request: Request) -> Principal | None:
-    """The admin principal for a valid bearer token or session cookie, else None (the
-    caller goes on resolving other kinds of credentials)."""
-    auth = sessions(request)
+def bearer(request: Request) -> str | None:
+    """The credential of ``Authorization: Bearer``, or None without one."""
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and auth.check_token(credential.strip()):
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
+
+
+def admin_principal(request: Request) -> Principal | None:
+    """The admin principal for the configured admin token sent as a bearer (the first
+    admin key: it needs no row, so a fresh install can sign in), else None."""
+    credential = bearer(request)
+    if credential is not None and sessions(request).check_token(credential):
         return ADMIN
+    return None
+
+
+def cookie_admin(request: Request) -> Principal | None:
+    """The admin principal for a valid session cookie on the admin paths, else None."""
     if request.url.path.startswith(COOKIE_PATHS):
         cookie = request.cookies.get(COOKIE)
-        if cookie and auth.verify(cookie) is not None:
+        if cookie and sessions(request).verify(cookie) is not None:
             return ADMIN
     return None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from comfygate.api.admin.credentials import COOKIE, sessions
 from comfygate.api.admin.guard import ERRORS, require_admin
+from comfygate.api.deps import gateway_of
 from comfygate.errors import Unauthorized
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -31,10 +32,13 @@ class SessionInfo(BaseModel):
     responses={401: {"description": "Wrong admin token"}},
 )
 async def sign_in(body: SignIn, request: Request) -> Response:
-    """Exchange the admin token for an ``HttpOnly; SameSite=Strict`` session cookie."""
+    """Exchange the admin token (or an API key with the admin scope) for an
+    ``HttpOnly; SameSite=Strict`` session cookie."""
     auth = sessions(request)
     if not auth.check_token(body.token):
-        raise Unauthorized("that is not the admin token")
+        key = await gateway_of(request).api_keys.resolve(body.token)
+        if key is None or "admin" not in key.scopes:
+            raise Unauthorized("that is neither the admin token nor an admin key")
     session = auth.issue()
     response = Response(status_code=204)
     response.set_cookie(

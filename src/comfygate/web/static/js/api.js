@@ -10,8 +10,20 @@ export class ApiError extends Error {
   }
 }
 
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+// The double-submit CSRF token: the gateway set it as a cookie only this origin can read.
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)comfygate_csrf=([^;]*)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
 export async function api(path, { method = "GET", json, headers = {} } = {}) {
   const init = { method, credentials: "same-origin", headers: { accept: "application/json", ...headers } };
+  if (UNSAFE.has(method.toUpperCase())) {
+    const token = csrfToken();
+    if (token) init.headers["x-csrf-token"] = token;
+  }
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers["content-type"] = "application/json";

@@ -69,3 +69,12 @@ def test_admin_token_is_generated_once_unless_configured(tmp_path: Path) -> None
     fixed = load_settings(data_dir=tmp_path / "other", admin_token="given")
     assert fixed.admin_key() == "given" and not fixed.admin_token_file.exists()
     assert "COMFYGATE_ADMIN_TOKEN" in fixed.admin_token_origin
+
+
+def test_broker_url_names_redis_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().broker_url == ""
+    monkeypatch.setenv("COMFYGATE_BROKER_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().broker_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("COMFYGATE_BROKER_URL", "amqp://rabbit")
+    with pytest.raises(ValueError, match="broker_url"):
+        load_settings()

@@ -47,6 +47,8 @@ PROGRESS_SAVE_S = 1.0
 class LeaseTimes:
     ttl_s: float = 30.0
     heartbeat_s: float = 10.0
+    #: a waiting lease looks at the queue this often without a ring
+    poll_s: float = 1.0
 
 
 class WorkerGate:
@@ -99,7 +101,7 @@ class WorkerGate:
                 if remaining <= 0:
                     return None
                 # Polls too: a retry's not_before passing rings no bell.
-                await self.doorbell.wait_armed(bell, min(remaining, 1.0))
+                await self.doorbell.wait_armed(bell, min(remaining, self.times.poll_s))
                 continue
             claimed = await self.store.claim(
                 pool=pool,
@@ -118,8 +120,8 @@ class WorkerGate:
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
-            # Poll at least every second: a ring can be missed between claim and wait.
-            await self.doorbell.wait(pool, min(remaining, 1.0))
+            # Poll too: a ring can be missed between claim and wait.
+            await self.doorbell.wait(pool, min(remaining, self.times.poll_s))
 
     async def adopt(self, *, agent_id: str, backend: str) -> list[Lease]:
         """The jobs this agent ran on this backend before the gateway restarted: their

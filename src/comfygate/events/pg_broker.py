@@ -24,6 +24,8 @@ CHANNEL = "comfygate"
 #: a probe this often finds a listening connection that died without a word
 PROBE_EVERY_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+#: how the listening connection shows in pg_stat_activity
+APPLICATION_NAME = "comfygate-broker"
 #: query parameters of a database URL that are connection options in a DSN too;
 #: SQLAlchemy's asyncpg dialect spells sslmode ``ssl``
 DSN_OPTIONS = {"ssl": "sslmode", "sslmode": "sslmode", "host": "host", "port": "port"}
@@ -56,7 +58,11 @@ class PgBroker:
         connected_before = False
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=CONNECT_TIMEOUT_S,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
             except Exception as exc:  # down, refused, timed out: all mean try again
                 log.warning("broker: cannot reach PostgreSQL (%s); retrying", exc)
                 await asyncio.sleep(next(delays))

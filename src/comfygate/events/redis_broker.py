@@ -28,9 +28,12 @@ class RedisBroker:
     #: Redis takes far larger messages; this only keeps a stray giant out
     max_bytes = 1 << 20
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, client_name: str = "comfygate-broker") -> None:
         self._redis = Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=READ_WAIT_S
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            health_check_interval=READ_WAIT_S,
+            client_name=client_name,
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -192,6 +192,13 @@ async def all_events(
             while True:
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:
+                    # A quiet while: the unfinished jobs this stream follows may have
+                    # moved on another gateway whose notice was lost on the way.
+                    for job in list(known.values()):
+                        async for chunk in catch_up(job):
+                            yield chunk
+                        if job.id in cur.finished:
+                            known.pop(job.id, None)
                     yield ": keep-alive\n\n"
                     continue
                 if live.seq is None:

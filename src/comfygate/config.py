@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     #: ``s3://bucket/prefix``; empty means files in the data directory
     storage_url: str = ""
     s3: S3Settings = Field(default_factory=S3Settings)
+    #: how gateways tell each other about events and doorbell rings: ``redis://…`` for
+    #: Redis pub/sub; empty means the database's own LISTEN/NOTIFY on PostgreSQL, and
+    #: nothing (one gateway) on SQLite
+    broker_url: str = ""
+    #: idle agents (and other waiters) look at the database at least this often when no
+    #: ring wakes them, so a lost notice costs at most this much latency
+    poll_s: float = Field(default=1.0, gt=0)
     #: signs URLs and cookies; empty means a key kept in the data directory
     secret_key: str = ""
     #: how long signed output URLs live
@@ -232,6 +239,13 @@ class Settings(BaseSettings):
     def _check_storage_url(cls, value: str) -> str:
         if value:
             parse_s3_url(value)
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"broker_url {value!r} must be empty or a redis:// URL")
         return value
 
     @classmethod

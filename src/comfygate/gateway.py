@@ -20,10 +20,15 @@ from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.config import Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
+from comfygate.events.broker import Broker
 from comfygate.events.memory import MemoryBus, SubscriberOverflow
+from comfygate.events.pg_broker import PgBroker
+from comfygate.events.redis_broker import RedisBroker
+from comfygate.events.relay import Relay
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import TERMINAL, WorkflowVersion
+from comfygate.jobs.ports import EventSink
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
@@ -58,6 +63,8 @@ WEBHOOK_BELL = "webhooks"
 #: statuses whose transition may have queued a webhook
 WAKES_WEBHOOKS = frozenset({"running", *(s.value for s in TERMINAL)})
 READY_TIMEOUT_S = 2.0
+#: how long an in-process agent's lease call waits for work, at least
+AGENT_LEASE_WAIT_S = 25.0
 
 
 @dataclass
@@ -83,6 +90,8 @@ class Gateway:
     webhooks: SqlWebhookStore
     dispatcher: Dispatcher
     outbound: list[httpx.AsyncClient] = field(default_factory=list)
+    #: joins this gateway's events and doorbell to the other gateways'; None alone
+    relay: Relay | None = None
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -114,6 +123,8 @@ class Gateway:
             timeout=httpx.Timeout(30.0, connect=5.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
+        if self.relay is not None:
+            await self.relay.start()
         for i, backend in enumerate(self.settings.backends):
             comfy = ComfyClient(backend.url, http=self._http)
             agent = Agent(
@@ -128,6 +139,9 @@ class Gateway:
                     min_free_fraction=self.settings.hygiene.free_below_fraction,
                 ),
                 interrupt_grace_s=self.settings.interrupt_grace_s,
+                # A lease call looks at the queue when it starts: a longer poll needs a
+                # longer call.
+                lease_wait_s=max(AGENT_LEASE_WAIT_S, self.settings.poll_s),
                 **self._warmup_of(backend.pool),
             )
             self.agents.append(agent)
@@ -233,6 +247,8 @@ class Gateway:
         await self.lease_requests.close()
         for client in self.outbound:
             await client.aclose()
+        if self.relay is not None:
+            await self.relay.close()
         if self._http is not None:
             await self._http.aclose()
         await self.admin.aclose()
@@ -243,6 +259,16 @@ def _report_crash(task: asyncio.Task[None]) -> None:
     """A background loop must never end quietly: a dead agent would leave jobs queued."""
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+def build_broker(settings: Settings, dialect: str) -> Broker | None:
+    """Redis when ``broker_url`` names one, else PostgreSQL's LISTEN/NOTIFY on a
+    PostgreSQL database; None (this process only) on SQLite."""
+    if settings.broker_url:
+        return RedisBroker(settings.broker_url)
+    if dialect == "postgresql":
+        return PgBroker(settings.db_url)
+    return None
 
 
 def build_storage(settings: Settings, signer: Signer, clock: Clock) -> Storage:
@@ -277,7 +303,11 @@ async def build_gateway(
     signer = Signer(settings.signing_key(), clock)
     storage = build_storage(settings, signer, clock)
     bus = MemoryBus()
-    doorbell = Doorbell()
+    broker = build_broker(settings, store.db.dialect)
+    relay = Relay(broker, bus=bus, log=store) if broker is not None else None
+    # Published here and, through the relay, on every other gateway.
+    events: EventSink = relay or bus
+    doorbell = relay.doorbell if relay is not None else Doorbell()
     uploads = Uploads(
         storage,
         UploadLimits(
@@ -298,7 +328,7 @@ async def build_gateway(
     service = JobService(
         store=store,
         blobs=storage,
-        events=bus,
+        events=events,
         uploads=uploads,
         doorbell=doorbell,
         workflows=workflows,
@@ -313,13 +343,17 @@ async def build_gateway(
     gate = WorkerGate(
         store=store,
         blobs=storage,
-        events=bus,
+        events=events,
         doorbell=doorbell,
         clock=clock,
-        lease_times=LeaseTimes(ttl_s=settings.lease.ttl_s, heartbeat_s=settings.lease.heartbeat_s),
+        lease_times=LeaseTimes(
+            ttl_s=settings.lease.ttl_s,
+            heartbeat_s=settings.lease.heartbeat_s,
+            poll_s=settings.poll_s,
+        ),
     )
     rescuer = Rescuer(
-        store=store, blobs=storage, events=bus, doorbell=doorbell, clock=clock, rng=rng
+        store=store, blobs=storage, events=events, doorbell=doorbell, clock=clock, rng=rng
     )
     return Gateway(
         settings=settings,
@@ -368,4 +402,5 @@ async def build_gateway(
             rng=rng,
         ),
         outbound=[webhook_client, fetch_client],
+        relay=relay,
     )

@@ -84,3 +84,12 @@ def test_jwt_needs_issuer_audience_and_jwks_together() -> None:
         jwt={"issuer": "i", "audience": "a", "jwks_url": "https://id.example/jwks.json"}
     )
     assert s.jwt.enabled and not load_settings().jwt.enabled
+
+
+def test_broker_url_names_redis_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().broker_url == ""
+    monkeypatch.setenv("COMFYGATE_BROKER_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().broker_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("COMFYGATE_BROKER_URL", "amqp://rabbit")
+    with pytest.raises(ValueError, match="broker_url"):
+        load_settings()

@@ -21,7 +21,7 @@ from comfygate.api.jobs import _check_id
 from comfygate.api.render import Renderer
 from comfygate.events.memory import SubscriberOverflow
 from comfygate.gateway import Gateway
-from comfygate.jobs.model import Job, JobEvent, JobStatus, LiveEvent
+from comfygate.jobs.model import Job, JobStatus, LiveEvent
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -55,6 +55,11 @@ async def _next(sub: Any, wait_s: float) -> LiveEvent | None:
         return None
 
 
+def _ends(event_type: str, data: dict[str, Any]) -> bool:
+    """Whether this event is the job's last: its terminal status."""
+    return event_type == "status" and JobStatus(data["status"]).terminal
+
+
 def _last_event_id(header: str | None, request: Request) -> str | None:
     return header or request.query_params.get("last_event_id")
 
@@ -79,19 +84,25 @@ async def job_events(
             yield "retry: 1000\n\n"
             current = job
 
-            async def catch_up() -> AsyncIterator[tuple[JobEvent, Job]]:
-                nonlocal last, current
+            ended = False
+
+            async def catch_up() -> AsyncIterator[str]:
+                """The stored events after ``last``, up to the job's end."""
+                nonlocal last, current, ended
                 events = await gw.store.events_after(job.id, last)
                 if events:
                     current = await gw.store.get_job(job.id) or current
                 for ev in events:
                     last = ev.seq
-                    yield ev, current
+                    yield frame(ev.type, fmt.payload(current, ev.type, ev.data), str(ev.seq))
+                    if _ends(ev.type, ev.data):
+                        ended = True
+                        return
 
-            async for ev, cur in catch_up():
-                yield frame(ev.type, fmt.payload(cur, ev.type, ev.data), str(ev.seq))
-                if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
-                    return
+            async for chunk in catch_up():
+                yield chunk
+            if ended:
+                return
             latest = await gw.store.get_job(job.id) or current
             if latest.terminal and latest.last_seq <= last:
                 return
@@ -100,6 +111,12 @@ async def job_events(
             while True:
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:
+                    # A quiet while: look in the store too, for a notice from another
+                    # gateway that was lost on the way.
+                    async for chunk in catch_up():
+                        yield chunk
+                    if ended:
+                        return
                     yield ": keep-alive\n\n"
                     continue
                 if live.job_id != job.id:
@@ -113,13 +130,13 @@ async def job_events(
                     # In order: the bus carries the stored data, so no store read is needed.
                     last = live.seq
                     yield frame(live.type, fmt.payload(current, live.type, live.data), str(last))
-                    if live.type == "status" and JobStatus(live.data["status"]).terminal:
+                    if _ends(live.type, live.data):
                         return
                     continue
-                async for ev, cur in catch_up():
-                    yield frame(ev.type, fmt.payload(cur, ev.type, ev.data), str(ev.seq))
-                    if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
-                        return
+                async for chunk in catch_up():
+                    yield chunk
+                if ended:
+                    return
         except SubscriberOverflow:
             return
         finally:
@@ -155,7 +172,7 @@ async def all_events(
             async def catch_up(job: Job) -> AsyncIterator[str]:
                 events = await gw.store.events_after(job.id, cur.seqs.get(job.id, 0))
                 for ev in events:
-                    terminal = ev.type == "status" and JobStatus(ev.data["status"]).terminal
+                    terminal = _ends(ev.type, ev.data)
                     cur.advance(job.id, ev.seq, clock.now(), terminal=terminal)
                     yield frame(ev.type, fmt.payload(job, ev.type, ev.data), cur.encode())
 
@@ -174,6 +191,13 @@ async def all_events(
             while True:
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:
+                    # A quiet while: the unfinished jobs this stream follows may have
+                    # moved on another gateway whose notice was lost on the way.
+                    for job in list(known.values()):
+                        async for chunk in catch_up(job):
+                            yield chunk
+                        if job.id in cur.finished:
+                            known.pop(job.id, None)
                     yield ": keep-alive\n\n"
                     continue
                 if live.seq is None:
@@ -191,7 +215,7 @@ async def all_events(
                     # First sight of this job on this stream: start from the live event.
                     cur.seqs[live.job_id] = live.seq - 1
                 if live.seq == cur.seqs[live.job_id] + 1:
-                    terminal = live.type == "status" and JobStatus(live.data["status"]).terminal
+                    terminal = _ends(live.type, live.data)
                     cur.advance(live.job_id, live.seq, clock.now(), terminal=terminal)
                     yield frame(live.type, fmt.payload(job, live.type, live.data), cur.encode())
                     if terminal:

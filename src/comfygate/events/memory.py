@@ -55,6 +55,10 @@ class MemoryBus:
             else:
                 sub.queue.put_nowait(event)
 
+    def listening(self, owner_id: str) -> bool:
+        """Whether a subscriber here would see an event of ``owner_id``."""
+        return bool(self._subscribers.get(owner_id) or self._subscribers.get(None))
+
     def subscribe(self, owner_id: str) -> MemorySubscription:
         return MemorySubscription(self, owner_id)
 

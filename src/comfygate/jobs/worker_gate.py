@@ -50,6 +50,8 @@ PROGRESS_SAVE_S = 1.0
 class LeaseTimes:
     ttl_s: float = 30.0
     heartbeat_s: float = 10.0
+    #: a waiting lease looks at the queue this often without a ring
+    poll_s: float = 1.0
 
 
 async def _any_rung(bells: list[asyncio.Event], timeout_s: float) -> None:
@@ -171,7 +173,7 @@ class WorkerGate:
                 return None
             # Polls too: a retry's not_before passing rings no bell, and a ring can be
             # missed between a lost claim and the wait.
-            await _any_rung(bells, min(remaining, 1.0))
+            await _any_rung(bells, min(remaining, self.times.poll_s))
 
     def _pools_in_turn(self, lessee: Lessee) -> list[str]:
         """The lessee's pools, starting one further each call, so that no pool of a

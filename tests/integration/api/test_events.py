@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.integration.conftest import RunningGateway, wait_status
+import pytest
+
+from comfygate.api import events as events_api
+from comfygate.principal import LOCAL
+from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
 from tests.integration.sse import Frame, read_frames, terminal
 
 
@@ -92,3 +96,24 @@ async def test_all_jobs_stream_names_each_job_and_resumes_with_its_cursor(
         kinds = per_job[job_id]
         # every stored event once across the two connections: queued, running, output, succeeded
         assert kinds == ["status", "status", "output", "status"], kinds
+
+
+async def test_quiet_streams_look_in_the_store_for_events_whose_notice_was_lost(
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notice from another gateway may be lost: a stream that heard nothing for a
+    keep-alive period reads the store, so it still ends."""
+    monkeypatch.setattr(events_api, "KEEPALIVE_S", 0.2)
+    gateway = await start_gateway()  # no backend: the job stays queued
+    async with gateway.client() as c:
+        everything = asyncio.create_task(read_frames(c, "/v1/events", until=terminal))
+        while not gateway.gw.bus.listening(LOCAL.id):  # noqa: ASYNC110 - subscribed first
+            await asyncio.sleep(0.01)
+        job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        one = asyncio.create_task(read_frames(c, job["urls"]["events"], until=terminal))
+        while len(gateway.gw.bus._subscribers[LOCAL.id]) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        # As if another gateway canceled it and its notice never came.
+        await gateway.gw.store.request_cancel(job["id"], now=gateway.gw.clock.now())
+        for frames in await asyncio.wait_for(asyncio.gather(one, everything), 20):
+            assert [f.data["status"] for f in stored(frames)] == ["queued", "canceled"]

@@ -27,3 +27,11 @@ async def test_ring_with_no_waiter_is_not_remembered() -> None:
     start = loop.time()
     await bell.wait("gpu", 0.05)
     assert loop.time() - start >= 0.04
+
+
+def test_a_ring_is_echoed_to_other_gateways_but_one_from_them_is_not() -> None:
+    heard: list[str] = []
+    bell = Doorbell(echo=heard.append)
+    bell.ring("gpu")
+    bell.ring_here("cancel:j1")
+    assert heard == ["gpu"]

@@ -1,0 +1,187 @@
+"""Two gateways in one process, joined by the in-process hub: what the relay sends,
+reads back from the store and fans out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from comfygate.events import relay as relay_module
+from comfygate.events.broker import Deliver, MemoryHub
+from comfygate.events.memory import MemoryBus, MemorySubscription
+from comfygate.events.relay import Relay
+from comfygate.jobs.model import JobEvent, LiveEvent
+
+WAIT_S = 5.0
+
+
+class FakeLog:
+    """The store's timeline, shared by both gateways as the database would be."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[JobEvent]] = {}
+        self.reads = 0
+
+    def append(self, job_id: str, type_: str, data: dict[str, object]) -> LiveEvent:
+        timeline = self.events.setdefault(job_id, [])
+        ev = JobEvent(
+            job_id=job_id, seq=len(timeline) + 1, type=type_, data=dict(data), at=datetime.now(UTC)
+        )
+        timeline.append(ev)
+        return LiveEvent(job_id=job_id, owner_id="alice", type=type_, data=ev.data, seq=ev.seq)
+
+    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]:
+        self.reads += 1
+        return [e for e in self.events.get(job_id, []) if e.seq > seq]
+
+
+@dataclass
+class Pair:
+    a: Relay
+    b: Relay
+    log: FakeLog
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    hub, log = MemoryHub(), FakeLog()
+    a = Relay(hub.broker(), bus=MemoryBus(), log=log, origin="gw-a")
+    b = Relay(hub.broker(), bus=MemoryBus(), log=log, origin="gw-b")
+    await a.start()
+    await b.start()
+    yield Pair(a, b, log)
+    await a.close()
+    await b.close()
+
+
+async def take(sub: MemorySubscription, n: int) -> list[LiveEvent]:
+    return [await asyncio.wait_for(sub.__anext__(), WAIT_S) for _ in range(n)]
+
+
+async def settle() -> None:
+    """Long enough for queued notices to cross the hub and be fanned out."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_stored_event_reaches_the_other_gateway_read_from_the_store(pair: Pair) -> None:
+    here, there = pair.a.bus.subscribe("alice"), pair.b.bus.subscribe("alice")
+    event = pair.log.append("j1", "status", {"status": "queued"})
+    await pair.a.publish(event)
+    assert await take(there, 1) == [event]
+    assert await take(here, 1) == [event]
+    await settle()
+    # Its own notice came back to A and was ignored: A published it once.
+    assert here.queue.empty() and there.queue.empty()
+
+
+async def test_a_burst_of_notices_costs_one_read_and_keeps_its_order(pair: Pair) -> None:
+    there = pair.b.bus.subscribe("alice")
+    events = [
+        pair.log.append("j1", "output", {"name": "a.png"}),
+        pair.log.append("j1", "output", {"name": "b.png"}),
+        pair.log.append("j1", "status", {"status": "succeeded"}),
+    ]
+    for ev in events:
+        await pair.a.publish(ev)
+    assert await take(there, 3) == events
+    await settle()
+    assert pair.log.reads == 1 and there.queue.empty()
+
+
+async def test_live_events_carry_their_data_in_order_with_stored_ones(pair: Pair) -> None:
+    there = pair.b.bus.subscribe("alice")
+    running = pair.log.append("j1", "status", {"status": "running"})
+    tick = LiveEvent(job_id="j1", owner_id="alice", type="progress", data={"value": 1, "max": 4})
+    await pair.a.publish(running)
+    await pair.a.publish(tick)
+    assert await take(there, 2) == [running, tick]
+
+
+async def test_nobody_following_the_owner_there_means_no_read(pair: Pair) -> None:
+    bob = pair.b.bus.subscribe("bob")
+    await pair.a.publish(pair.log.append("j1", "status", {"status": "queued"}))
+    await settle()
+    assert pair.log.reads == 0 and bob.queue.empty()
+
+
+async def test_the_all_owners_stream_hears_every_gateway(pair: Pair) -> None:
+    everyone = pair.b.bus.subscribe_all()
+    event = pair.log.append("j1", "status", {"status": "queued"})
+    await pair.a.publish(event)
+    assert await take(everyone, 1) == [event]
+
+
+@pytest.mark.parametrize("bell", ["default", "cancel:j1"])
+async def test_a_ring_wakes_waiters_on_the_other_gateway(pair: Pair, bell: str) -> None:
+    armed = pair.b.doorbell.arm(bell)
+    pair.a.doorbell.ring(bell)
+    await asyncio.wait_for(armed.wait(), WAIT_S)
+
+
+async def test_a_gateway_does_not_hear_its_own_ring_back(pair: Pair) -> None:
+    pair.a.doorbell.ring("default")
+    armed = pair.a.doorbell.arm("default")  # armed after the local ring
+    await settle()
+    assert not armed.is_set()
+
+
+async def test_a_reconnect_wakes_every_waiter_to_look_again(pair: Pair) -> None:
+    armed = [pair.b.doorbell.arm("default"), pair.b.doorbell.arm("cancel:j1")]
+    pair.b.doorbell.ring_all_here()
+    assert all(e.is_set() for e in armed)
+
+
+async def test_garbage_on_the_channel_is_ignored(pair: Pair) -> None:
+    there = pair.b.bus.subscribe("alice")
+    pair.b._received("{not a notice")
+    event = pair.log.append("j1", "status", {"status": "queued"})
+    await pair.a.publish(event)
+    assert await take(there, 1) == [event]
+
+
+class FlakyBroker:
+    """Down for its first ``failures`` sends."""
+
+    max_bytes = 7999
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[str] = []
+        self.sent_two = asyncio.Event()
+
+    async def start(self, deliver: Deliver, on_reconnect: Callable[[], None]) -> None:
+        pass
+
+    async def send(self, payloads: Sequence[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        self.sent += payloads
+        if len(self.sent) >= 2:
+            self.sent_two.set()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_notices_wait_for_a_broker_that_is_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    def quick(**_: float) -> Iterator[float]:
+        while True:
+            yield 0.001
+
+    monkeypatch.setattr(relay_module, "backoff_delays", quick)
+    broker, log = FlakyBroker(failures=3), FakeLog()
+    relay = Relay(broker, bus=MemoryBus(), log=log, origin="gw-a")
+    await relay.start()
+    try:
+        await relay.publish(log.append("j1", "status", {"status": "queued"}))
+        relay.doorbell.ring("default")
+        await asyncio.wait_for(broker.sent_two.wait(), WAIT_S)
+        assert ['"s":1' in broker.sent[0], '"b":"default"' in broker.sent[1]] == [True, True]
+    finally:
+        await relay.close()

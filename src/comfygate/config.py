@@ -6,10 +6,11 @@ environment variables, the TOML file (``--config`` or ``./comfygate.toml``), def
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -104,6 +105,44 @@ class S3Settings(BaseModel):
         return value.rstrip("/")
 
 
+class KindLimits(BaseModel):
+    """Limits for the principals of one kind (``local``, ``visitor``, ``key``, ``user``);
+    0 turns a limit off."""
+
+    #: job submissions a minute per principal
+    per_minute: int = Field(default=0, ge=0)
+    #: job submissions a minute per client address, counted for callers of this kind
+    per_address_per_minute: int = Field(default=0, ge=0)
+    #: jobs queued and running at once per principal
+    max_active: int = Field(default=0, ge=0)
+
+
+class BudgetSetting(BaseModel):
+    amount: float = Field(ge=0)
+    period: Literal["day", "month"] = "day"
+
+
+#: what ``comfygate demo`` limits a visitor of its public pages to, unless configured
+DEMO_VISITOR_LIMITS = KindLimits(per_minute=10, per_address_per_minute=30, max_active=3)
+
+
+class LimitSettings(BaseModel):
+    """Rate, concurrency and budget limits per kind of principal. All off by default
+    (``comfygate demo`` turns them on for visitors); admins and workers are never limited."""
+
+    kinds: dict[str, KindLimits] = Field(default_factory=dict)
+    #: the budget of each visitor without one of its own (none: unlimited)
+    visitor_budget: BudgetSetting | None = None
+
+    def for_kind(self, kind: str) -> KindLimits:
+        return self.kinds.get(kind) or KindLimits()
+
+    def with_demo_defaults(self) -> LimitSettings:
+        if "visitor" in self.kinds:
+            return self
+        return self.model_copy(update={"kinds": {**self.kinds, "visitor": DEMO_VISITOR_LIMITS}})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMFYGATE_",
@@ -143,8 +182,15 @@ class Settings(BaseSettings):
     admin_token: str = ""
     #: how long an admin session cookie stays valid
     admin_session_ttl_s: int = Field(default=12 * 3600, gt=0)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    #: a message broker; a ``redis://`` URL also holds the rate-limit counters shared
+    #: by every gateway (otherwise they are counted in this process's memory)
+    broker_url: str | None = None
+    #: reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client
+    #: address is then the first hop from the right that is not one of them
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("comfy", mode="before")
+    @field_validator("comfy", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -156,6 +202,13 @@ class Settings(BaseSettings):
     def _check_backends(cls, value: list[str]) -> list[str]:
         for spec in value:
             Backend.parse(spec)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            ipaddress.ip_network(spec, strict=False)
         return value
 
     @field_validator("storage_url")

@@ -16,22 +16,26 @@ import httpx
 from comfygate.admin.console import AdminConsole, build_console
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
-from comfygate.config import Settings
+from comfygate.config import LimitSettings, Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import WorkflowVersion
+from comfygate.jobs.quota import Budget, QuotaPolicy
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
+from comfygate.limiting.address import Network, networks
+from comfygate.limiting.rate import KindRates, SubmitRateLimiter, open_storage
 from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
+from comfygate.store.quotas import SqlBudgets
 from comfygate.store.stats import SqlStatsStore
 from comfygate.store.worker_tokens import SqlWorkerTokens
 from comfygate.worker.agent import Agent
@@ -61,6 +65,9 @@ class Gateway:
     admin: AdminConsole
     worker_tokens: WorkerTokens
     lease_requests: LeaseRequests
+    rate_limiter: SubmitRateLimiter
+    budgets: SqlBudgets
+    trusted_proxies: tuple[Network, ...]
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -239,6 +246,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         clock=clock,
         rng=rng,
         max_queue_depth=settings.max_queue_depth,
+        quotas=quota_policy(settings.limits),
     )
     gate = WorkerGate(
         store=store,
@@ -275,4 +283,21 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         admin=build_console(settings, SqlStatsStore(store.db), clock),
         worker_tokens=WorkerTokens(SqlWorkerTokens(store.db), clock),
         lease_requests=LeaseRequests(clock),
+        rate_limiter=SubmitRateLimiter(
+            {
+                kind: KindRates(per_principal=k.per_minute, per_address=k.per_address_per_minute)
+                for kind, k in settings.limits.kinds.items()
+            },
+            open_storage(settings.broker_url),
+        ),
+        budgets=SqlBudgets(store.db),
+        trusted_proxies=networks(settings.trusted_proxies),
+    )
+
+
+def quota_policy(limits: LimitSettings) -> QuotaPolicy:
+    budget = limits.visitor_budget
+    return QuotaPolicy(
+        max_active={kind: k.max_active for kind, k in limits.kinds.items()},
+        visitor_budget=None if budget is None else Budget(budget.amount, budget.period),
     )

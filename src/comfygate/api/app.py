@@ -9,7 +9,17 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from comfygate import __version__, web
-from comfygate.api import errors, events, files, jobs, share, uploads, worker, workflows
+from comfygate.api import (
+    errors,
+    events,
+    files,
+    jobs,
+    share,
+    uploads,
+    usage,
+    worker,
+    workflows,
+)
 from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
@@ -40,7 +50,7 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, share, events, uploads, files, worker):
+    for module in (workflows, jobs, share, events, uploads, files, usage, worker):
         app.include_router(module.router)
     for router in ADMIN_ROUTERS:
         app.include_router(router)

@@ -9,6 +9,7 @@ from fastapi import Request
 from comfygate.api.admin.credentials import admin_principal
 from comfygate.api.render import Renderer
 from comfygate.errors import ComfygateError
+from comfygate.limiting.address import client_address
 from comfygate.principal import LOCAL, Principal, visitor
 from comfygate.tokens import Tokens
 from comfygate.worker.tokens import PREFIX as WORKER_PREFIX
@@ -73,6 +74,12 @@ async def current_principal(request: Request) -> Principal:
             raise InvalidCredentials("the worker token is unknown or revoked")
         return token.principal()
     return _cookie_visitor(request) or LOCAL
+
+
+def client_address_of(gw: Gateway, request: Request) -> str:
+    """The caller's address, believing ``X-Forwarded-For`` only from trusted proxies."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), gw.trusted_proxies)
 
 
 async def page_visitor(request: Request) -> Principal | None:

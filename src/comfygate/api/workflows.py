@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from comfygate.api.deps import current_principal, gateway, renderer
+from comfygate.api.deps import client_address_of, current_principal, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
@@ -146,6 +146,8 @@ async def submit(
     idempotency_key: str | None,
 ) -> JSONResponse:
     workflow = gw.service.workflow(name)
+    # Counted before the body is read: a refused flood costs no upload decoding.
+    limit_headers = await gw.rate_limiter.hit(principal, client_address_of(gw, request))
     params, metadata, digests = await _read_submission(gw, principal, workflow, request)
 
     result = await gw.service.submit(
@@ -157,7 +159,9 @@ async def submit(
         file_digests=digests,
         render=renderer(request).job,
     )
-    headers = {"Location": f"/v1/jobs/{result.job_id}"} if result.job_id else {}
+    headers = dict(limit_headers)
+    if result.job_id:
+        headers["Location"] = f"/v1/jobs/{result.job_id}"
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(result.body, result.status_code, headers=headers)

@@ -35,6 +35,7 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import InputFile, Job, NewJob
 from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
+from comfygate.jobs.quota import Admission, QuotaPolicy
 from comfygate.jobs.sweeper import remove_job_files
 from comfygate.principal import Principal
 
@@ -60,6 +61,7 @@ class JobService:
         clock: Clock,
         rng: random.Random | None = None,
         max_queue_depth: int | None = None,
+        quotas: QuotaPolicy | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -70,6 +72,7 @@ class JobService:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.max_queue_depth = max_queue_depth
+        self.quotas = quotas or QuotaPolicy()
 
     def workflow(self, name: str) -> Workflow:
         try:
@@ -200,14 +203,19 @@ class JobService:
                 expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
             ),
             now=now,
+            admission=self.quotas.admission(principal, workflow.cost.of(valid)),
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
 
-    async def _insert(self, job: NewJob, *, now: datetime) -> Job:
+    async def _insert(
+        self, job: NewJob, *, now: datetime, admission: Admission | None = None
+    ) -> Job:
         try:
-            return await self.store.create_job(job, now=now, max_queued=self.max_queue_depth)
+            return await self.store.create_job(
+                job, now=now, max_queued=self.max_queue_depth, admission=admission
+            )
         except QueueFull as full:
             raise QueueFull(
                 f"the queue of pool {job.pool!r} is full; retry later",
@@ -295,10 +303,20 @@ class JobService:
                 retry_of=old.id,
             ),
             now=now,
+            admission=self._retry_admission(principal, old),
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
+
+    def _retry_admission(self, principal: Principal, old: Job) -> Admission | None:
+        """A retry by its owner meets the owner's limits and costs what the workflow
+        charges today; an admin's retry is the operator's and is not charged."""
+        if principal.id != old.owner_id:
+            return None
+        workflow = self.workflows.get(old.workflow)
+        cost = workflow.cost.of(old.params) if workflow is not None else 0.0
+        return self.quotas.admission(principal, cost)
 
     async def expire_due(self) -> list[Job]:
         expired = await self.store.expire_queued(now=self.clock.now())

@@ -78,6 +78,7 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
             lambda conn: conn.execute(
                 text(
                     "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
+                    "budgets, job_charges, "
                     "workflow_versions CASCADE"
                 )
             )

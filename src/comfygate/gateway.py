@@ -190,6 +190,7 @@ class Gateway:
         if self._http is not None:
             await self._http.aclose()
         await self.admin.aclose()
+        await self.rate_limiter.aclose()
         await self.store.close()
 
 

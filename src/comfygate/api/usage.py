@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 
 from comfygate.api.deps import current_principal, gateway
 from comfygate.gateway import Gateway
@@ -13,25 +15,41 @@ from comfygate.principal import Principal
 router = APIRouter(prefix="/v1", tags=["usage"])
 
 
+class UsageOut(BaseModel):
+    principal_id: str
+    #: the budget's period, else the UTC day
+    period: Literal["day", "month"]
+    #: null: no budget
+    budget: float | None
+    used: float
+    #: null: no budget
+    remaining: float | None
+    period_start: datetime
+    resets_at: datetime
+    active_jobs: int
+    #: null: no limit
+    max_active: int | None
+
+
 @router.get("/usage")
 async def usage(
     gw: Annotated[Gateway, Depends(gateway)],
     who: Annotated[Principal, Depends(current_principal)],
-) -> dict[str, Any]:
-    """What the caller's jobs cost in the current period, its budget (null: none),
-    what remains and when the period resets; and its jobs queued or running now."""
-    now = gw.clock.now()
-    used = await gw.budgets.usage(who.id, default=gw.service.quotas.default_budget(who), now=now)
-    max_active = gw.service.quotas.max_active.get(who.kind) or None
+) -> UsageOut:
+    """What the caller's jobs cost in the current period (its budget's, else the UTC
+    day), its budget and what remains (null: no budget), when the period resets, and
+    its jobs queued or running now against its limit (null: none)."""
+    quotas = gw.service.quotas
+    used = await gw.budgets.usage(who.id, default=quotas.default_budget(who), now=gw.clock.now())
     budget = used.budget
-    return {
-        "principal_id": who.id,
-        "period": budget.period if budget else None,
-        "budget": budget.amount if budget else None,
-        "used": used.used,
-        "remaining": used.remaining,
-        "period_start": used.period_start.isoformat() if used.period_start else None,
-        "resets_at": used.resets_at.isoformat() if used.resets_at else None,
-        "active_jobs": used.active_jobs,
-        "max_active": max_active,
-    }
+    return UsageOut(
+        principal_id=who.id,
+        period=budget.period if budget else "day",
+        budget=budget.amount if budget else None,
+        used=used.used,
+        remaining=used.remaining,
+        period_start=used.period_start,
+        resets_at=used.resets_at,
+        active_jobs=used.active_jobs,
+        max_active=quotas.max_active.get(who.kind) or None,
+    )

@@ -81,8 +81,8 @@ class Usage:
     budget: Budget | None
     used: float
     active_jobs: int
-    period_start: datetime | None
-    resets_at: datetime | None
+    period_start: datetime
+    resets_at: datetime
 
     @property
     def remaining(self) -> float | None:
@@ -110,7 +110,7 @@ def exceeds(usage: Usage, cost: float) -> bool:
 
 def quota_details(usage: Usage, cost: float) -> dict[str, object]:
     """The body of a 402: enough for a client to say what is left and when."""
-    assert usage.budget is not None and usage.resets_at is not None
+    assert usage.budget is not None
     return {
         "cost": cost,
         "budget": usage.budget.amount,

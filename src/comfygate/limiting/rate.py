@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import Storage
@@ -52,6 +53,14 @@ def open_storage(broker_url: str | None, *, key_prefix: str = "comfygate-rate") 
     return storage
 
 
+async def close_storage(storage: Any) -> None:
+    # limits keeps the Redis client behind its bridge and offers no close of its own.
+    client = getattr(getattr(storage, "bridge", None), "storage", None)
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+
+
 class SubmitRateLimiter:
     def __init__(
         self,
@@ -76,6 +85,10 @@ class SubmitRateLimiter:
             item = RateLimitItemPerMinute(rates.per_address)
             rules.append(_Rule("address", item, f"address:{address}"))
         return rules
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis, if any (memory holds none)."""
+        await close_storage(self._limiter.storage)
 
     async def hit(self, principal: Principal, address: str) -> dict[str, str]:
         """Count one submission; the headers to send, or ``RateLimited`` carrying them."""

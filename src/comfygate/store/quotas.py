@@ -85,16 +85,13 @@ def _spent(conn: Connection, owner_id: str, since: datetime) -> float:
 
 
 def usage(conn: Connection, owner_id: str, default: Budget | None, now: datetime) -> Usage:
+    """Spending in the budget's period; without a budget, in the current UTC day."""
     budget = _budget(conn, owner_id) or default
-    start = resets_at = None
-    used = 0.0
-    if budget is not None:
-        start, resets_at = period_bounds(budget.period, now)
-        used = _spent(conn, owner_id, start)
+    start, resets_at = period_bounds(budget.period if budget else "day", now)
     return Usage(
         principal_id=owner_id,
         budget=budget,
-        used=used,
+        used=_spent(conn, owner_id, start),
         active_jobs=_active_jobs(conn, owner_id),
         period_start=start,
         resets_at=resets_at,

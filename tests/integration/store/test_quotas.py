@@ -64,7 +64,7 @@ async def test_concurrent_submits_cannot_overspend_a_budget(
     assert (usage.used, usage.remaining, usage.active_jobs) == (9, 1, 3)
     details = refused[0].details
     assert details["remaining"] == 1 and details["cost"] == 3 and details["budget"] == 10
-    assert details["resets_at"] == usage.resets_at.isoformat()  # type: ignore[union-attr]
+    assert details["resets_at"] == usage.resets_at.isoformat()
 
 
 async def test_the_default_budget_applies_to_an_owner_without_one(

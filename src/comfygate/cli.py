@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,10 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="Credentials of remote worker agents.", no_args_is_help=True)
 app.add_typer(tokens_app, name="worker-token")
+budgets_app = typer.Typer(
+    help="What each principal's jobs may cost per day or month.", no_args_is_help=True
+)
+app.add_typer(budgets_app, name="budgets")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -98,7 +103,10 @@ def demo(
 
     settings = load_settings(None, port=port, data_dir=data_dir, workflows_dir=workflows)
     sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
-    settings = settings.model_copy(update={"comfy": [sim_url]})
+    # A demo's pages are public: its visitors are rate and concurrency limited.
+    settings = settings.model_copy(
+        update={"comfy": [sim_url], "limits": settings.limits.with_demo_defaults()}
+    )
     url = f"http://{settings.host}:{settings.port}"
     banner = "\n".join(
         [
@@ -300,6 +308,54 @@ def worker_token_revoke(
         typer.echo(f"error: no active worker token {token_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {token_id}")
+
+
+class BudgetPeriod(StrEnum):
+    day = "day"
+    month = "month"
+
+
+@budgets_app.command("set")
+def budgets_set(
+    principal_id: Annotated[str, typer.Argument(help="The principal's id (a key's, a user's...).")],
+    amount: Annotated[float, typer.Option(min=0, help="Cost its jobs may add up to.")],
+    period: Annotated[
+        BudgetPeriod, typer.Option(help="Calendar day or month, UTC.")
+    ] = BudgetPeriod.day,
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set (or replace) a principal's budget; a job that would pass it gets 402."""
+    from comfygate.budget_admin import describe, set_budget
+    from comfygate.jobs.quota import Budget
+
+    budget = Budget(amount=amount, period="day" if period is BudgetPeriod.day else "month")
+    asyncio.run(set_budget(load_settings(config, data_dir=data_dir), principal_id, budget))
+    typer.echo(describe(principal_id, budget))
+
+
+@budgets_app.command("list")
+def budgets_list(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List the budgets set per principal (the visitors' default is a setting)."""
+    from comfygate.budget_admin import describe, list_budgets
+
+    for principal_id, budget in asyncio.run(list_budgets(load_settings(config, data_dir=data_dir))):
+        typer.echo(describe(principal_id, budget))
+
+
+@budgets_app.command("remove")
+def budgets_remove(
+    principal_id: Annotated[str, typer.Argument(help="The principal's id.")],
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove a principal's budget: its jobs are no longer limited by cost."""
+    from comfygate.budget_admin import remove_budget
+
+    if not asyncio.run(remove_budget(load_settings(config, data_dir=data_dir), principal_id)):
+        typer.echo(f"error: no budget for {principal_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed the budget of {principal_id}")
 
 
 @workflows_app.command("list")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from comfygate.cli import app
 from comfygate.clock import FakeClock
 from comfygate.errors import QuotaExceeded, TooManyActiveJobs
 from comfygate.jobs.model import JobFailure
@@ -144,3 +147,25 @@ async def test_budgets_are_set_listed_and_removed(store: SqlJobStore, clock: Fak
     assert await budgets.remove("bob")
     assert not await budgets.remove("bob")
     assert await budgets.all() == [("alice", Budget(50, "month"))]
+
+
+def test_the_cli_sets_lists_and_removes_budgets(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    made = runner.invoke(
+        app, ["budgets", "set", "key-1", "--amount", "50", "--period", "month", *data]
+    )
+    assert made.exit_code == 0, made.output
+    assert made.output.strip() == "key-1  50 a month"
+    runner.invoke(app, ["budgets", "set", "visitor:abc", "--amount", "2.5", *data])
+    listed = runner.invoke(app, ["budgets", "list", *data])
+    assert listed.output.splitlines() == ["key-1  50 a month", "visitor:abc  2.5 a day"]
+    assert runner.invoke(app, ["budgets", "remove", "key-1", *data]).exit_code == 0
+    again = runner.invoke(app, ["budgets", "remove", "key-1", *data])
+    assert again.exit_code == 1 and "no budget for key-1" in again.output
+    bad = runner.invoke(app, ["budgets", "set", "k", "--amount", "-1", *data])
+    assert bad.exit_code == 2
+    bad_period = runner.invoke(
+        app, ["budgets", "set", "k", "--amount", "1", "--period", "week", *data]
+    )
+    assert bad_period.exit_code == 2

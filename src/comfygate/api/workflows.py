@@ -204,7 +204,13 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
                 },
             },
         },
-        "responses": {"202": {"description": "The job was accepted."}},
+        "responses": {
+            "202": {"description": "The job was accepted."},
+            "402": {"description": "quota_exceeded: the job would pass the caller's budget."},
+            "429": {
+                "description": "rate_limited, too_many_active_jobs or queue_full; see Retry-After."
+            },
+        },
     }
 
 

@@ -22,7 +22,7 @@ from comfygate.events.memory import MemoryBus
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import WorkflowVersion
-from comfygate.jobs.quota import Budget, QuotaPolicy
+from comfygate.jobs.quota import CHARGES_KEPT, Budget, QuotaPolicy
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
@@ -146,6 +146,7 @@ class Gateway:
         while True:
             try:
                 await self.sweeper.run_once()
+                await self.budgets.purge_charges(older_than=self.clock.now() - CHARGES_KEPT)
             except Exception:
                 log.exception("sweep failed")
             await self.clock.sleep(self.settings.retention.sweep_every_s)

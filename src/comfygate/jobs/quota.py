@@ -24,6 +24,9 @@ from comfygate.principal import Principal
 Period = Literal["day", "month"]
 PERIODS: tuple[str, ...] = get_args(Period)
 
+#: charges older than the longest period are never read again
+CHARGES_KEPT = timedelta(days=32)
+
 #: failure codes whose charge stands: the backend ran the caller's job
 CHARGED_FAILURES = ("execution_failed", "timeout")
 

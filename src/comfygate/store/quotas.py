@@ -163,5 +163,12 @@ class SqlBudgets:
 
         return await self._db.read(run)
 
+    async def purge_charges(self, *, older_than: datetime) -> int:
+        def run(conn: Connection) -> int:
+            gone = conn.execute(delete(job_charges).where(job_charges.c.charged_at < older_than))
+            return int(gone.rowcount or 0)
+
+        return await self._db.write(run)
+
     async def usage(self, principal_id: str, *, default: Budget | None, now: datetime) -> Usage:
         return await self._db.read(lambda conn: usage(conn, principal_id, default, now))

@@ -13,7 +13,7 @@ from comfygate.cli import app
 from comfygate.clock import FakeClock
 from comfygate.errors import QuotaExceeded, TooManyActiveJobs
 from comfygate.jobs.model import JobFailure
-from comfygate.jobs.quota import Admission, Budget
+from comfygate.jobs.quota import CHARGES_KEPT, Admission, Budget
 from comfygate.store import SqlJobStore
 from comfygate.store.quotas import SqlBudgets
 
@@ -147,6 +147,16 @@ async def test_budgets_are_set_listed_and_removed(store: SqlJobStore, clock: Fak
     assert await budgets.remove("bob")
     assert not await budgets.remove("bob")
     assert await budgets.all() == [("alice", Budget(50, "month"))]
+
+
+async def test_old_charges_are_purged(store: SqlJobStore, clock: FakeClock) -> None:
+    budgets = SqlBudgets(store.db)
+    await store.create_job(new_job(), now=clock.now(), admission=Admission(cost=2))
+    clock.advance(40 * 24 * 3600)
+    await store.create_job(new_job(), now=clock.now(), admission=Admission(cost=3))
+    assert await budgets.purge_charges(older_than=clock.now() - CHARGES_KEPT) == 1
+    usage = await budgets.usage("alice", default=Budget(100, "month"), now=clock.now())
+    assert usage.used == 3
 
 
 def test_the_cli_sets_lists_and_removes_budgets(tmp_path: Path) -> None:

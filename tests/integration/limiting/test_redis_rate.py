@@ -13,6 +13,9 @@ from limits.aio.storage import Storage
 from comfygate.errors import RateLimited
 from comfygate.limiting.rate import KindRates, SubmitRateLimiter, close_storage, open_storage
 from comfygate.principal import visitor
+from tests.integration.api.test_limits import IMAGE_OPS
+from tests.integration.conftest import GatewayFactory
+from tests.integration.web.test_pages import become_visitor
 
 REDIS_URL = os.environ.get("COMFYGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
@@ -60,3 +63,20 @@ async def test_two_gateways_share_counters_exactly_under_races(redis_storage: St
 
     results = await asyncio.gather(*(attempt(i) for i in range(20)))
     assert sum(results) == 5
+
+
+async def test_gateways_with_one_broker_url_share_a_visitors_count(
+    redis_storage: Storage, start_gateway: GatewayFactory
+) -> None:
+    settings = {"broker_url": REDIS_URL, "limits": {"kinds": {"visitor": {"per_minute": 2}}}}
+    first, second = await start_gateway(**settings), await start_gateway(**settings)
+    async with first.client() as a:
+        await become_visitor(a)  # a fresh visitor id: no other run shares its counter
+        async with second.client(cookies=a.cookies) as b:
+            codes = [
+                (await a.post(IMAGE_OPS, json={"params": {}})).status_code,
+                (await b.post(IMAGE_OPS, json={"params": {}})).status_code,
+                (await a.post(IMAGE_OPS, json={"params": {}})).status_code,
+                (await b.post(IMAGE_OPS, json={"params": {}})).status_code,
+            ]
+    assert codes == [202, 202, 429, 429]

@@ -28,6 +28,8 @@ from comfygate.errors import (
     JobDeleted,
     NotFound,
     QueueFull,
+    QuotaExceeded,
+    TooManyActiveJobs,
 )
 from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
@@ -216,11 +218,17 @@ class JobService:
             return await self.store.create_job(
                 job, now=now, max_queued=self.max_queue_depth, admission=admission
             )
-        except QueueFull as full:
+        except (QueueFull, TooManyActiveJobs, QuotaExceeded) as refused:
+            # No row was written, so nothing will read the prompt and request stored for
+            # it; a refused flood must not leave them behind.
+            for key in (prompt_key(job.id), request_key(job.id)):
+                await self.blobs.delete(key)
+            if not isinstance(refused, QueueFull):
+                raise
             raise QueueFull(
                 f"the queue of pool {job.pool!r} is full; retry later",
                 retry_after_s=await self._retry_after_s(job.pool),
-                details=full.details,
+                details=refused.details,
             ) from None
 
     async def _retry_after_s(self, pool: str) -> int:

@@ -142,6 +142,8 @@ async def test_a_job_over_budget_gets_402_with_remaining_and_resets_at(
     assert usage["remaining"] == pytest.approx(5 - TXT2IMG_COST - cheap_cost)
     assert datetime.fromisoformat(usage["resets_at"]) == tomorrow
     assert usage["active_jobs"] == 3 and usage["max_active"] is None
+    stored = list((gateway.settings.storage_dir / "jobs").iterdir())
+    assert len(stored) == 3, "a refused job leaves no prompt or request behind"
 
 
 async def test_a_canceled_queued_job_is_refunded(start_gateway: GatewayFactory) -> None:

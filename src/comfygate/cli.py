@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,10 @@ keys_app = typer.Typer(
     help="API keys: programs, remote workers (scope worker) and scripts.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+budgets_app = typer.Typer(
+    help="What each principal's jobs may cost per day or month.", no_args_is_help=True
+)
+app.add_typer(budgets_app, name="budgets")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -128,7 +133,10 @@ def demo(
         public_site=True,
     )
     sim, sim_url = start_simulator(settings.data_dir / "sim", step_ms=step_ms)
-    settings = settings.model_copy(update={"comfy": [sim_url]})
+    # A demo's pages are public: its visitors are rate and concurrency limited.
+    settings = settings.model_copy(
+        update={"comfy": [sim_url], "limits": settings.limits.with_demo_defaults()}
+    )
     url = f"http://{settings.host}:{settings.port}"
     banner = "\n".join(
         [
@@ -359,6 +367,54 @@ def keys_revoke(
         typer.echo(f"error: no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+class BudgetPeriod(StrEnum):
+    day = "day"
+    month = "month"
+
+
+@budgets_app.command("set")
+def budgets_set(
+    principal_id: Annotated[str, typer.Argument(help="The principal's id (a key's, a user's...).")],
+    amount: Annotated[float, typer.Option(min=0, help="Cost its jobs may add up to.")],
+    period: Annotated[
+        BudgetPeriod, typer.Option(help="Calendar day or month, UTC.")
+    ] = BudgetPeriod.day,
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set (or replace) a principal's budget; a job that would pass it gets 402."""
+    from comfygate.budget_admin import describe, set_budget
+    from comfygate.jobs.quota import Budget
+
+    budget = Budget(amount=amount, period="day" if period is BudgetPeriod.day else "month")
+    asyncio.run(set_budget(load_settings(config, data_dir=data_dir), principal_id, budget))
+    typer.echo(describe(principal_id, budget))
+
+
+@budgets_app.command("list")
+def budgets_list(data_dir: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List the budgets set per principal (the visitors' default is a setting)."""
+    from comfygate.budget_admin import describe, list_budgets
+
+    for principal_id, budget in asyncio.run(list_budgets(load_settings(config, data_dir=data_dir))):
+        typer.echo(describe(principal_id, budget))
+
+
+@budgets_app.command("remove")
+def budgets_remove(
+    principal_id: Annotated[str, typer.Argument(help="The principal's id.")],
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove a principal's budget: its jobs are no longer limited by cost."""
+    from comfygate.budget_admin import remove_budget
+
+    if not asyncio.run(remove_budget(load_settings(config, data_dir=data_dir), principal_id)):
+        typer.echo(f"error: no budget for {principal_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed the budget of {principal_id}")
 
 
 @workflows_app.command("list")

@@ -6,11 +6,12 @@ environment variables, the TOML file (``--config`` or ``./comfygate.toml``), def
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -164,6 +165,44 @@ class JwtSettings(BaseModel):
         return bool(self.jwks_url)
 
 
+class KindLimits(BaseModel):
+    """Limits for the principals of one kind (``local``, ``visitor``, ``key``, ``user``);
+    0 turns a limit off."""
+
+    #: job submissions a minute per principal
+    per_minute: int = Field(default=0, ge=0)
+    #: job submissions a minute per client address, counted for callers of this kind
+    per_address_per_minute: int = Field(default=0, ge=0)
+    #: jobs queued and running at once per principal
+    max_active: int = Field(default=0, ge=0)
+
+
+class BudgetSetting(BaseModel):
+    amount: float = Field(ge=0)
+    period: Literal["day", "month"] = "day"
+
+
+#: what ``comfygate demo`` limits a visitor of its public pages to, unless configured
+DEMO_VISITOR_LIMITS = KindLimits(per_minute=10, per_address_per_minute=30, max_active=3)
+
+
+class LimitSettings(BaseModel):
+    """Rate, concurrency and budget limits per kind of principal. All off by default
+    (``comfygate demo`` turns them on for visitors); admins and workers are never limited."""
+
+    kinds: dict[str, KindLimits] = Field(default_factory=dict)
+    #: the budget of each visitor without one of its own (none: unlimited)
+    visitor_budget: BudgetSetting | None = None
+
+    def for_kind(self, kind: str) -> KindLimits:
+        return self.kinds.get(kind) or KindLimits()
+
+    def with_demo_defaults(self) -> LimitSettings:
+        if "visitor" in self.kinds:
+            return self
+        return self.model_copy(update={"kinds": {**self.kinds, "visitor": DEMO_VISITOR_LIMITS}})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMFYGATE_",
@@ -220,7 +259,14 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jwt: JwtSettings = Field(default_factory=JwtSettings)
 
-    @field_validator("comfy", "cors_origins", mode="before")
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    #: a message broker; a ``redis://`` URL also holds the rate-limit counters shared
+    #: by every gateway (otherwise they are counted in this process's memory)
+    #: reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client
+    #: address is then the first hop from the right that is not one of them
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("comfy", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -232,6 +278,13 @@ class Settings(BaseSettings):
     def _check_backends(cls, value: list[str]) -> list[str]:
         for spec in value:
             Backend.parse(spec)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            ipaddress.ip_network(spec, strict=False)
         return value
 
     @field_validator("storage_url")

@@ -9,6 +9,9 @@
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
+      RateLimited                   too many submissions in a window (429, RateLimit headers)
+      TooManyActiveJobs             the caller has its most jobs queued and running (429)
+      QuotaExceeded                 the job would exceed the caller's budget (402)
       Gone                          it existed and was deleted (410)
         JobDeleted
         OutputExpired
@@ -121,6 +124,42 @@ class QueueFull(ComfygateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class RateLimited(ComfygateError):
+    """Too many submissions; retry later."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(
+        self, message: str | None = None, *, headers: dict[str, str], details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self._headers = headers
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
+class TooManyActiveJobs(ComfygateError):
+    """Too many of your jobs are queued or running; wait for one to finish."""
+
+    code = "too_many_active_jobs"
+    status_code = 429
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # No estimate of when a job of this caller ends; a short, fixed wait.
+        return {"Retry-After": "10"}
+
+
+class QuotaExceeded(ComfygateError):
+    """The job would exceed your budget; details say what remains and when it resets."""
+
+    code = "quota_exceeded"
+    status_code = 402
 
 
 class Gone(ComfygateError):

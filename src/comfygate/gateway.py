@@ -18,7 +18,7 @@ from comfygate.admin.console import AdminConsole, build_console
 from comfygate.api.render import Renderer
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
-from comfygate.config import Settings
+from comfygate.config import LimitSettings, Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.broker import Broker
 from comfygate.events.memory import MemoryBus, SubscriberOverflow
@@ -29,12 +29,15 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import TERMINAL, WorkflowVersion
 from comfygate.jobs.ports import EventSink
+from comfygate.jobs.quota import CHARGES_KEPT, Budget, QuotaPolicy
 from comfygate.jobs.rescuer import Rescuer
 from comfygate.jobs.service import JobService
 from comfygate.jobs.sweeper import DAY_S, Retention, Sweeper
 from comfygate.jobs.webhooks import Backoff
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.keys import ApiKeys
+from comfygate.limiting.address import Network, networks
+from comfygate.limiting.rate import KindRates, SubmitRateLimiter, open_storage
 from comfygate.shares import ShareLinks
 from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
@@ -45,6 +48,7 @@ from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
 from comfygate.store.api_keys import SqlApiKeys
+from comfygate.store.quotas import SqlBudgets
 from comfygate.store.share_links import SqlShareLinks
 from comfygate.store.stats import SqlStatsStore
 from comfygate.store.webhooks import SqlWebhookStore
@@ -89,6 +93,9 @@ class Gateway:
     doorbell: Doorbell
     webhooks: SqlWebhookStore
     dispatcher: Dispatcher
+    rate_limiter: SubmitRateLimiter
+    budgets: SqlBudgets
+    trusted_proxies: tuple[Network, ...]
     outbound: list[httpx.AsyncClient] = field(default_factory=list)
     #: joins this gateway's events and doorbell to the other gateways'; None alone
     relay: Relay | None = None
@@ -204,6 +211,7 @@ class Gateway:
         while True:
             try:
                 await self.sweeper.run_once()
+                await self.budgets.purge_charges(older_than=self.clock.now() - CHARGES_KEPT)
             except Exception:
                 log.exception("sweep failed")
             await self.clock.sleep(self.settings.retention.sweep_every_s)
@@ -252,6 +260,7 @@ class Gateway:
         if self._http is not None:
             await self._http.aclose()
         await self.admin.aclose()
+        await self.rate_limiter.aclose()
         await self.store.close()
 
 
@@ -339,6 +348,7 @@ async def build_gateway(
             fetch_client, uploads, max_redirects=settings.outbound.max_redirects
         ),
         webhook_urls=WebhookUrlCheck(guard),
+        quotas=quota_policy(settings.limits),
     )
     gate = WorkerGate(
         store=store,
@@ -403,4 +413,21 @@ async def build_gateway(
         ),
         outbound=[webhook_client, fetch_client],
         relay=relay,
+        rate_limiter=SubmitRateLimiter(
+            {
+                kind: KindRates(per_principal=k.per_minute, per_address=k.per_address_per_minute)
+                for kind, k in settings.limits.kinds.items()
+            },
+            open_storage(settings.broker_url),
+        ),
+        budgets=SqlBudgets(store.db),
+        trusted_proxies=networks(settings.trusted_proxies),
+    )
+
+
+def quota_policy(limits: LimitSettings) -> QuotaPolicy:
+    budget = limits.visitor_budget
+    return QuotaPolicy(
+        max_active={kind: k.max_active for kind, k in limits.kinds.items()},
+        visitor_budget=None if budget is None else Budget(budget.amount, budget.period),
     )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from comfygate.config import Backend, load_settings
+from comfygate.config import DEMO_VISITOR_LIMITS, Backend, KindLimits, load_settings
 
 
 def test_env_then_toml_then_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,3 +94,42 @@ def test_broker_url_names_redis_or_nothing(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("COMFYGATE_BROKER_URL", "amqp://rabbit")
     with pytest.raises(ValueError, match="broker_url"):
         load_settings()
+
+
+def test_limits_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYGATE_LIMITS__KINDS__KEY__PER_MINUTE", "600")
+    monkeypatch.setenv("COMFYGATE_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8")
+    monkeypatch.setenv("COMFYGATE_BROKER_URL", "redis://127.0.0.1:6379/2")
+    s = load_settings()
+    assert s.limits.kinds["key"].per_minute == 600
+    assert s.trusted_proxies == ["10.0.0.0/8", "fd00::/8"]
+    assert s.broker_url == "redis://127.0.0.1:6379/2"
+
+
+def test_limit_settings_per_kind(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        "[limits.kinds.visitor]\nper_minute = 5\nmax_active = 2\n"
+        '[limits.visitor_budget]\namount = 20\nperiod = "month"\n'
+    )
+    s = load_settings(toml)
+    assert s.limits.for_kind("visitor") == KindLimits(per_minute=5, max_active=2)
+    assert s.limits.for_kind("key") == KindLimits(), "off for kinds not named"
+    assert s.limits.visitor_budget is not None and s.limits.visitor_budget.period == "month"
+    # The demo limits its visitors only when the operator did not say how.
+    assert s.limits.with_demo_defaults() == s.limits
+    assert load_settings().limits.with_demo_defaults().kinds == {"visitor": DEMO_VISITOR_LIMITS}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"trusted_proxies": ["10.0.0.0/33"]},
+        {"trusted_proxies": ["proxy.example"]},
+        {"limits": {"kinds": {"visitor": {"per_minute": -1}}}},
+        {"limits": {"visitor_budget": {"amount": 5, "period": "week"}}},
+    ],
+)
+def test_bad_limit_settings_are_refused(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        load_settings(**overrides)

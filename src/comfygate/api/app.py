@@ -17,6 +17,7 @@ from comfygate.api import (
     jobs,
     share,
     uploads,
+    usage,
     webhooks,
     worker,
     workflows,
@@ -51,7 +52,7 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, share, events, uploads, files, webhooks, worker):
+    for module in (workflows, jobs, share, events, uploads, files, webhooks, usage, worker):
         app.include_router(module.router)
     for router in ADMIN_ROUTERS:
         app.include_router(router)

@@ -11,6 +11,7 @@ from comfygate.api import csrf
 from comfygate.api.admin.credentials import admin_principal, bearer, cookie_admin
 from comfygate.api.render import Renderer
 from comfygate.errors import ComfygateError, Forbidden, Unauthorized
+from comfygate.limiting.address import client_address
 from comfygate.principal import LOCAL, Principal, visitor
 from comfygate.tokens import Tokens
 from comfygate.users import InvalidToken, looks_like_jwt
@@ -116,6 +117,12 @@ def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
 Reader = Annotated[Principal, Depends(scoped("jobs:read"))]
 #: submits, cancels, deletes and shares jobs, and uploads
 Writer = Annotated[Principal, Depends(scoped("jobs:write"))]
+
+
+def client_address_of(gw: Gateway, request: Request) -> str:
+    """The caller's address, believing ``X-Forwarded-For`` only from trusted proxies."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), gw.trusted_proxies)
 
 
 async def page_visitor(request: Request) -> Principal | None:

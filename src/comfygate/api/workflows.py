@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from comfygate.api.deps import Who, Writer, gateway, renderer
+from comfygate.api.deps import Who, Writer, client_address_of, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
@@ -158,6 +158,8 @@ async def submit(
     idempotency_key: str | None,
 ) -> JSONResponse:
     workflow = gw.service.workflow(name)
+    # Counted before the body is read: a refused flood costs no upload decoding.
+    limit_headers = await gw.rate_limiter.hit(principal, client_address_of(gw, request))
     params, metadata, digests, webhook = await _read_submission(gw, principal, workflow, request)
 
     result = await gw.service.submit(
@@ -170,7 +172,9 @@ async def submit(
         render=renderer(request).job,
         webhook=webhook,
     )
-    headers = {"Location": f"/v1/jobs/{result.job_id}"} if result.job_id else {}
+    headers = dict(limit_headers)
+    if result.job_id:
+        headers["Location"] = f"/v1/jobs/{result.job_id}"
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(result.body, result.status_code, headers=headers)
@@ -220,7 +224,13 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
                 },
             },
         },
-        "responses": {"202": {"description": "The job was accepted."}},
+        "responses": {
+            "202": {"description": "The job was accepted."},
+            "402": {"description": "quota_exceeded: the job would pass the caller's budget."},
+            "429": {
+                "description": "rate_limited, too_many_active_jobs or queue_full; see Retry-After."
+            },
+        },
     }
 
 

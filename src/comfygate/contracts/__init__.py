@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from comfygate.contracts.canonical import canonical_json, workflow_version
 from comfygate.contracts.check import check_workflows
+from comfygate.contracts.cost import FREE, Cost
 from comfygate.contracts.form import form_fields
 from comfygate.contracts.loader import (
     CONTRACT_FILE,
@@ -23,11 +24,13 @@ from comfygate.contracts.params import image_bindings, patch_graph, validate_par
 
 __all__ = [
     "CONTRACT_FILE",
+    "FREE",
     "GRAPH_FILE",
     "MAX_SAFE_INTEGER",
     "META_SCHEMA",
     "RESERVED",
     "Binding",
+    "Cost",
     "Parameter",
     "Workflow",
     "canonical_json",

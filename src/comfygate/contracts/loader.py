@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from comfygate.contracts import graph as graphs
 from comfygate.contracts.canonical import workflow_version
+from comfygate.contracts.cost import FREE, Cost, cost_problems
 from comfygate.contracts.metaschema import MAX_SAFE_INTEGER, contract_problems
 from comfygate.contracts.model import Binding, Parameter, Workflow
 from comfygate.contracts.params import random_range, validate_params
@@ -246,6 +247,9 @@ def load_workflow(folder: Path) -> Workflow:
     parameters = _parameters(contract, checked_graph, semantic)
     settings: dict[str, Any] = contract.get("x-comfygate", {})
     outputs = _outputs(settings, checked_graph, semantic)
+    cost_spec = settings.get("cost")
+    if cost_spec is not None:
+        semantic += cost_problems(cost_spec, contract.get("properties") or {})
     problems += [f"{contract_path}: {p}" for p in semantic]
     if problems:
         _raise(problems)
@@ -268,6 +272,7 @@ def load_workflow(folder: Path) -> Workflow:
         outputs=outputs,
         examples=tuple(settings.get("examples", ())),
         parameters=parameters,
+        cost=FREE if cost_spec is None else Cost.parse(cost_spec),
     )
     examples = _example_problems(workflow)
     if examples:

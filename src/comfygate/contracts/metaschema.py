@@ -10,12 +10,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from comfygate.contracts.cost import COST_SCHEMA
+
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer a browser's JSON numbers carry exactly."""
 
 KINDS = ("image",)
-RESERVED = ("cost", "warm_up", "review", "stages")
+RESERVED = ("warm_up", "review", "stages")
 """x-comfygate keys kept for later work; a contract using one is refused, not ignored."""
 
 _NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -80,6 +82,7 @@ _SETTINGS: dict[str, Any] = {
         "title": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
         "examples": {"type": "array", "items": _EXAMPLE},
+        "cost": COST_SCHEMA,
         **{
             key: {"not": {}, "x-message": f"x-comfygate.{key} is reserved: not supported yet"}
             for key in RESERVED

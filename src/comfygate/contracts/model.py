@@ -8,6 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from comfygate.contracts.cost import FREE, Cost
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -54,6 +56,8 @@ class Workflow:
     #: each {"title"?: str, "params": {...}}
     examples: tuple[dict[str, Any], ...]
     parameters: dict[str, Parameter]
+    #: what one job costs against its owner's budget (x-comfygate.cost)
+    cost: Cost = FREE
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from comfygate.jobs.model import (
     Progress,
     WorkflowVersion,
 )
+from comfygate.jobs.quota import Admission
 
 
 class JobStore(Protocol):
@@ -53,9 +54,18 @@ class JobStore(Protocol):
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
 
     # -- jobs: create and read -----------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+    async def create_job(
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        admission: Admission | None = None,
+    ) -> Job:
         """Insert a queued job and its first timeline event (seq 1, ``status``);
-        ``QueueFull`` when its pool already holds ``max_queued`` queued jobs."""
+        ``QueueFull`` when its pool already holds ``max_queued`` queued jobs. With an
+        ``admission``, in the same transaction: ``TooManyActiveJobs`` or
+        ``QuotaExceeded`` for its owner, else its charge is recorded."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 

@@ -30,6 +30,8 @@ from comfygate.errors import (
     JobDeleted,
     NotFound,
     QueueFull,
+    QuotaExceeded,
+    TooManyActiveJobs,
 )
 from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
@@ -44,6 +46,7 @@ from comfygate.jobs.ports import (
     UploadResolver,
     WebhookUrls,
 )
+from comfygate.jobs.quota import Admission, QuotaPolicy
 from comfygate.jobs.sweeper import remove_job_files
 from comfygate.jobs.webhooks import WebhookTarget
 from comfygate.principal import Principal
@@ -78,6 +81,7 @@ class JobService:
         max_queue_depth: int | None = None,
         remote_images: RemoteImages | None = None,
         webhook_urls: WebhookUrls | None = None,
+        quotas: QuotaPolicy | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -90,6 +94,7 @@ class JobService:
         self.max_queue_depth = max_queue_depth
         self.remote_images = remote_images
         self.webhook_urls = webhook_urls
+        self.quotas = quotas or QuotaPolicy()
 
     def workflow(self, name: str) -> Workflow:
         try:
@@ -228,6 +233,7 @@ class JobService:
                 models=models_needed(graph),
             ),
             now=now,
+            admission=self.quotas.admission(principal, workflow.cost.of(valid)),
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
@@ -262,14 +268,24 @@ class JobService:
                 raise _field(f"/{name}", exc.message, "x-kind") from None
         return fetched
 
-    async def _insert(self, job: NewJob, *, now: datetime) -> Job:
+    async def _insert(
+        self, job: NewJob, *, now: datetime, admission: Admission | None = None
+    ) -> Job:
         try:
-            return await self.store.create_job(job, now=now, max_queued=self.max_queue_depth)
-        except QueueFull as full:
+            return await self.store.create_job(
+                job, now=now, max_queued=self.max_queue_depth, admission=admission
+            )
+        except (QueueFull, TooManyActiveJobs, QuotaExceeded) as refused:
+            # No row was written, so nothing will read the prompt and request stored for
+            # it; a refused flood must not leave them behind.
+            for key in (prompt_key(job.id), request_key(job.id)):
+                await self.blobs.delete(key)
+            if not isinstance(refused, QueueFull):
+                raise
             raise QueueFull(
                 f"the queue of pool {job.pool!r} is full; retry later",
                 retry_after_s=await self._retry_after_s(job.pool),
-                details=full.details,
+                details=refused.details,
             ) from None
 
     async def _retry_after_s(self, pool: str) -> int:
@@ -354,10 +370,20 @@ class JobService:
                 models=models_needed(json.loads(prompt)),
             ),
             now=now,
+            admission=self._retry_admission(principal, old),
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job
+
+    def _retry_admission(self, principal: Principal, old: Job) -> Admission | None:
+        """A retry by its owner meets the owner's limits and costs what the workflow
+        charges today; an admin's retry is the operator's and is not charged."""
+        if principal.id != old.owner_id:
+            return None
+        workflow = self.workflows.get(old.workflow)
+        cost = workflow.cost.of(old.params) if workflow is not None else 0.0
+        return self.quotas.admission(principal, cost)
 
     async def expire_due(self) -> list[Job]:
         expired = await self.store.expire_queued(now=self.clock.now())

@@ -50,9 +50,10 @@ from comfygate.jobs.model import (
     Progress,
     WorkflowVersion,
 )
+from comfygate.jobs.quota import Admission
 from comfygate.jobs.snapshot import status_data
 from comfygate.jobs.webhooks import event_for
-from comfygate.store import migrate
+from comfygate.store import migrate, quotas
 from comfygate.store.engine import Database, open_database
 from comfygate.store.rows import (
     attempt_from_row,
@@ -411,12 +412,23 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- jobs: create and read ------------------------------------------------------------
-    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+    async def create_job(
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        admission: Admission | None = None,
+    ) -> Job:
         def run(conn: Connection) -> Job:
             if max_queued is not None:
                 depth = _queued_in(conn, job.pool)
                 if depth >= max_queued:
                     raise QueueFull(details={"pool": job.pool, "queued": depth})
+            if admission is not None:
+                quotas.admit(
+                    conn, owner_id=job.owner_id, job_id=job.id, admission=admission, now=now
+                )
             row = conn.execute(
                 insert(jobs)
                 .values(

@@ -249,3 +249,25 @@ lease_requests = Table(
     PrimaryKeyConstraint("agent_id", "request_id"),
     Index("lease_requests_created", "created_at"),
 )
+
+#: a budget per principal: what its jobs may cost per calendar day or month (UTC)
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("principal_id", String(200), primary_key=True),
+    Column("amount", Float, nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: what each job was charged when it was queued; refunds are derived from the job
+#: (jobs/quota.py). No foreign key: a charge outlives the job rows retention removes.
+job_charges = Table(
+    "job_charges",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("owner_id", String(200), nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("charged_at", TS, nullable=False),
+    Index("job_charges_owner", "owner_id", "charged_at"),
+)

@@ -80,7 +80,7 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
                 text(
                     "TRUNCATE job_events, job_attempts, jobs, idempotency_keys, pool_clocks, "
                     "lease_requests, workflow_versions, webhook_deliveries, webhook_attempts, "
-                    "webhook_disabled CASCADE"
+                    "webhook_disabled, budgets, job_charges CASCADE"
                 )
             )
         )

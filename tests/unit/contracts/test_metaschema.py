@@ -21,7 +21,7 @@ def with_settings(**settings: Any) -> dict[str, Any]:
     return c
 
 
-@pytest.mark.parametrize("key", ["cost", "warm_up", "review", "stages"])
+@pytest.mark.parametrize("key", ["warm_up", "review", "stages"])
 def test_reserved_keys_are_not_supported_yet(load: Load, key: str) -> None:
     with pytest.raises(ContractError) as exc:
         load(contract=with_settings(**{key: {}}))

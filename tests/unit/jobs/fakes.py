@@ -7,16 +7,27 @@ from datetime import datetime
 
 from comfygate.jobs.model import Job, JobStatus, LiveEvent, NewJob
 from comfygate.jobs.ports import ResolvedUpload
+from comfygate.jobs.quota import Admission
 
 
 class FakeStore:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
+        #: what each create_job was asked to check, in order
+        self.admissions: list[Admission | None] = []
 
     async def get_job(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
-    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+    async def create_job(
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        admission: Admission | None = None,
+    ) -> Job:
+        self.admissions.append(admission)
         created = Job(
             id=job.id,
             owner_id=job.owner_id,

@@ -15,6 +15,7 @@ from comfygate.ids import new_id
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import prompt_key, request_key
 from comfygate.jobs.model import InputFile, JobStatus, NewJob
+from comfygate.jobs.quota import QuotaPolicy
 from comfygate.jobs.service import JobService
 from comfygate.principal import ADMIN, LOCAL, Principal
 from tests.unit.jobs.fakes import FakeBlobs, FakeEvents, FakeStore, NoUploads
@@ -136,3 +137,22 @@ async def test_a_job_without_queue_ttl_gets_none(
     store: FakeStore = parts["store"]
     store.jobs[old_id] = replace(store.jobs[old_id], expires_at=None)
     assert (await service.retry(ADMIN, old_id)).expires_at is None
+
+
+async def test_an_owners_retry_meets_the_owners_limits_and_an_admins_does_not(
+    parts: dict[str, Any],
+) -> None:
+    service = JobService(
+        uploads=NoUploads(),
+        workflows={},
+        quotas=QuotaPolicy(max_active={"key": 2}),
+        **parts,
+    )
+    store: FakeStore = parts["store"]
+    alice = Principal(id="alice", kind="key", scopes=frozenset({"jobs:read", "jobs:write"}))
+    await service.retry(alice, await finished_job(parts))
+    await service.retry(ADMIN, await finished_job(parts))
+    owner, admin = store.admissions[1], store.admissions[3]
+    # The workflow is gone from the folder: the retry costs nothing, but the limit holds.
+    assert owner is not None and (owner.max_active, owner.cost) == (2, 0.0)
+    assert admin is None

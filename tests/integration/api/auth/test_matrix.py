@@ -70,6 +70,7 @@ TABLE: dict[tuple[str, str], Access] = {
     ("GET", "/v1/jobs/{job_id}/webhooks"): A.READ_OWN,
     ("POST", "/v1/jobs/{job_id}/webhooks/redeliver"): A.WRITE_OWN,
     ("GET", "/v1/webhooks/secret"): A.READ,
+    ("GET", "/v1/usage"): A.READ,
     ("POST", "/v1/uploads"): A.WRITE,
     ("POST", "/v1/uploads/{upload_id}/complete"): A.WRITE_MINE,
     # sign-in checks its own credential (the admin token or an admin key) in the body

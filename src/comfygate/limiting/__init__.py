@@ -1,0 +1,1 @@
+"""Submission rate limits: who is asking (principal, client address) and how often."""

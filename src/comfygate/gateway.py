@@ -223,6 +223,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         UploadLimits(
             max_bytes=settings.uploads.max_bytes,
             max_pixels=settings.uploads.max_pixels,
+            max_frames=settings.uploads.max_frames,
             formats=tuple(settings.uploads.formats),
             url_ttl_s=settings.uploads.url_ttl_s,
         ),
@@ -239,6 +240,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         clock=clock,
         rng=rng,
         max_queue_depth=settings.max_queue_depth,
+        log_prompts=settings.log_prompts,
     )
     gate = WorkerGate(
         store=store,
@@ -247,6 +249,7 @@ async def build_gateway(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> G
         doorbell=doorbell,
         clock=clock,
         lease_times=LeaseTimes(ttl_s=settings.lease.ttl_s, heartbeat_s=settings.lease.heartbeat_s),
+        log_prompts=settings.log_prompts,
     )
     rescuer = Rescuer(
         store=store, blobs=storage, events=bus, doorbell=doorbell, clock=clock, rng=rng

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from comfygate.api.deps import current_principal, gateway, renderer
 from comfygate.contracts import Workflow
+from comfygate.contracts.text import bound_strings
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
 from comfygate.principal import Principal
@@ -30,8 +30,9 @@ IdempotencyKey = Annotated[
 
 def public_schema(workflow: Workflow) -> dict[str, Any]:
     """The contract as clients see it: JSON Schema with our x- keywords kept (the web
-    form reads x-kind, x-random, x-advanced) and x-bind dropped (graph internals)."""
-    schema = copy.deepcopy(workflow.contract)
+    form reads x-kind, x-random, x-advanced) and x-bind dropped (graph internals), every
+    free-text string with the maxLength it is held to."""
+    schema = bound_strings(workflow.contract)
     schema.pop("x-comfygate", None)
     for prop in (schema.get("properties") or {}).values():
         if isinstance(prop, dict):
@@ -89,14 +90,10 @@ async def _read_submission(
                             }
                         ]
                     )
-                data = await value.read()
+                # One byte past the limit is enough to refuse it.
+                data = await value.read(gw.uploads.limits.max_bytes + 1)
                 try:
-                    info = await gw.uploads.put_direct(
-                        principal.id,
-                        filename=value.filename or name,
-                        content_type=value.content_type,
-                        data=data,
-                    )
+                    info = await gw.uploads.put_direct(principal.id, data)
                 except InvalidUpload as exc:
                     raise InvalidParams(
                         exc.message,

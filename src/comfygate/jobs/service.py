@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -38,6 +39,8 @@ from comfygate.jobs.ports import Blobs, EventSink, JobStore, UploadResolver
 from comfygate.jobs.sweeper import remove_job_files
 from comfygate.principal import Principal
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Submitted:
@@ -60,8 +63,11 @@ class JobService:
         clock: Clock,
         rng: random.Random | None = None,
         max_queue_depth: int | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self.store = store
+        #: parameters are the users' words: logged only when the operator asks
+        self.log_prompts = log_prompts
         self.blobs = blobs
         self.events = events
         self.uploads = uploads
@@ -203,6 +209,10 @@ class JobService:
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
+        if self.log_prompts:
+            log.info("job %s accepted: %s %s", job.id, workflow.name, json.dumps(valid))
+        else:
+            log.info("job %s accepted: %s", job.id, workflow.name)
         return job
 
     async def _insert(self, job: NewJob, *, now: datetime) -> Job:

@@ -6,6 +6,7 @@ Agents reach this only through a transport (in-process now, HTTP for remote agen
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ from comfygate.jobs.model import (
 )
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
 
+log = logging.getLogger(__name__)
+
 PREVIEW_TTL_S = 300
 #: a backend counts as part of its pool this long after its agent last asked for work
 LESSEE_SEEN_S = 60.0
@@ -60,6 +63,7 @@ class WorkerGate:
         clock: Clock,
         lease_times: LeaseTimes,
         rng: random.Random | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -67,6 +71,8 @@ class WorkerGate:
         self.doorbell = doorbell
         self.clock = clock
         self.times = lease_times
+        #: a failure's message may echo the parameters (ComfyUI quotes bad values)
+        self.log_prompts = log_prompts
         self.rng = rng or random.Random()
         #: lease token → (owner id, when its progress was last stored)
         self._progress_owner: dict[str, tuple[str, float]] = {}
@@ -247,6 +253,15 @@ class WorkerGate:
         self._forget_lease(lease)
         job = await self.store.fail(
             lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
+        )
+        said = f": {failure.message}" if self.log_prompts else ""
+        log.info(
+            "job %s attempt %d failed (%s%s), now %s",
+            job.id,
+            lease.attempt,
+            failure.code,
+            said,
+            job.status.value,
         )
         if job.status is JobStatus.FAILED:
             await write_error(self.blobs, job.id, failure, lease.attempt)

@@ -9,7 +9,17 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from comfygate import __version__, web
-from comfygate.api import errors, events, files, jobs, share, uploads, worker, workflows
+from comfygate.api import (
+    errors,
+    events,
+    files,
+    jobs,
+    openapi,
+    share,
+    uploads,
+    worker,
+    workflows,
+)
 from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
@@ -59,5 +69,6 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     web.install(app)
+    openapi.install(app, gw.uploads.limits)
 
     return app

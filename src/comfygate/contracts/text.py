@@ -48,6 +48,27 @@ def _bound(node: Any) -> None:
             _bound(item)
 
 
+#: JSON Schema patterns (ECMA-262, which Python's re reads alike) for the same rule
+SINGLE_LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+MULTILINE_PATTERN = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+
+
+def publish_text_rules(contract: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``contract`` whose free-text parameters state both rules: the bound,
+    and (as a pattern, beside any of the contract's own) no control characters.
+
+    The validator checks the characters itself, to name the character it refuses."""
+    published = bound_strings(contract)
+    for schema in (published.get("properties") or {}).values():
+        if isinstance(schema, dict) and _is_free_text(schema) and schema.get("x-kind") is None:
+            pattern = MULTILINE_PATTERN if is_multiline(schema) else SINGLE_LINE_PATTERN
+            if "pattern" in schema:
+                schema["allOf"] = [*schema.get("allOf", []), {"pattern": pattern}]
+            else:
+                schema["pattern"] = pattern
+    return published
+
+
 def is_multiline(schema: dict[str, Any]) -> bool:
     return int(schema.get("maxLength", DEFAULT_MAX_LENGTH)) > MULTILINE_ABOVE
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from comfygate.clock import Clock
-from comfygate.errors import InvalidUpload, NotFound
+from comfygate.errors import NotFound, UploadIncomplete
 from comfygate.ids import is_uuid, new_id
 from comfygate.jobs.ports import ResolvedUpload
 from comfygate.storage.base import SignedRequest, Storage
@@ -97,7 +97,7 @@ class Uploads:
         original = _original_key(upload_id)
         info = await self.storage.stat(original)
         if info is None:
-            raise InvalidUpload("no bytes were sent to the upload URL")
+            raise UploadIncomplete
         if info.bytes > min(meta["bytes"], self.limits.max_bytes):
             await self.storage.delete(original)
             raise field_error(

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from comfygate.clock import FakeClock
-from comfygate.errors import InvalidUpload, NotFound
+from comfygate.errors import InvalidUpload, NotFound, UploadIncomplete
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
@@ -57,7 +57,7 @@ async def test_declare_send_complete_then_resolve(uploads: Uploads) -> None:
 async def test_incomplete_upload_does_not_resolve(uploads: Uploads) -> None:
     upload_id, _ = await uploads.create("alice", content_type="image/png", size=10)
     assert await uploads.resolve("alice", upload_id) is None
-    with pytest.raises(InvalidUpload, match="no bytes"):
+    with pytest.raises(UploadIncomplete, match="No bytes"):
         await uploads.complete("alice", upload_id)
 
 

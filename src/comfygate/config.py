@@ -80,10 +80,24 @@ class HygieneSettings(BaseModel):
 
 
 class UploadSettings(BaseModel):
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
+    """Limits of an uploaded picture; one past them is refused before it is decoded."""
+
+    max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    #: pixels of all frames together (an animation is one batch in ComfyUI)
+    max_pixels: int = Field(default=4096 * 4096, gt=0)
+    max_frames: int = Field(default=100, ge=1)
     formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "GIF"])
     url_ttl_s: int = 900
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        known = ("PNG", "JPEG", "WEBP", "GIF")
+        formats = [f.upper() for f in value]
+        unknown = [f for f in formats if f not in known]
+        if unknown:
+            raise ValueError(f"uploads.formats: {unknown} not among {list(known)}")
+        return formats
 
 
 class WebhookSettings(BaseModel):
@@ -247,6 +261,9 @@ class Settings(BaseSettings):
     interrupt_grace_s: float = Field(default=60.0, ge=1.0)
     #: queued jobs a pool holds at most; past it a submit gets 429 queue_full
     max_queue_depth: int = Field(default=1000, ge=1)
+    #: write job parameters and failure messages (which may echo them) into the logs;
+    #: off, logs name jobs, workflows and error codes only
+    log_prompts: bool = False
     #: signs in to the ops dashboard and admin API; empty means one kept in the data dir
     admin_token: str = ""
     #: how long an admin session cookie stays valid

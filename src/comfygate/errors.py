@@ -8,6 +8,7 @@
       NotFound                      no such workflow / job / upload visible to the caller (404)
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
+        UploadIncomplete            completing an upload whose bytes were not sent
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
       RateLimited                   too many submissions in a window (429, RateLimit headers)
       TooManyActiveJobs             the caller has its most jobs queued and running (429)
@@ -107,6 +108,12 @@ class IdempotencyKeyInFlight(Conflict):
     """A request with this Idempotency-Key is still being processed; retry shortly."""
 
     code = "idempotency_key_in_flight"
+
+
+class UploadIncomplete(Conflict):
+    """No bytes were sent to the upload URL yet: send the file there, then complete."""
+
+    code = "upload_incomplete"
 
 
 class QueueFull(ComfygateError):

@@ -322,6 +322,7 @@ async def build_gateway(
         UploadLimits(
             max_bytes=settings.uploads.max_bytes,
             max_pixels=settings.uploads.max_pixels,
+            max_frames=settings.uploads.max_frames,
             formats=tuple(settings.uploads.formats),
             url_ttl_s=settings.uploads.url_ttl_s,
         ),
@@ -349,6 +350,7 @@ async def build_gateway(
         ),
         webhook_urls=WebhookUrlCheck(guard),
         quotas=quota_policy(settings.limits),
+        log_prompts=settings.log_prompts,
     )
     gate = WorkerGate(
         store=store,
@@ -361,6 +363,7 @@ async def build_gateway(
             heartbeat_s=settings.lease.heartbeat_s,
             poll_s=settings.poll_s,
         ),
+        log_prompts=settings.log_prompts,
     )
     rescuer = Rescuer(
         store=store, blobs=storage, events=events, doorbell=doorbell, clock=clock, rng=rng

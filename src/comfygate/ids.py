@@ -6,6 +6,9 @@ import uuid
 
 import uuid6
 
+#: the canonical form every id of this API has (lowercase, hyphenated)
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 
 def new_id() -> str:
     return str(uuid6.uuid7())

@@ -15,6 +15,7 @@ from comfygate.api import (
     events,
     files,
     jobs,
+    openapi,
     share,
     uploads,
     usage,
@@ -82,5 +83,6 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
             allow_headers=["authorization", "content-type", "idempotency-key", "last-event-id"],
             expose_headers=["retry-after", "location"],
         )
+    openapi.install(app, gw.uploads.limits)
 
     return app

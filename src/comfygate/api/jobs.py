@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from comfygate.api.deps import Reader, Writer, gateway, renderer
-from comfygate.errors import InvalidParams, NotFound
+from comfygate.errors import NotFound
 from comfygate.gateway import Gateway
-from comfygate.ids import is_uuid
+from comfygate.ids import UUID_PATTERN, is_uuid
 from comfygate.jobs.model import JobStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -36,15 +36,11 @@ async def list_jobs(
     who: Reader,
     status: Annotated[JobStatus | None, Query()] = None,
     workflow: Annotated[str | None, Query(max_length=100)] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page", pattern=UUID_PATTERN)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    if cursor is not None and not is_uuid(cursor):
-        raise InvalidParams(
-            details=[
-                {"path": "/cursor", "keyword": "format", "message": "not a cursor from this API"}
-            ]
-        )
     jobs = await gw.store.list_jobs(
         owner_id=who.id, status=status, workflow=workflow, before_id=cursor, limit=limit + 1
     )

@@ -14,7 +14,8 @@ router = APIRouter(prefix="/v1", tags=["uploads"])
 
 
 class UploadRequest(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
+    #: accepted for older clients; never stored nor used (keys are generated)
+    filename: str | None = Field(default=None, max_length=255)
     content_type: str = Field(min_length=1, max_length=100)
     bytes: int = Field(gt=0)
 
@@ -28,7 +29,7 @@ async def create_upload(
     """Answers where to send the file: ``upload.method`` to ``upload.url`` with
     ``upload.headers``, before ``upload.expires_at``. Then call ``…/complete``."""
     upload_id, signed = await gw.uploads.create(
-        who.id, filename=body.filename, content_type=body.content_type, size=body.bytes
+        who.id, content_type=body.content_type, size=body.bytes
     )
     return {
         "id": upload_id,

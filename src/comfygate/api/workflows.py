@@ -12,8 +12,10 @@ from starlette.datastructures import UploadFile
 
 from comfygate.api.deps import Who, Writer, client_address_of, gateway, renderer
 from comfygate.contracts import Workflow
+from comfygate.contracts.text import publish_text_rules
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
+from comfygate.ids import UUID_PATTERN
 from comfygate.jobs.webhooks import WEBHOOK_SCHEMA
 from comfygate.principal import Principal
 
@@ -31,8 +33,19 @@ IdempotencyKey = Annotated[
 
 def public_schema(workflow: Workflow) -> dict[str, Any]:
     """The contract as clients see it: JSON Schema with our x- keywords kept (the web
-    form reads x-kind, x-random, x-advanced) and x-bind dropped (graph internals)."""
-    schema = copy.deepcopy(workflow.contract)
+    form reads x-kind, x-random, x-advanced) and x-bind dropped (graph internals), every
+    free-text string with the rules it is held to (maxLength, no control characters)."""
+    schema = publish_text_rules(workflow.contract)
+    # The validator adds it whether or not the contract says so: unknown names are refused.
+    schema["additionalProperties"] = False
+    # A parameter with a default (or drawn at random) may be left out, required or not.
+    if "required" in schema:
+        schema["required"] = [
+            n
+            for n in schema["required"]
+            if n not in workflow.parameters
+            or not ("default" in workflow.parameters[n].schema or workflow.parameters[n].random)
+        ]
     schema.pop("x-comfygate", None)
     for prop in (schema.get("properties") or {}).values():
         if isinstance(prop, dict):
@@ -40,9 +53,11 @@ def public_schema(workflow: Workflow) -> dict[str, Any]:
             if prop.get("x-kind") == "image":
                 prop.pop("maxLength", None)
                 prop["description"] = (
-                    f"{prop.get('description', '')} Or an https URL: the gateway fetches "
-                    "it (with the limits of an upload) and stores it as an upload."
+                    f"{prop.get('description', '') or 'The id of a completed upload.'} Or an "
+                    "https URL: the gateway fetches it (with the limits of an upload) and "
+                    "stores it as an upload."
                 ).strip()
+                prop["pattern"] = f"({UUID_PATTERN})|(^https://)"
     return schema
 
 
@@ -83,10 +98,23 @@ async def _read_submission(
             if isinstance(raw, UploadFile):
                 raw = (await raw.read()).decode()
             body = _parse_json(raw or "{}", "/params")
-            params = body.get("params", body)
-            metadata = body.get("metadata", {}) if "params" in body else {}
-            webhook = body.get("webhook") if "params" in body else None
+            _refuse_unknown_fields(body)
+            params = body.get("params", {})
+            metadata = body.get("metadata", {})
+            webhook = body.get("webhook")
             image_params = {n for n, p in workflow.parameters.items() if p.kind == "image"}
+            if isinstance(params, dict) and (given := sorted(image_params & set(params))):
+                # One way per request: pictures come as parts here, never as upload ids.
+                raise InvalidParams(
+                    details=[
+                        {
+                            "path": f"/{name}",
+                            "keyword": "x-kind",
+                            "message": "in a multipart submit a picture is a file part",
+                        }
+                        for name in given
+                    ]
+                )
             for name, value in form.multi_items():
                 if name == "params":
                     continue
@@ -100,14 +128,10 @@ async def _read_submission(
                             }
                         ]
                     )
-                data = await value.read()
+                # One byte past the limit is enough to refuse it.
+                data = await value.read(gw.uploads.limits.max_bytes + 1)
                 try:
-                    info = await gw.uploads.put_direct(
-                        principal.id,
-                        filename=value.filename or name,
-                        content_type=value.content_type,
-                        data=data,
-                    )
+                    info = await gw.uploads.put_direct(principal.id, data)
                 except InvalidUpload as exc:
                     raise InvalidParams(
                         exc.message,
@@ -117,14 +141,7 @@ async def _read_submission(
                 digests.append(info["sha256"])
     else:
         body = _parse_json((await request.body()).decode("utf-8", "replace") or "{}", "")
-        unknown = set(body) - {"params", "metadata", "webhook"}
-        if unknown:
-            raise InvalidParams(
-                details=[
-                    {"path": f"/{k}", "keyword": "additionalProperties", "message": "unknown field"}
-                    for k in sorted(unknown)
-                ]
-            )
+        _refuse_unknown_fields(body)
         params = body.get("params", {})
         metadata = body.get("metadata", {})
         webhook = body.get("webhook")
@@ -133,6 +150,18 @@ async def _read_submission(
             details=[{"path": "/params", "keyword": "type", "message": "params must be an object"}]
         )
     return params, metadata, tuple(digests), webhook
+
+
+def _refuse_unknown_fields(body: dict[str, Any]) -> None:
+    """A submit names parameters, never a graph: any field beside them is refused."""
+    unknown = set(body) - {"params", "metadata", "webhook"}
+    if unknown:
+        raise InvalidParams(
+            details=[
+                {"path": f"/{k}", "keyword": "additionalProperties", "message": "unknown field"}
+                for k in sorted(unknown)
+            ]
+        )
 
 
 def _parse_json(raw: str, path: str) -> dict[str, Any]:
@@ -182,19 +211,39 @@ async def submit(
 
 def submit_openapi(workflow: Workflow) -> dict[str, Any]:
     schema = public_schema(workflow)
-    body = {
+    body: dict[str, Any] = {
         "type": "object",
         "properties": {
             "params": schema,
             "metadata": {"type": "object"},
             "webhook": WEBHOOK_SCHEMA,
         },
-        "required": ["params"],
         "additionalProperties": False,
     }
+    if schema.get("required"):
+        body["required"] = ["params"]
+    images = [n for n, p in workflow.parameters.items() if p.kind == "image"]
+    # In a multipart submit the pictures are parts of their own, not ids in params.
+    part_schema = copy.deepcopy(body)
+    part_params = part_schema["properties"]["params"]
+    for name in images:
+        part_params["properties"].pop(name, None)
+    part_params["required"] = [n for n in part_params.get("required", []) if n not in images]
+    if not part_params["required"]:
+        del part_params["required"]
+        part_schema.pop("required", None)
+    multipart: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "params": {**part_schema, "description": "JSON: {params, metadata, webhook}"},
+            **{n: {"type": "string", "format": "binary"} for n in images},
+        },
+        "additionalProperties": False,
+    }
+    if required_images := [n for n in images if n in schema.get("required", [])]:
+        multipart["required"] = required_images
     return {
         "requestBody": {
-            "required": True,
             "content": {
                 "application/json": {
                     "schema": body,
@@ -207,22 +256,12 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
                     },
                 },
                 "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "params": {
-                                "type": "string",
-                                "description": "JSON: {params, metadata, webhook}",
-                            },
-                            **{
-                                n: {"type": "string", "format": "binary"}
-                                for n, p in workflow.parameters.items()
-                                if p.kind == "image"
-                            },
-                        },
-                    }
+                    "schema": multipart,
+                    "encoding": {"params": {"contentType": "application/json"}},
                 },
             },
+            # Left out, every parameter takes its default: fine unless one has none.
+            "required": bool(schema.get("required")),
         },
         "responses": {
             "202": {"description": "The job was accepted."},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from comfygate.contracts.model import Parameter, Workflow
+from comfygate.contracts.text import is_multiline
 
 _COPIED = (
     "title",
@@ -30,7 +31,7 @@ def _widget(param: Parameter) -> str:
         return "checkbox"
     if kind in ("integer", "number"):
         return "number"
-    if kind == "string" and schema.get("maxLength", 1000) > 200:
+    if kind == "string" and is_multiline(schema):
         return "textarea"
     return "text"
 

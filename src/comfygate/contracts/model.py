@@ -9,6 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from comfygate.contracts.cost import FREE, Cost
+from comfygate.contracts.text import bound_strings
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class Workflow:
 
 
 def params_schema(contract: dict[str, Any]) -> dict[str, Any]:
-    """The schema parameters are validated with: the contract, closed to unknown keys."""
-    return {**contract, "additionalProperties": False}
+    """The schema parameters are validated with: the contract, closed to unknown keys,
+    with every free-text string bounded."""
+    return {**bound_strings(contract), "additionalProperties": False}
 
 
 def params_validator(contract: dict[str, Any]) -> Draft202012Validator:

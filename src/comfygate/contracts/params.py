@@ -10,6 +10,7 @@ from jsonschema import ValidationError
 
 from comfygate.contracts.metaschema import MAX_SAFE_INTEGER, pointer
 from comfygate.contracts.model import Binding, Parameter, Workflow
+from comfygate.contracts.text import is_multiline, text_problems
 from comfygate.errors import InvalidParams
 
 _SYSTEM_RANDOM = random.SystemRandom()
@@ -98,6 +99,12 @@ def validate_params(
     for error in workflow.validator.iter_errors(filled):
         for detail in _details(error, known):
             unique[(detail["path"], detail["keyword"], detail["message"])] = detail
+    for name, value in filled.items():
+        if name in workflow.parameters:
+            multiline = is_multiline(workflow.parameters[name].schema)
+            for path, message in text_problems([name], value, multiline=multiline):
+                detail = {"path": pointer(path), "message": message, "keyword": "x-text"}
+                unique[(detail["path"], detail["keyword"], detail["message"])] = detail
     if unique:
         details = [unique[k] for k in sorted(unique)]
         summary = "; ".join(f"{d['path'] or '/'}: {d['message']}" for d in details)

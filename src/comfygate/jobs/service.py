@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -51,6 +52,8 @@ from comfygate.jobs.sweeper import remove_job_files
 from comfygate.jobs.webhooks import WebhookTarget
 from comfygate.principal import Principal
 
+log = logging.getLogger(__name__)
+
 
 def _field(path: str, message: str, keyword: str) -> InvalidParams:
     return InvalidParams(
@@ -82,8 +85,11 @@ class JobService:
         remote_images: RemoteImages | None = None,
         webhook_urls: WebhookUrls | None = None,
         quotas: QuotaPolicy | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self.store = store
+        #: parameters are the users' words: logged only when the operator asks
+        self.log_prompts = log_prompts
         self.blobs = blobs
         self.events = events
         self.uploads = uploads
@@ -237,6 +243,10 @@ class JobService:
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
+        if self.log_prompts:
+            log.info("job %s accepted: %s %s", job.id, workflow.name, json.dumps(valid))
+        else:
+            log.info("job %s accepted: %s", job.id, workflow.name)
         return job
 
     async def _webhook(self, raw: Any) -> WebhookTarget | None:

@@ -25,7 +25,8 @@ MAX_URL_LENGTH = 2048
 
 #: the ``webhook`` member of a submit body, as OpenAPI documents it
 WEBHOOK_SCHEMA: dict[str, Any] = {
-    "type": "object",
+    # null is the same as leaving it out: no webhook
+    "type": ["object", "null"],
     "description": (
         "Where to POST this job's events (Standard Webhooks, signed with the secret of "
         "GET /v1/webhooks/secret). The terminal events are sent unless `events` lists "

@@ -7,6 +7,7 @@ Agents reach this only through a transport (in-process now, HTTP for remote agen
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ from comfygate.jobs.model import (
     Progress,
 )
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
+
+log = logging.getLogger(__name__)
 
 PREVIEW_TTL_S = 300
 #: a backend counts as part of its pool this long after its agent last asked for work
@@ -74,6 +77,7 @@ class WorkerGate:
         clock: Clock,
         lease_times: LeaseTimes,
         rng: random.Random | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -81,6 +85,8 @@ class WorkerGate:
         self.doorbell = doorbell
         self.clock = clock
         self.times = lease_times
+        #: a failure's message may echo the parameters (ComfyUI quotes bad values)
+        self.log_prompts = log_prompts
         self.rng = rng or random.Random()
         #: lease token → (owner id, when its progress was last stored)
         self._progress_owner: dict[str, tuple[str, float]] = {}
@@ -316,6 +322,15 @@ class WorkerGate:
         self._forget_lease(lease)
         job = await self.store.fail(
             lease.job_id, lease.lease_token, failure, retry_at=retry_at, now=self.clock.now()
+        )
+        said = f": {failure.message}" if self.log_prompts else ""
+        log.info(
+            "job %s attempt %d failed (%s%s), now %s",
+            job.id,
+            lease.attempt,
+            failure.code,
+            said,
+            job.status.value,
         )
         if job.status is JobStatus.FAILED:
             await write_error(self.blobs, job.id, failure, lease.attempt)

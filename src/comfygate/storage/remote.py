@@ -41,13 +41,8 @@ class RemoteImageFetcher:
                 if response.status_code != 200:
                     raise InvalidUpload(f"the image URL answered {response.status_code}")
                 data = await self._read(response)
-                content_type = response.headers.get("content-type")
-            info = await self.uploads.put_direct(
-                owner_id,
-                filename=current.path.rsplit("/", 1)[-1] or "image",
-                content_type=content_type,
-                data=data,
-            )
+            # The bytes decide what the picture is, not the server's name or type for it.
+            info = await self.uploads.put_direct(owner_id, data)
             return str(info["id"])
         raise InvalidUpload(f"the image URL redirected more than {self.max_redirects} times")
 

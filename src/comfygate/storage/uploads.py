@@ -1,29 +1,32 @@
-"""Checked uploads: declared, sent to a signed URL, then decoded and measured.
+"""Checked uploads: declared, sent to a signed URL, then decoded and drawn anew.
 
-An upload is two objects: ``inputs/{id}/upload.json`` (who, what, state) and the file
-``inputs/{id}/{name}``. Only a completed upload of the same owner can feed a job.
+An upload is ``inputs/{id}/upload.json`` (who, what, state) and, once completed, the
+re-encoded picture ``inputs/{id}/image.{ext}``. The client's bytes land first in
+``inputs/{id}/original`` and are deleted once checked. No key holds anything the
+client chose: its file name is neither kept nor used. Only a completed upload of the
+same owner can feed a job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
-import re
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
 from comfygate.clock import Clock
-from comfygate.errors import InvalidUpload, NotFound
+from comfygate.errors import NotFound, UploadIncomplete
 from comfygate.ids import is_uuid, new_id
 from comfygate.jobs.ports import ResolvedUpload
 from comfygate.storage.base import SignedRequest, Storage
-
-FORMAT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+from comfygate.storage.sanitize import (
+    FORMAT_TYPES,
+    CleanImage,
+    ImageLimits,
+    field_error,
+    sanitize_image,
+)
 
 
 @dataclass(frozen=True)
@@ -32,18 +35,20 @@ class UploadLimits:
     max_pixels: int
     formats: tuple[str, ...]
     url_ttl_s: int
+    max_frames: int = 100
+
+    @property
+    def image(self) -> ImageLimits:
+        return ImageLimits(
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            formats=self.formats,
+        )
 
 
-def safe_filename(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
-    return base[:100]
-
-
-def _field_error(field: str, message: str, keyword: str = "invalid") -> InvalidUpload:
-    return InvalidUpload(
-        message, details=[{"path": f"/{field}", "message": message, "keyword": keyword}]
-    )
+def _original_key(upload_id: str) -> str:
+    return f"inputs/{upload_id}/original"
 
 
 class Uploads:
@@ -57,31 +62,31 @@ class Uploads:
         return [FORMAT_TYPES[f] for f in self.limits.formats if f in FORMAT_TYPES]
 
     async def create(
-        self, owner_id: str, *, filename: str, content_type: str, size: int
+        self, owner_id: str, *, content_type: str, size: int
     ) -> tuple[str, SignedRequest]:
         if content_type not in self.content_types:
-            raise _field_error(
+            raise field_error(
                 "content_type", f"content_type must be one of {self.content_types}", "enum"
             )
         if size <= 0 or size > self.limits.max_bytes:
-            raise _field_error(
+            raise field_error(
                 "bytes", f"bytes must be between 1 and {self.limits.max_bytes}", "maximum"
             )
         upload_id = new_id()
-        key = f"inputs/{upload_id}/{safe_filename(filename)}"
         meta = {
             "id": upload_id,
             "owner_id": owner_id,
-            "filename": safe_filename(filename),
             "content_type": content_type,
             "bytes": size,
-            "key": key,
             "status": "pending",
             "created_at": self.clock.now().isoformat(),
         }
         await self._save(upload_id, meta)
         signed = self.storage.sign_put(
-            key, ttl_s=self.limits.url_ttl_s, content_type=content_type, size=size
+            _original_key(upload_id),
+            ttl_s=self.limits.url_ttl_s,
+            content_type=content_type,
+            size=size,
         )
         return upload_id, signed
 
@@ -89,33 +94,33 @@ class Uploads:
         meta = await self._load(owner_id, upload_id)
         if meta["status"] == "completed":
             return _public(meta)
-        info = await self.storage.stat(meta["key"])
+        original = _original_key(upload_id)
+        info = await self.storage.stat(original)
         if info is None:
-            raise InvalidUpload("no bytes were sent to the upload URL")
+            raise UploadIncomplete
         if info.bytes > min(meta["bytes"], self.limits.max_bytes):
-            await self.storage.delete(meta["key"])
-            raise _field_error(
+            await self.storage.delete(original)
+            raise field_error(
                 "bytes", f"the file is larger than the declared {meta['bytes']} bytes", "maximum"
             )
-        data = await self.storage.get_bytes(meta["key"])
-        checked = await asyncio.to_thread(self._check_image, data)
-        meta.update(checked, status="completed")
-        await self._save(upload_id, meta)
-        return _public(meta)
+        data = await self.storage.get_bytes(original)
+        try:
+            clean = await asyncio.to_thread(sanitize_image, data, self.limits.image)
+        finally:
+            # Checked or refused, the client's own bytes are not kept.
+            await self.storage.delete(original)
+        return await self._store(meta, clean)
 
-    async def put_direct(
-        self, owner_id: str, *, filename: str, content_type: str | None, data: bytes
-    ) -> dict[str, Any]:
+    async def put_direct(self, owner_id: str, data: bytes) -> dict[str, Any]:
         """The multipart shortcut: the same checks as create + send + complete."""
-        checked = await asyncio.to_thread(self._check_image, data)
-        upload_id, _ = await self.create(
-            owner_id, filename=filename, content_type=checked["content_type"], size=len(data)
-        )
-        meta = await self._load(owner_id, upload_id)
-        await self.storage.put_bytes(meta["key"], data, checked["content_type"])
-        meta.update(checked, status="completed")
-        await self._save(upload_id, meta)
-        return _public(meta)
+        clean = await asyncio.to_thread(sanitize_image, data, self.limits.image)
+        meta = {
+            "id": new_id(),
+            "owner_id": owner_id,
+            "bytes": len(data),
+            "created_at": self.clock.now().isoformat(),
+        }
+        return await self._store(meta, clean)
 
     async def resolve(self, owner_id: str, upload_id: str) -> ResolvedUpload | None:
         try:
@@ -126,43 +131,23 @@ class Uploads:
             return None
         return ResolvedUpload(key=meta["key"], filename=meta["filename"], sha256=meta["sha256"])
 
-    def _check_image(self, data: bytes) -> dict[str, Any]:
-        if len(data) > self.limits.max_bytes:
-            raise _field_error(
-                "bytes", f"the file is larger than {self.limits.max_bytes} bytes", "maximum"
-            )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as img:
-                    fmt = img.format or ""
-                    width, height = img.size
-                    if fmt not in self.limits.formats:
-                        raise _field_error(
-                            "file",
-                            f"format {fmt or 'unknown'} is not allowed; "
-                            f"use one of {list(self.limits.formats)}",
-                            "format",
-                        )
-                    if width * height > self.limits.max_pixels:
-                        raise _field_error(
-                            "file",
-                            f"{width}x{height} exceeds {self.limits.max_pixels} pixels",
-                            "maximum",
-                        )
-                    img.load()
-        except InvalidUpload:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _field_error("file", "the image has too many pixels", "maximum") from None
-        except Exception:
-            raise _field_error("file", "the file is not a readable image", "format") from None
-        return {
-            "content_type": FORMAT_TYPES[fmt],
-            "width": width,
-            "height": height,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+    async def _store(self, meta: dict[str, Any], clean: CleanImage) -> dict[str, Any]:
+        name = f"image.{clean.extension}"
+        key = f"inputs/{meta['id']}/{name}"
+        await self.storage.put_bytes(key, clean.data, clean.content_type)
+        meta.update(
+            key=key,
+            filename=name,
+            content_type=clean.content_type,
+            width=clean.width,
+            height=clean.height,
+            frames=clean.frames,
+            stored_bytes=len(clean.data),
+            sha256=hashlib.sha256(clean.data).hexdigest(),
+            status="completed",
+        )
+        await self._save(meta["id"], meta)
+        return _public(meta)
 
     async def _save(self, upload_id: str, meta: dict[str, Any]) -> None:
         await self.storage.put_bytes(

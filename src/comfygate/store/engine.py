@@ -85,7 +85,7 @@ class AsyncDatabase:
 
     def __init__(self, url: str) -> None:
         self._engine: AsyncEngine = create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
         )
 
     @property
@@ -105,7 +105,7 @@ class AsyncDatabase:
 
 
 def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> Engine:
-    engine = create_engine(url, pool_size=pool_size, max_overflow=0)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -75,7 +75,11 @@ def execution_error(
     else would fail again."""
     if exception_type.rsplit(".", 1)[-1] == "OutOfMemoryError":
         return OutOfMemory("the backend ran out of memory", node_id=node_id, class_type=class_type)
-    return ExecutionFailed(message or "a node failed", node_id=node_id, class_type=class_type)
+    # The type's last part names the failure ("UnidentifiedImageError"); its module path
+    # says nothing a client can act on.
+    kind = exception_type.rsplit(".", 1)[-1]
+    text = f"{kind}: {message}" if kind and message else (message or kind or "a node failed")
+    return ExecutionFailed(text, node_id=node_id, class_type=class_type)
 
 
 def _timeout(lease: Lease) -> JobTimeout:

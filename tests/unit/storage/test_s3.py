@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -9,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 
 from comfygate.clock import FakeClock
 from comfygate.config import S3Settings, Settings, parse_s3_url
@@ -68,9 +70,7 @@ async def test_upload_complete_checks_the_object_in_the_bucket(
     limits = UploadLimits(max_bytes=100_000, max_pixels=64 * 64, formats=("PNG",), url_ttl_s=60)
     uploads = Uploads(s3, limits, clock)
     data = png()
-    upload_id, signed = await uploads.create(
-        "alice", filename="me.png", content_type="image/png", size=len(data)
-    )
+    upload_id, signed = await uploads.create("alice", content_type="image/png", size=len(data))
     async with httpx.AsyncClient() as client:
         # moto checks no signature, so one byte more than signed gets through (as past
         # an S3-compatible service that does not enforce it)...
@@ -80,13 +80,15 @@ async def test_upload_complete_checks_the_object_in_the_bucket(
             await uploads.complete("alice", upload_id)
         assert refused.value.details[0]["path"] == "/bytes"
         # ...and complete deletes it, so nothing oversized stays in the bucket.
-        assert await s3.stat(f"inputs/{upload_id}/me.png") is None
+        assert await s3.stat(f"inputs/{upload_id}/original") is None
         put = await client.put(signed.url, content=data, headers=signed.headers)
         assert put.status_code == 200
     done = await uploads.complete("alice", upload_id)
     assert (done["width"], done["height"], done["bytes"]) == (8, 6, len(data))
     resolved = await uploads.resolve("alice", upload_id)
-    assert resolved is not None and await s3.get_bytes(resolved.key) == data
+    assert resolved is not None and resolved.key == f"inputs/{upload_id}/image.png"
+    assert Image.open(io.BytesIO(await s3.get_bytes(resolved.key))).size == (8, 6)
+    assert await s3.stat(f"inputs/{upload_id}/original") is None
 
 
 def test_storage_url_is_parsed_and_checked() -> None:

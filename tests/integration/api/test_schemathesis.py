@@ -1,0 +1,89 @@
+"""Schemathesis against ``/openapi.json`` of a real gateway with a simulator behind it.
+
+Every check, every phase (examples, coverage, fuzzing, and the stateful phase that
+follows the document's links: submit → get → cancel → delete, declare → complete), a
+fixed seed and few examples per operation, so a run is repeatable and takes about a
+minute. It must find no 5xx and no answer its schema does not describe.
+
+Runs as the anonymous local principal; admin and worker routes answer it 401, which
+their documents say. The SSE streams are left out: a stream of the caller's events never
+ends, and schemathesis reads a body whole (tests/integration/api/test_events.py covers
+them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.integration.api.test_hostile_input import declare_send_complete
+from tests.integration.conftest import ROOT, WORKFLOWS, GatewayFactory, SimFactory
+from tests.unit.storage.test_uploads import png
+
+SEED = 20261130
+MAX_EXAMPLES = 6
+RUN_TIMEOUT_S = 600
+#: A stateful scenario may delete a job and then use it: 410 Gone is the right answer
+#: there, as 404 is for a job that never was (the default list has 404, not 410).
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]
+"""
+
+
+async def test_schemathesis_finds_nothing(
+    start_sim: SimFactory, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    sim = await start_sim(step_ms=2)
+    # The example workflows only: the test-only ones add operations, not kinds of them.
+    # Webhooks may go to this gateway's own address: a generated host name would not
+    # resolve, and a schema-valid request would be rightly refused.
+    gateway = await start_gateway(
+        sim.url, workflows_dir=WORKFLOWS, outbound={"allow": ["127.0.0.1"]}
+    )
+    async with gateway.client() as c:
+        upload_id, done = await declare_send_complete(c, png())
+        assert done.status_code == 200
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        f"--config-file={config}",
+        "run",
+        f"{gateway.url}/openapi.json",
+        "--checks=all",
+        "--phases=examples,coverage,fuzzing,stateful",
+        f"--seed={SEED}",
+        f"--max-examples={MAX_EXAMPLES}",
+        "--workers=1",
+        "--generation-database=none",
+        "--exclude-path-regex=/events$",
+        "--request-timeout=30",
+        "--no-color",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SCHEMATHESIS_HOOKS": "tests.integration.api.fuzz_hooks",
+        "COMFYGATE_FUZZ_UPLOAD": upload_id,
+        "COMFYGATE_FUZZ_WEBHOOK": f"{gateway.url}/healthz",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        raise
+    text = output.decode("utf-8", "replace")
+    (tmp_path / "schemathesis.txt").write_text(text)
+    failures = text.partition("= FAILURES =")[2].partition("= WARNINGS =")[0]
+    assert process.returncode == 0, (failures or text)[-20_000:]
+    assert "API Links:" in text and " 0 covered" not in text, text[-5_000:]

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
 
 from comfygate.comfy.client import ComfyClient
 from comfygate.ids import new_prompt_id
+from comfygate.jobs.service import IN_FLIGHT_S
 from comfygate.sim import SimServer
 from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, SimFactory, wait_status
 
@@ -207,6 +212,52 @@ async def test_idempotency_replay_reuse_in_flight_and_concurrent(gateway: Runnin
         assert {r.status_code for r in results} <= {202, 409}
         jobs = (await c.get("/v1/jobs?limit=200")).json()["jobs"]
         assert sum(1 for j in jobs if j["params"]["width"] == 50) == 1
+
+
+async def test_a_key_whose_request_died_with_its_gateway_is_answered_on_retry(
+    gateway: RunningGateway,
+) -> None:
+    """kill -9 mid-submit leaves the key in flight: made no job yet, the key is taken
+    over after a while; made the job already, the retry gets that job."""
+    store, clock = gateway.gw.store, gateway.gw.clock
+    body = {"params": {"width": 44}}
+    async with gateway.client() as c:
+        first = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "made"}
+        )
+        seen = await store.reserve_idempotency_key(
+            owner_id="local", key="made", fingerprint="-", now=clock.now()
+        )
+        assert seen is not None and seen.job_id == first.json()["id"]
+
+        def unanswered(conn: Any) -> None:
+            conn.execute(
+                text(
+                    "UPDATE idempotency_keys SET status_code = NULL, body = NULL WHERE key = 'made'"
+                )
+            )
+
+        await store.db.write(unanswered)
+        again = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "made"}
+        )
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]
+
+        await store.reserve_idempotency_key(
+            owner_id="local",
+            key="none",
+            fingerprint=seen.fingerprint,
+            now=clock.now() - timedelta(seconds=IN_FLIGHT_S),
+        )
+        taken = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "none"}
+        )
+        assert taken.status_code == 202 and "idempotent-replayed" not in taken.headers
+        replay = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "none"}
+        )
+        assert replay.json()["id"] == taken.json()["id"] != first.json()["id"]
 
 
 async def test_upload_then_image_parameter(gateway: RunningGateway, sim: SimServer) -> None:

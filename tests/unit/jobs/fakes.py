@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from comfygate.jobs.model import Job, JobStatus, LiveEvent, NewJob
+from comfygate.jobs.model import Job, JobStatus, KeyReservation, LiveEvent, NewJob
 from comfygate.jobs.ports import ResolvedUpload
 
 
@@ -16,7 +16,14 @@ class FakeStore:
     async def get_job(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
-    async def create_job(self, job: NewJob, *, now: datetime, max_queued: int | None = None) -> Job:
+    async def create_job(
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        reservation: KeyReservation | None = None,
+    ) -> Job:
         created = Job(
             id=job.id,
             owner_id=job.owner_id,

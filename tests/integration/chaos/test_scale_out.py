@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,8 @@ WINDOW = 30
 STEP_MS = 10
 #: the gateway stays down longer than a lease: the others rescue what its agents held
 GATEWAY_DOWN_S = 8.0
-WITHIN_S = 240.0
+#: the whole run, kills included, ends within this or fails
+RUN_S = 600.0
 #: a process starts slowly on a busy machine
 STARTUP_S = 120.0
 SECRET = "scale-out-test-secret-shared-by-every-gateway"
@@ -208,6 +210,7 @@ async def test_three_gateways_lose_no_job_to_kill_9(
         ports=[free_port() for _ in range(GATEWAYS)],
         gateways=[None] * GATEWAYS,
     )
+    background: list[asyncio.Task[None]] = []
     try:
         sims = await asyncio.gather(*(cluster.start_sim(n) for n in range(AGENTS)))
         for n, sim in enumerate(sims):
@@ -218,34 +221,46 @@ async def test_three_gateways_lose_no_job_to_kill_9(
             await cluster.start_agent(n)
 
         run = Run(inspector)
-        watch = asyncio.create_task(run.watch())
         chaos = asyncio.create_task(kill_midway(cluster, run))
-        await submit_all(cluster, run)
-        await chaos
-        await asyncio.wait_for(run.all_ended.wait(), WITHIN_S)
-        watch.cancel()
+        background += [asyncio.create_task(run.watch()), chaos]
+        try:
+            # A run that stalls ends here; the tally below names what did not end.
+            async with asyncio.timeout(RUN_S):
+                await submit_all(cluster, run)
+                await chaos
+                await run.all_ended.wait()
+        except TimeoutError:
+            pass
         executions = await prompts_run(sims)
     finally:
+        for task in background:
+            task.cancel()
         await cluster.stop()
 
     # Past the settle time of the losing attempts' files: the sweep removes them.
     await inspector.sweeper.run_once(settle_s=0)
     db = await read_database(inspector)
     result = await tally(db.jobs, inspector.storage)
-    re_executed = sum(n - 1 for n in executions.values() if n > 1)
+    bucket = await stored_keys(inspector)
     line = result.line(f"scale-out {GATEWAYS} gateways, kill -9 a gateway and an agent")
     with capsys.disabled():
         print(
-            f"\n{line}, re-executed prompts {re_executed}, "
-            f"rescued leases {db.outcomes['lease_expired']}"
+            f"\n{line}, re-executed prompts {sum(n - 1 for n in executions.values())}, "
+            f"rescued leases {db.outcomes['lease_expired']}, adopted {adopted(tmp_path)}, "
+            f"submits sent again {run.resent}"
         )
     submitted = run.submitted
-    assert sorted(submitted) == list(range(JOBS))
+    assert sorted(submitted) == list(range(JOBS)), "submits that never got their job"
     assert {j["id"] for j in db.jobs} == set(submitted.values()), "jobs beside the submitted"
     assert result.lost == [] and result.duplicated == [], line
     assert result.statuses["succeeded"] == JOBS, line
     assert db.succeeded_attempts == Counter({job_id: 1 for job_id in submitted.values()})
     assert set(executions) <= set(submitted.values())
+    # The bucket holds each committed output once and nothing of the losing attempts.
+    assert bucket["outputs"] == db.outputs
+    assert bucket["previews"] == bucket["inputs"] == []
+    documents = Counter(key.rsplit("/", 1)[1] for key in bucket["jobs"])
+    assert documents == {name: JOBS for name in ("request.json", "prompt.json", "output.json")}
 
 
 @dataclass
@@ -255,6 +270,8 @@ class Run:
     gw: Gateway
     submitted: dict[int, str] = field(default_factory=dict)
     ended: int = 0
+    #: submits sent again after no answer or a 409/429/503
+    resent: int = 0
     halfway: asyncio.Event = field(default_factory=asyncio.Event)
     all_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -301,13 +318,13 @@ async def submit_all(cluster: Cluster, run: Run) -> None:
     async def client(c: httpx.AsyncClient) -> None:
         for n in numbers:
             await run.room()
-            run.submitted[n] = await submit(cluster, c, n)
+            run.submitted[n] = await submit(cluster, run, c, n)
 
     async with httpx.AsyncClient(timeout=30) as c:
         await asyncio.gather(*(client(c) for _ in range(SUBMITTERS)))
 
 
-async def submit(cluster: Cluster, c: httpx.AsyncClient, n: int) -> str:
+async def submit(cluster: Cluster, run: Run, c: httpx.AsyncClient, n: int) -> str:
     headers = {"Idempotency-Key": f"scale-{n}"}
     body = {"params": {**PARAMS, "seed": n}}
     for tries in itertools.count():
@@ -315,6 +332,7 @@ async def submit(cluster: Cluster, c: httpx.AsyncClient, n: int) -> str:
         try:
             r = await c.post(f"{url}/v1/workflows/txt2img/jobs", json=body, headers=headers)
         except httpx.TransportError:
+            run.resent += 1
             continue  # that gateway is down: the same request to the next one
         if r.status_code == 202:
             job_id: str = r.json()["id"]
@@ -323,6 +341,7 @@ async def submit(cluster: Cluster, c: httpx.AsyncClient, n: int) -> str:
         # gateway); 429/503: busy. Any other answer is a failure of the test.
         assert r.status_code in (409, 429, 503), r.text
         assert tries < 200, f"job {n} could not be submitted: {r.text}"
+        run.resent += 1
         await asyncio.sleep(0.5)
     raise AssertionError("unreachable")
 
@@ -342,6 +361,8 @@ async def prompts_run(sims: list[str]) -> Counter[str]:
 class DatabaseView:
     #: each job as the tally reads it: id, status, error
     jobs: list[dict[str, Any]]
+    #: the keys of every job's committed outputs, sorted
+    outputs: list[str]
     #: job id → its attempts that ended succeeded
     succeeded_attempts: Counter[str]
     #: attempt outcome → how many
@@ -350,18 +371,31 @@ class DatabaseView:
 
 async def read_database(gw: Gateway) -> DatabaseView:
     def run(conn: Any) -> DatabaseView:
-        jobs = [
-            {"id": r.id, "status": r.status, "error": _json(r.error)}
-            for r in conn.execute(text("SELECT id, status, error FROM jobs"))
-        ]
+        rows = conn.execute(text("SELECT id, status, error, outputs FROM jobs")).all()
+        jobs = [{"id": r.id, "status": r.status, "error": _json(r.error)} for r in rows]
         attempts = conn.execute(text("SELECT job_id, outcome FROM job_attempts")).all()
         return DatabaseView(
             jobs=jobs,
+            outputs=sorted(o["key"] for r in rows for o in _json(r.outputs)),
             succeeded_attempts=Counter(a.job_id for a in attempts if a.outcome == "succeeded"),
             outcomes=Counter(str(a.outcome) for a in attempts),
         )
 
     return await gw.store.db.read(run)
+
+
+async def stored_keys(gw: Gateway) -> dict[str, list[str]]:
+    """Every key in the bucket under the run's prefix, by top folder, sorted."""
+    return {
+        folder: sorted(o.key for o in await gw.storage.list(folder))
+        for folder in ("jobs", "outputs", "previews", "inputs")
+    }
+
+
+def adopted(tmp: Path) -> int:
+    """Jobs the restarted agent took back (its log says so)."""
+    found = re.findall(rb"follows (\d+) job", b"".join(p.read_bytes() for p in tmp.glob("logs/*")))
+    return sum(int(n) for n in found)
 
 
 def _json(value: Any) -> Any:

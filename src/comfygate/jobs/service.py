@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -222,25 +223,33 @@ class JobService:
         await self.blobs.put_bytes(
             request_key(job_id), json.dumps(request).encode(), "application/json"
         )
-        job = await self._insert(
-            NewJob(
-                id=job_id,
-                owner_id=principal.id,
-                workflow=workflow.name,
-                workflow_version=workflow.version,
-                pool=workflow.pool,
-                params=valid,
-                metadata=metadata,
-                inputs=tuple(inputs),
-                priority=5,
-                max_attempts=workflow.max_attempts,
-                timeout_s=workflow.timeout_s,
-                retry_on_timeout=workflow.retry_on_timeout,
-                expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
-            ),
-            now=now,
-            reservation=reservation,
-        )
+        try:
+            job = await self._insert(
+                NewJob(
+                    id=job_id,
+                    owner_id=principal.id,
+                    workflow=workflow.name,
+                    workflow_version=workflow.version,
+                    pool=workflow.pool,
+                    params=valid,
+                    metadata=metadata,
+                    inputs=tuple(inputs),
+                    priority=5,
+                    max_attempts=workflow.max_attempts,
+                    timeout_s=workflow.timeout_s,
+                    retry_on_timeout=workflow.retry_on_timeout,
+                    expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
+                ),
+                now=now,
+                reservation=reservation,
+            )
+        except (QueueFull, IdempotencyKeyInFlight):
+            # Refused inside the insert's transaction, so surely not made: its documents
+            # would be litter no sweep finds. (Other errors may come after a commit.)
+            for key in (prompt_key(job_id), request_key(job_id)):
+                with contextlib.suppress(Exception):
+                    await self.blobs.delete(key)
+            raise
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
         return job

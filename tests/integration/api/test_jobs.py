@@ -363,6 +363,9 @@ async def test_a_full_queue_answers_429_with_retry_after_and_keeps_what_it_holds
         assert refused.json()["error"]["code"] == "queue_full"
         assert refused.headers["Retry-After"] == "60"  # nothing finished lately
         assert [(await c.get(f"/v1/jobs/{i}")).json()["status"] for i in held] == ["queued"] * 2
+        # The refused job's documents were written first, then removed with it.
+        folders = {o.key.split("/")[1] for o in await gateway.gw.storage.list("jobs")}
+        assert folders == set(held)
         # The refusal is not remembered: once there is room the same key goes through.
         await c.post(f"/v1/jobs/{held[0]}/cancel")
         again = await c.post(

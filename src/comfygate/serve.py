@@ -106,9 +106,11 @@ def spawn_gateway(
     port: int | None = None,
     env: dict[str, str] | None = None,
     anonymous: bool = True,
+    within_s: float = 30.0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway in its own process (benchmarks, crash tests), once every backend's
-    socket is up; ``anonymous``: requests need no key, as on the demo."""
+    socket is up (within ``within_s``: a busy machine starts a process slowly);
+    ``anonymous``: requests need no key, as on the demo."""
     port = port or free_port()
     args = [sys.executable, "-m", "comfygate", "serve", "--port", str(port)]
     if anonymous:
@@ -118,7 +120,7 @@ def spawn_gateway(
         args += ["--comfy", url]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the gateway exited at start")
@@ -129,7 +131,7 @@ def spawn_gateway(
         time.sleep(0.1)
     proc.kill()
     proc.wait()
-    raise RuntimeError("the gateway did not answer within 30 s")
+    raise RuntimeError(f"the gateway did not answer within {within_s:g} s")
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

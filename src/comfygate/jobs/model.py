@@ -315,6 +315,17 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KeyReservation:
+    """The in-flight row one request holds for its idempotency key, named by the time it
+    was reserved: a request that took the key over from a dead one reserves it anew, so
+    the first request, if it was only slow, can no longer make its job."""
+
+    owner_id: str
+    key: str
+    reserved_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class LiveEvent:
     """What the event bus carries to SSE streams: a stored event (``seq`` set) or a
     transient one (``progress``, ``preview``: ``seq`` is None)."""

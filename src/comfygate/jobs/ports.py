@@ -19,6 +19,7 @@ from comfygate.jobs.model import (
     JobEvent,
     JobFailure,
     JobStatus,
+    KeyReservation,
     LiveEvent,
     NewJob,
     OutputFile,
@@ -47,9 +48,13 @@ class JobStore(Protocol):
         self, *, owner_id: str, key: str, status_code: int, body: dict[str, Any], job_id: str | None
     ) -> None: ...
 
-    async def release_idempotency_key(self, *, owner_id: str, key: str) -> None:
+    async def release_idempotency_key(self, reservation: KeyReservation) -> None:
         """Drop an in-flight row whose request failed before a job was made, so the
         client may retry with the same key."""
+
+    async def take_over_idempotency_key(self, record: IdempotencyRecord, *, now: datetime) -> bool:
+        """Reserve anew, at ``now``, an in-flight key whose request made no job; False
+        when it changed meanwhile (another request took it, or a job was made)."""
 
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
 
@@ -61,11 +66,14 @@ class JobStore(Protocol):
         now: datetime,
         max_queued: int | None = None,
         admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
     ) -> Job:
         """Insert a queued job and its first timeline event (seq 1, ``status``);
         ``QueueFull`` when its pool already holds ``max_queued`` queued jobs. With an
         ``admission``, in the same transaction: ``TooManyActiveJobs`` or
-        ``QuotaExceeded`` for its owner, else its charge is recorded."""
+        ``QuotaExceeded`` for its owner, else its charge is recorded. With a
+        reservation, the key's row names the job in the same transaction, or
+        ``IdempotencyKeyInFlight`` when the reservation was taken over."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
-from comfygate.jobs.model import InputFile, Job, NewJob
+from comfygate.jobs.model import IdempotencyRecord, InputFile, Job, KeyReservation, NewJob
 from comfygate.jobs.ports import (
     Blobs,
     EventSink,
@@ -59,6 +60,12 @@ def _field(path: str, message: str, keyword: str) -> InvalidParams:
     return InvalidParams(
         f"{path}: {message}", details=[{"path": path, "message": message, "keyword": keyword}]
     )
+
+
+#: an idempotency key in flight this long whose request made no job is taken over by
+#: its retry: the first request died with its gateway (the takeover is fenced, so a
+#: first request that was only slow cannot make a second job)
+IN_FLIGHT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -138,29 +145,62 @@ class JobService:
                 }
             )
         ).hexdigest()
+        now = self.clock.now()
+        reservation = KeyReservation(owner_id=principal.id, key=idempotency_key, reserved_at=now)
         existing = await self.store.reserve_idempotency_key(
-            owner_id=principal.id,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            now=self.clock.now(),
+            owner_id=principal.id, key=idempotency_key, fingerprint=fingerprint, now=now
         )
         if existing is not None:
-            if existing.status_code is None or existing.body is None:
-                raise IdempotencyKeyInFlight
-            if existing.fingerprint != fingerprint:
-                raise IdempotencyKeyReuse
-            return Submitted(existing.status_code, existing.body, existing.job_id, replayed=True)
+            replay = await self._replay(existing, fingerprint, render, now=now)
+            if replay is not None:
+                return replay
         try:
-            job = await self._create(principal, workflow, params, metadata, webhook)
+            job = await self._create(principal, workflow, params, metadata, webhook, reservation)
         except BaseException:
             # Refused requests are not remembered (Stripe): the client may fix and retry.
-            await self.store.release_idempotency_key(owner_id=principal.id, key=idempotency_key)
+            await self.store.release_idempotency_key(reservation)
             raise
         body = render(job)
         await self.store.finish_idempotency_key(
             owner_id=principal.id, key=idempotency_key, status_code=202, body=body, job_id=job.id
         )
         return Submitted(202, body, job.id, replayed=False)
+
+    async def _replay(
+        self,
+        existing: IdempotencyRecord,
+        fingerprint: str,
+        render: Callable[[Job], dict[str, Any]],
+        *,
+        now: datetime,
+    ) -> Submitted | None:
+        """The answer to a key seen before; None when its first request died (with its
+        gateway) before making a job, and this one has taken the key over."""
+        answered = existing.status_code is not None and existing.body is not None
+        abandoned = now - existing.created_at >= timedelta(seconds=IN_FLIGHT_S)
+        if not answered and existing.job_id is None and not abandoned:
+            raise IdempotencyKeyInFlight
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReuse
+        if existing.status_code is not None and existing.body is not None:
+            return Submitted(existing.status_code, existing.body, existing.job_id, replayed=True)
+        if existing.job_id is not None:
+            # The job was made but its gateway died before storing the answer.
+            job = await self.store.get_job(existing.job_id)
+            if job is None:
+                raise IdempotencyKeyInFlight
+            body = render(job)
+            await self.store.finish_idempotency_key(
+                owner_id=existing.owner_id,
+                key=existing.key,
+                status_code=202,
+                body=body,
+                job_id=job.id,
+            )
+            return Submitted(202, body, job.id, replayed=True)
+        if await self.store.take_over_idempotency_key(existing, now=now):
+            return None
+        raise IdempotencyKeyInFlight
 
     async def _create(
         self,
@@ -169,6 +209,7 @@ class JobService:
         params: dict[str, Any],
         metadata: dict[str, Any],
         webhook: Any = None,
+        reservation: KeyReservation | None = None,
     ) -> Job:
         if not isinstance(metadata, dict):
             raise InvalidParams(
@@ -240,6 +281,7 @@ class JobService:
             ),
             now=now,
             admission=self.quotas.admission(principal, workflow.cost.of(valid)),
+            reservation=reservation,
         )
         self.doorbell.ring(job.pool)
         await self._publish_status(job)
@@ -279,17 +321,27 @@ class JobService:
         return fetched
 
     async def _insert(
-        self, job: NewJob, *, now: datetime, admission: Admission | None = None
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
     ) -> Job:
         try:
             return await self.store.create_job(
-                job, now=now, max_queued=self.max_queue_depth, admission=admission
+                job,
+                now=now,
+                max_queued=self.max_queue_depth,
+                admission=admission,
+                reservation=reservation,
             )
-        except (QueueFull, TooManyActiveJobs, QuotaExceeded) as refused:
-            # No row was written, so nothing will read the prompt and request stored for
-            # it; a refused flood must not leave them behind.
+        except (QueueFull, TooManyActiveJobs, QuotaExceeded, IdempotencyKeyInFlight) as refused:
+            # Refused inside the insert's transaction, so surely not made: its prompt and
+            # request would be litter no sweep finds. (Other errors may come after a commit.)
             for key in (prompt_key(job.id), request_key(job.id)):
-                await self.blobs.delete(key)
+                with contextlib.suppress(Exception):
+                    await self.blobs.delete(key)
             if not isinstance(refused, QueueFull):
                 raise
             raise QueueFull(

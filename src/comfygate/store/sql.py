@@ -35,7 +35,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from comfygate.clock import Clock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
+from comfygate.errors import (
+    IdempotencyKeyInFlight,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    QueueFull,
+)
 from comfygate.jobs.model import (
     LEASED,
     TERMINAL,
@@ -45,6 +51,7 @@ from comfygate.jobs.model import (
     JobEvent,
     JobFailure,
     JobStatus,
+    KeyReservation,
     NewJob,
     OutputFile,
     Progress,
@@ -223,6 +230,17 @@ def _fence(lease_token: str) -> Any:
     return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
 
 
+def _reserved(reservation: KeyReservation) -> Any:
+    """The key's row while this reservation still holds it, before any job was made."""
+    return and_(
+        idempotency_keys.c.owner_id == reservation.owner_id,
+        idempotency_keys.c.key == reservation.key,
+        idempotency_keys.c.created_at == reservation.reserved_at,
+        idempotency_keys.c.job_id.is_(None),
+        idempotency_keys.c.status_code.is_(None),
+    )
+
+
 def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
     """Start-time fair queuing: one past the later of the owner's last queued job and
     the pool's virtual time (the fair_key of its latest claim). An owner who queues a
@@ -390,17 +408,27 @@ class SqlJobStore:
 
         await self._db.write(run)
 
-    async def release_idempotency_key(self, *, owner_id: str, key: str) -> None:
+    async def release_idempotency_key(self, reservation: KeyReservation) -> None:
         def run(conn: Connection) -> None:
-            conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.owner_id == owner_id,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.status_code.is_(None),
-                )
-            )
+            conn.execute(delete(idempotency_keys).where(_reserved(reservation)))
 
         await self._db.write(run)
+
+    async def take_over_idempotency_key(self, record: IdempotencyRecord, *, now: datetime) -> bool:
+        """Reserve anew an in-flight key whose request made no job (its gateway died):
+        UPDATE idempotency_keys SET created_at = :now WHERE … AND created_at = :was
+        AND job_id IS NULL AND status_code IS NULL. False when another request won."""
+        was = KeyReservation(
+            owner_id=record.owner_id, key=record.key, reserved_at=record.created_at
+        )
+
+        def run(conn: Connection) -> bool:
+            taken = conn.execute(
+                update(idempotency_keys).where(_reserved(was)).values(created_at=now)
+            )
+            return bool(taken.rowcount)
+
+        return await self._db.write(run)
 
     async def purge_idempotency_keys(self, *, older_than: datetime) -> int:
         def run(conn: Connection) -> int:
@@ -419,6 +447,7 @@ class SqlJobStore:
         now: datetime,
         max_queued: int | None = None,
         admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
     ) -> Job:
         def run(conn: Connection) -> Job:
             if max_queued is not None:
@@ -463,6 +492,14 @@ class SqlJobStore:
             ).one()
             created = job_from_row(row)
             _append(conn, created, "status", status_data(created), 1, now)
+            if reservation is not None:
+                # In the job's transaction: a retry of a request whose gateway died after
+                # this finds the job, and a key taken over meanwhile makes no job here.
+                linked = conn.execute(
+                    update(idempotency_keys).where(_reserved(reservation)).values(job_id=created.id)
+                ).rowcount
+                if not linked:
+                    raise IdempotencyKeyInFlight
             return created
 
         return await self._db.write(run)

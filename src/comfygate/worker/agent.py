@@ -365,6 +365,10 @@ class Agent:
                 await beats
             self._inboxes.pop(lease.prompt_id, None)
             self._jobs.pop(lease.prompt_id, None)
+            if not self._jobs:
+                # No lease left to renew, so no heartbeat will ever clear this: whether
+                # the gateway answers again is for the next lease call to find out.
+                self._beats_failing_since = None
             self._interrupting.discard(lease.prompt_id)
             if not self._interrupting:
                 self._no_interrupt.set()
@@ -382,6 +386,7 @@ class Agent:
                 if cancel.is_set():
                     self._wake(lease)
             except LeaseLost:
+                self._beats_failing_since = None  # the gateway answers again
                 lost.set()
                 self._wake(lease)
                 return

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
 
 from comfygate.comfy.client import ComfyClient
 from comfygate.ids import new_prompt_id
+from comfygate.jobs.service import IN_FLIGHT_S
 from comfygate.sim import SimServer
 from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, SimFactory, wait_status
 
@@ -209,6 +214,52 @@ async def test_idempotency_replay_reuse_in_flight_and_concurrent(gateway: Runnin
         assert sum(1 for j in jobs if j["params"]["width"] == 50) == 1
 
 
+async def test_a_key_whose_request_died_with_its_gateway_is_answered_on_retry(
+    gateway: RunningGateway,
+) -> None:
+    """kill -9 mid-submit leaves the key in flight: made no job yet, the key is taken
+    over after a while; made the job already, the retry gets that job."""
+    store, clock = gateway.gw.store, gateway.gw.clock
+    body = {"params": {"width": 44}}
+    async with gateway.client() as c:
+        first = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "made"}
+        )
+        seen = await store.reserve_idempotency_key(
+            owner_id="local", key="made", fingerprint="-", now=clock.now()
+        )
+        assert seen is not None and seen.job_id == first.json()["id"]
+
+        def unanswered(conn: Any) -> None:
+            conn.execute(
+                text(
+                    "UPDATE idempotency_keys SET status_code = NULL, body = NULL WHERE key = 'made'"
+                )
+            )
+
+        await store.db.write(unanswered)
+        again = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "made"}
+        )
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]
+
+        await store.reserve_idempotency_key(
+            owner_id="local",
+            key="none",
+            fingerprint=seen.fingerprint,
+            now=clock.now() - timedelta(seconds=IN_FLIGHT_S),
+        )
+        taken = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "none"}
+        )
+        assert taken.status_code == 202 and "idempotent-replayed" not in taken.headers
+        replay = await c.post(
+            "/v1/workflows/image-ops/jobs", json=body, headers={"Idempotency-Key": "none"}
+        )
+        assert replay.json()["id"] == taken.json()["id"] != first.json()["id"]
+
+
 async def test_upload_then_image_parameter(gateway: RunningGateway, sim: SimServer) -> None:
     from tests.unit.storage.test_uploads import png
 
@@ -312,6 +363,9 @@ async def test_a_full_queue_answers_429_with_retry_after_and_keeps_what_it_holds
         assert refused.json()["error"]["code"] == "queue_full"
         assert refused.headers["Retry-After"] == "60"  # nothing finished lately
         assert [(await c.get(f"/v1/jobs/{i}")).json()["status"] for i in held] == ["queued"] * 2
+        # The refused job's documents were written first, then removed with it.
+        folders = {o.key.split("/")[1] for o in await gateway.gw.storage.list("jobs")}
+        assert folders == set(held)
         # The refusal is not remembered: once there is room the same key goes through.
         await c.post(f"/v1/jobs/{held[0]}/cancel")
         again = await c.post(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from comfygate.comfy.client import ComfyClient
+from comfygate.errors import LeaseLost
 from comfygate.jobs.model import HeartbeatReply, Lease
 from comfygate.sim import SimServer
 from tests.integration.chaos.tally import TERMINAL, report, tally
@@ -254,3 +255,37 @@ async def test_an_agent_whose_heartbeats_fail_takes_no_new_work(
         partitioned = False  # the next beat gets through: work resumes
         await wait_status(c, second["id"], "succeeded", within_s=30)
         await c.post(f"/v1/jobs/{long['id']}/cancel")
+
+
+async def test_an_agent_takes_work_again_once_its_failing_heartbeats_end_in_a_lost_lease(
+    start_sim: SimFactory, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its gateway was away long enough for the job to be rescued: when it answers again
+    (lease_lost), nothing is left to renew, and the agent must not wait for a beat."""
+    sim = await start_sim(step_ms=100)
+    gateway = await start_gateway(sim.url, lease=CHAOS_LEASE)
+    [agent] = gateway.gw.agents
+    agent.stop_leasing_after_s = 1.0  # 20 s in production
+    real = gateway.gw.gate.heartbeat
+    answer: Exception = httpx.ConnectError("the gateway is unreachable")
+    long_id = ""
+
+    async def heartbeat(lease: Lease) -> HeartbeatReply:
+        if lease.job_id == long_id:
+            raise answer
+        return await real(lease)
+
+    monkeypatch.setattr(gateway.gw.gate, "heartbeat", heartbeat)
+    async with gateway.client() as c:
+        long = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 50}})).json()
+        long_id = long["id"]
+        await wait_status(c, long_id, "running")
+        for _ in range(200):
+            if agent.heartbeats_failing():
+                break
+            await asyncio.sleep(0.05)
+        assert agent.heartbeats_failing()
+        second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        answer = LeaseLost()
+        await wait_status(c, second["id"], "succeeded", within_s=30)
+        await c.post(f"/v1/jobs/{long_id}/cancel")

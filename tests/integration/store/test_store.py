@@ -9,9 +9,22 @@ from typing import Any
 import pytest
 
 from comfygate.clock import FakeClock
-from comfygate.errors import InvalidTransition, LeaseLost, NotFound, QueueFull
+from comfygate.errors import (
+    IdempotencyKeyInFlight,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    QueueFull,
+)
 from comfygate.ids import new_id, new_prompt_id
-from comfygate.jobs.model import JobFailure, JobStatus, NewJob, OutputFile, Progress
+from comfygate.jobs.model import (
+    JobFailure,
+    JobStatus,
+    KeyReservation,
+    NewJob,
+    OutputFile,
+    Progress,
+)
 from comfygate.store import SqlJobStore
 
 
@@ -241,7 +254,9 @@ async def test_idempotency_reservation_race(store: SqlJobStore, clock: FakeClock
         )
         is None
     )
-    await store.release_idempotency_key(owner_id="bob", key="k")
+    await store.release_idempotency_key(
+        KeyReservation(owner_id="bob", key="k", reserved_at=clock.now())
+    )
     assert (
         await store.reserve_idempotency_key(
             owner_id="bob", key="k", fingerprint="f", now=clock.now()
@@ -250,6 +265,36 @@ async def test_idempotency_reservation_race(store: SqlJobStore, clock: FakeClock
     )
     clock.advance(3600)
     assert await store.purge_idempotency_keys(older_than=clock.now()) == 2
+
+
+async def test_an_abandoned_key_is_taken_over_and_fences_its_first_request(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    first = KeyReservation(owner_id="alice", key="k", reserved_at=clock.now())
+    await store.reserve_idempotency_key(
+        owner_id="alice", key="k", fingerprint="f", now=first.reserved_at
+    )
+    clock.advance(30)
+    record = await store.reserve_idempotency_key(
+        owner_id="alice", key="k", fingerprint="f", now=clock.now()
+    )
+    assert record is not None and record.job_id is None
+    assert await store.take_over_idempotency_key(record, now=clock.now())
+    assert not await store.take_over_idempotency_key(record, now=clock.now())
+    second = KeyReservation(owner_id="alice", key="k", reserved_at=clock.now())
+
+    # The first request was only slow: it can neither make its job nor drop the key.
+    doomed = new_job()
+    with pytest.raises(IdempotencyKeyInFlight):
+        await store.create_job(doomed, now=clock.now(), reservation=first)
+    assert await store.get_job(doomed.id) is None
+    await store.release_idempotency_key(first)
+    job = await store.create_job(new_job(), now=clock.now(), reservation=second)
+    linked = await store.reserve_idempotency_key(
+        owner_id="alice", key="k", fingerprint="f", now=clock.now()
+    )
+    assert linked is not None and linked.job_id == job.id and linked.status_code is None
+    assert not await store.take_over_idempotency_key(linked, now=clock.now())
 
 
 async def test_changed_since_feeds_the_all_jobs_stream(

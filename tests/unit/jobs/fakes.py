@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from comfygate.jobs.model import Job, JobStatus, LiveEvent, NewJob
+from comfygate.jobs.model import Job, JobStatus, KeyReservation, LiveEvent, NewJob
 from comfygate.jobs.ports import ResolvedUpload
 from comfygate.jobs.quota import Admission
 
@@ -26,6 +26,7 @@ class FakeStore:
         now: datetime,
         max_queued: int | None = None,
         admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
     ) -> Job:
         self.admissions.append(admission)
         created = Job(

@@ -50,9 +50,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from overhead import ROOT, pct, sse_status  # bench/ is on the path of a script run from it
+from overhead import ROOT, pct  # bench/ is on the path of a script run from it
 
 from comfygate.serve import spawn_gateway, stop_process
+from comfygate.sse import SseParser
 
 STEPS = 4
 SLOTS = 2  # an agent's default capacity: one prompt running, one pending
@@ -60,6 +61,7 @@ ADMIN_TOKEN = "bench-scale-admin"
 PG = "postgres@127.0.0.1:5432"
 UTILISATION_AIM = 0.95
 LAG_P95_AIM_MS = 50.0
+ENDED = ("succeeded", "failed", "canceled", "expired")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class Result:
     lag_p50: float
     lag_p95: float
     cpu_ms: float
+    #: CPU ms per job of the simulator process and of this bench (the client)
+    sim_cpu_ms: float
+    client_cpu_ms: float
     statements: float
     double_leases: int
     notes: list[str] = field(default_factory=list)
@@ -166,14 +171,15 @@ class Window:
     start_ms: float
     stop_ms: float
     jobs: int
-    cpu_s: float
+    #: CPU seconds in the window of each gateway, then the simulator, then this bench
+    cpu_s: list[float]
     statements: int
     #: ids of the jobs submitted in the window, and every job's final resource
     steady: set[str]
     done: dict[str, dict[str, Any]]
 
 
-async def drive(urls: list[str], pids: list[int], row: Row) -> Window:
+async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: int) -> Window:
     clients = [httpx.AsyncClient(base_url=u, timeout=60) for u in urls]
     done: dict[str, dict[str, Any]] = {}
     finished: asyncio.Queue[str] = asyncio.Queue()
@@ -181,16 +187,26 @@ async def drive(urls: list[str], pids: list[int], row: Row) -> Window:
     all_ended = asyncio.Event()
 
     async def follow(client: httpx.AsyncClient, ready: asyncio.Event) -> None:
-        # A job's ending is published by the gateway whose agent ran it.
-        async with client.stream("GET", "/v1/events", timeout=None) as stream:
-            ready.set()
-            async for job in sse_status(stream):
-                ended = job["status"] in ("succeeded", "failed", "canceled", "expired")
-                if ended and job["id"] not in done:
-                    done[job["id"]] = job
-                    finished.put_nowait(job["id"])
-                    if len(done) >= row.jobs:
-                        all_ended.set()
+        # A job's ending is published by the gateway whose agent ran it. A gateway cuts
+        # a stream that falls far behind; it resumes from its last event id.
+        last_id: str | None = None
+        while True:
+            headers = {"last-event-id": last_id} if last_id else {}
+            async with client.stream("GET", "/v1/events", headers=headers, timeout=None) as r:
+                ready.set()
+                parser = SseParser()
+                async for raw in r.aiter_lines():
+                    event = parser.feed(raw)
+                    if event is None:
+                        continue
+                    last_id = event.id or last_id
+                    job = event.json()
+                    ended = event.type == "status" and job["status"] in ENDED
+                    if ended and job["id"] not in done:
+                        done[job["id"]] = job
+                        finished.put_nowait(job["id"])
+                        if len(done) >= row.jobs:
+                            all_ended.set()
 
     followers = [asyncio.create_task(follow(c, e)) for c, e in zip(clients, listening, strict=True)]
     await asyncio.gather(*(e.wait() for e in listening))
@@ -205,10 +221,10 @@ async def drive(urls: list[str], pids: list[int], row: Row) -> Window:
         return str(r.json()["id"])
 
     try:
-        inflight = SLOTS * row.backends
+        inflight = SLOTS * row.backends + backlog
         await asyncio.gather(*(submit(n) for n in range(inflight)))
         start_ms = time.time() * 1000
-        cpu0 = sum(cpu_s(p) for p in pids)
+        cpu0 = [cpu_s(p) for p in (*pids, sim, os.getpid())]
         statements0 = sum(await asyncio.gather(*(statements(c) for c in clients)))
         refills: list[asyncio.Task[str]] = []
         for n in range(inflight, row.jobs):
@@ -217,7 +233,7 @@ async def drive(urls: list[str], pids: list[int], row: Row) -> Window:
                 raise RuntimeError(f"job {job_id} ended {done[job_id]['status']}")
             refills.append(asyncio.create_task(submit(n)))
         stop_ms = time.time() * 1000
-        cpu1 = sum(cpu_s(p) for p in pids)
+        cpu1 = [cpu_s(p) for p in (*pids, sim, os.getpid())]
         statements1 = sum(await asyncio.gather(*(statements(c) for c in clients)))
         steady = set(await asyncio.gather(*refills))
         try:
@@ -228,7 +244,7 @@ async def drive(urls: list[str], pids: list[int], row: Row) -> Window:
             start_ms=start_ms,
             stop_ms=stop_ms,
             jobs=row.jobs - inflight,
-            cpu_s=cpu1 - cpu0,
+            cpu_s=[b - a for a, b in zip(cpu0, cpu1, strict=True)],
             statements=statements1 - statements0,
             steady=steady,
             done=done,
@@ -289,7 +305,7 @@ def double_leases(
     return len(twice) + repeated + strangers, notes
 
 
-def run_row(name: str, row: Row, setup: Setup, jobs: int | None, tmp: Path) -> Result:
+def run_row(name: str, row: Row, setup: Setup, jobs: int | None, backlog: int, tmp: Path) -> Result:
     row = Row(row.backends, row.work_ms, jobs or row.jobs)
     sim, backends = start_sims(tmp / "sim", row.backends, row.work_ms / STEPS)
     gateways: list[subprocess.Popen[bytes]] = []
@@ -309,7 +325,7 @@ def run_row(name: str, row: Row, setup: Setup, jobs: int | None, tmp: Path) -> R
                 )
                 gateways.append(proc)
                 urls.append(url)
-            window = asyncio.run(drive(urls, [g.pid for g in gateways], row))
+            window = asyncio.run(drive(urls, [g.pid for g in gateways], sim.pid, row, backlog))
             ran = asyncio.run(histories(backends))
             tried = asyncio.run(attempts(urls[0], list(window.done)))
             for proc in gateways:
@@ -337,7 +353,9 @@ def run_row(name: str, row: Row, setup: Setup, jobs: int | None, tmp: Path) -> R
         utilisation=busy / (row.backends * (window.stop_ms - window.start_ms)),
         lag_p50=statistics.median(lags),
         lag_p95=pct(lags, 0.95),
-        cpu_ms=window.cpu_s * 1000 / window.jobs,
+        cpu_ms=sum(window.cpu_s[:-2]) * 1000 / window.jobs,
+        sim_cpu_ms=window.cpu_s[-2] * 1000 / window.jobs,
+        client_cpu_ms=window.cpu_s[-1] * 1000 / window.jobs,
         statements=window.statements / window.jobs,
         double_leases=doubles,
         notes=notes,
@@ -364,6 +382,9 @@ def line(r: Result, one_gateway: Result | None) -> str:
         f"{label:<18} {r.setup.name:<10} {r.setup.gateways:>2} {r.jobs:>5} {r.rate:>7.1f} "
         f"{r.ideal:>6.1f} {r.utilisation:>5.2f} {r.lag_p50:>6.1f}ms {r.lag_p95:>6.1f}ms "
         f"{r.cpu_ms:>10.1f} {r.statements:>9.1f} {r.double_leases:>6}  {', '.join(aims)}"
+        + f"\n    CPU ms/job of the simulator {r.sim_cpu_ms:.1f}, of this client "
+        f"{r.client_cpu_ms:.1f}: the ideal rate needs "
+        f"{r.ideal * (r.cpu_ms + r.sim_cpu_ms + r.client_cpu_ms) / 1000:.1f} cores"
         + "".join(f"\n    {note}" for note in r.notes)
     )
 
@@ -375,6 +396,13 @@ def main() -> None:
     parser.add_argument("--row", choices=[*ROWS, "all"], default="all")
     parser.add_argument("--setup", choices=[*SETUPS, "all"], default="all")
     parser.add_argument("--jobs", type=int, help="jobs per row (default: ~15 s of work)")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="jobs kept queued beyond the agents' slots: backends then never wait on a "
+        "wake-up, and claim lag includes the time in the queue",
+    )
     args = parser.parse_args()
     rows = list(ROWS) if args.row == "all" else [args.row]
     setups = list(SETUPS) if args.setup == "all" else [args.setup]
@@ -389,7 +417,7 @@ def main() -> None:
         pg_one: Result | None = None
         for key in setups:
             with tempfile.TemporaryDirectory() as tmp:
-                result = run_row(name, ROWS[name], SETUPS[key], args.jobs, Path(tmp))
+                result = run_row(name, ROWS[name], SETUPS[key], args.jobs, args.backlog, Path(tmp))
             if key == "pg-1":
                 pg_one = result
             print(line(result, pg_one), flush=True)

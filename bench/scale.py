@@ -36,12 +36,14 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -305,34 +307,51 @@ def double_leases(
     return len(twice) + repeated + strangers, notes
 
 
+class RowFailed(Exception):
+    """A row that could not finish, with the gateways' most frequent error."""
+
+    def __init__(self, cause: Exception, log: Path) -> None:
+        errors = Counter(
+            line.strip()[:160]
+            for line in log.read_text(errors="replace").splitlines()
+            if re.match(r"^[\w.]+(Error|Exception):", line)
+        )
+        seen = f"; gateways logged {errors.most_common(1)[0][0]} (x{errors.most_common(1)[0][1]})"
+        super().__init__(f"{type(cause).__name__}: {cause}{seen if errors else ''}")
+
+
 def run_row(name: str, row: Row, setup: Setup, jobs: int | None, backlog: int, tmp: Path) -> Result:
     row = Row(row.backends, row.work_ms, jobs or row.jobs)
     sim, backends = start_sims(tmp / "sim", row.backends, row.work_ms / STEPS)
     gateways: list[subprocess.Popen[bytes]] = []
     try:
-        with database(setup) as db_url:
+        with database(setup) as db_url, (tmp / "gateways.log").open("wb") as log:
             env = {
                 "COMFYGATE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "COMFYGATE_DATABASE_URL": db_url,
                 "COMFYGATE_SECRET_KEY": uuid.uuid4().hex,
             }
-            urls = []
-            # One after another: the first migrates the database. They share one data
-            # directory for its storage, as gateways on many machines share a bucket.
-            for i in range(setup.gateways):
-                proc, url = spawn_gateway(
-                    tmp / "gw", ROOT / "workflows", backends[i :: setup.gateways], env=env
-                )
-                gateways.append(proc)
-                urls.append(url)
-            window = asyncio.run(drive(urls, [g.pid for g in gateways], sim.pid, row, backlog))
-            ran = asyncio.run(histories(backends))
-            tried = asyncio.run(attempts(urls[0], list(window.done)))
-            for proc in gateways:
-                stop_process(proc)
+            try:
+                urls = []
+                # One after another: the first migrates the database. They share one data
+                # directory for its storage, as gateways on many machines share a bucket.
+                for i in range(setup.gateways):
+                    mine = backends[i :: setup.gateways]
+                    proc, url = spawn_gateway(
+                        tmp / "gw", ROOT / "workflows", mine, env=env, stderr=log
+                    )
+                    gateways.append(proc)
+                    urls.append(url)
+                pids = [g.pid for g in gateways]
+                window = asyncio.run(drive(urls, pids, sim.pid, row, backlog))
+                ran = asyncio.run(histories(backends))
+                tried = asyncio.run(attempts(urls[0], list(window.done)))
+            except Exception as exc:
+                raise RowFailed(exc, tmp / "gateways.log") from exc
+            finally:
+                for proc in gateways:
+                    stop_process(proc)
     finally:
-        for proc in gateways:
-            stop_process(proc)
         sim.terminate()
         sim.wait()
     seconds = (window.stop_ms - window.start_ms) / 1000
@@ -417,7 +436,13 @@ def main() -> None:
         pg_one: Result | None = None
         for key in setups:
             with tempfile.TemporaryDirectory() as tmp:
-                result = run_row(name, ROWS[name], SETUPS[key], args.jobs, args.backlog, Path(tmp))
+                try:
+                    result = run_row(
+                        name, ROWS[name], SETUPS[key], args.jobs, args.backlog, Path(tmp)
+                    )
+                except RowFailed as exc:
+                    print(f"({name}) {SETUPS[key].name} x{SETUPS[key].gateways} failed: {exc}")
+                    continue
             if key == "pg-1":
                 pg_one = result
             print(line(result, pg_one), flush=True)

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -105,15 +105,18 @@ def spawn_gateway(
     *,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    stderr: IO[Any] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway in its own process (benchmarks, crash tests), once every backend's
-    socket is up."""
+    socket is up; its log goes to ``stderr`` (default: ours)."""
     port = port or free_port()
     args = [sys.executable, "-m", "comfygate", "serve", "--port", str(port)]
     args += ["--data-dir", str(data_dir), "--workflows", str(workflows_dir)]
     for url in backends:
         args += ["--comfy", url]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})}
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -194,31 +194,43 @@ async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: i
         last_id: str | None = None
         while True:
             headers = {"last-event-id": last_id} if last_id else {}
-            async with client.stream("GET", "/v1/events", headers=headers, timeout=None) as r:
-                ready.set()
-                parser = SseParser()
-                async for raw in r.aiter_lines():
-                    event = parser.feed(raw)
-                    if event is None:
-                        continue
-                    last_id = event.id or last_id
-                    job = event.json()
-                    ended = event.type == "status" and job["status"] in ENDED
-                    if ended and job["id"] not in done:
-                        done[job["id"]] = job
-                        finished.put_nowait(job["id"])
-                        if len(done) >= row.jobs:
-                            all_ended.set()
+            try:
+                async with client.stream("GET", "/v1/events", headers=headers, timeout=None) as r:
+                    ready.set()
+                    parser = SseParser()
+                    async for raw in r.aiter_lines():
+                        event = parser.feed(raw)
+                        if event is None:
+                            continue
+                        last_id = event.id or last_id
+                        job = event.json()
+                        ended = event.type == "status" and job["status"] in ENDED
+                        if ended and job["id"] not in done:
+                            done[job["id"]] = job
+                            finished.put_nowait(job["id"])
+                            if len(done) >= row.jobs:
+                                all_ended.set()
+            except httpx.TransportError:
+                continue  # resumes like a cut stream
 
     followers = [asyncio.create_task(follow(c, e)) for c, e in zip(clients, listening, strict=True)]
     await asyncio.gather(*(e.wait() for e in listening))
     rotation = itertools.cycle(clients)
     params = {"prompt": "scale", "steps": STEPS, "width": 64, "height": 64}
 
+    fill = asyncio.Semaphore(32)
+
     async def submit(n: int) -> str:
-        r = await next(rotation).post(
-            "/v1/workflows/txt2img/jobs", json={"params": {**params, "seed": n}}
-        )
+        client = next(rotation)
+        # An idle keep-alive connection the server is closing can fail a request;
+        # the key makes the retry safe.
+        key = {"idempotency-key": f"scale-{n}"}
+        body = {"params": {**params, "seed": n}}
+        async with fill:
+            try:
+                r = await client.post("/v1/workflows/txt2img/jobs", json=body, headers=key)
+            except httpx.TransportError:
+                r = await client.post("/v1/workflows/txt2img/jobs", json=body, headers=key)
         r.raise_for_status()
         return str(r.json()["id"])
 
@@ -316,8 +328,10 @@ class RowFailed(Exception):
             for line in log.read_text(errors="replace").splitlines()
             if re.match(r"^[\w.]+(Error|Exception):", line)
         )
-        seen = f"; gateways logged {errors.most_common(1)[0][0]} (x{errors.most_common(1)[0][1]})"
-        super().__init__(f"{type(cause).__name__}: {cause}{seen if errors else ''}")
+        seen = ""
+        for text, count in errors.most_common(1):
+            seen = f"; gateways logged {text} (x{count})"
+        super().__init__(f"{type(cause).__name__}: {cause}{seen}")
 
 
 def run_row(name: str, row: Row, setup: Setup, jobs: int | None, backlog: int, tmp: Path) -> Result:

@@ -218,8 +218,18 @@ def sim(
             envvar="COMFYGATE_SIM_SEED", help="Seed for the rates above: a seed replays a run."
         ),
     ] = None,
+    backends: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="COMFYGATE_SIM_BACKENDS",
+            help="Independent simulated backends, on consecutive ports from --port (0: any "
+            "free ports), each with its own queue, history and files (DATA_DIR/backend-I "
+            "when more than one). A crash ends them all: they share this process.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the ComfyUI simulator."""
+    """Run the ComfyUI simulator (or several, from one process)."""
     from comfygate.sim import SimConfig, run_sim
 
     try:
@@ -236,7 +246,7 @@ def sim(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_sim(cfg, host, port))
+        asyncio.run(run_sim(cfg, host, port, backends))
 
 
 @app.command()

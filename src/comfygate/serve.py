@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -107,10 +107,11 @@ def spawn_gateway(
     env: dict[str, str] | None = None,
     anonymous: bool = True,
     within_s: float = 30.0,
+    stderr: IO[Any] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway in its own process (benchmarks, crash tests), once every backend's
-    socket is up (within ``within_s``: a busy machine starts a process slowly);
-    ``anonymous``: requests need no key, as on the demo."""
+    socket is up (within ``within_s``: a busy machine starts a process slowly); its log
+    goes to ``stderr`` (default: ours); ``anonymous``: requests need no key, as on the demo."""
     port = port or free_port()
     args = [sys.executable, "-m", "comfygate", "serve", "--port", str(port)]
     if anonymous:
@@ -118,7 +119,9 @@ def spawn_gateway(
     args += ["--data-dir", str(data_dir), "--workflows", str(workflows_dir)]
     for url in backends:
         args += ["--comfy", url]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})}
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -79,12 +80,44 @@ class SimServer:
         await self.start()
 
 
-async def run_sim(config: SimConfig, host: str = "127.0.0.1", port: int = 8188) -> None:
-    """Serve a simulator until cancelled (Ctrl-C under ``asyncio.run``)."""
-    server = SimServer(config, host, port)
-    await server.start()
-    print(f"comfygate sim: simulated ComfyUI 0.3.64 at {server.url}", flush=True)
+def backend_config(config: SimConfig, index: int) -> SimConfig:
+    """The config of backend ``index`` of several in one process: files of its own, and
+    chaos drawn from its own seed so backends do not move in lockstep."""
+    seed = None if config.seed is None else config.seed + index
+    return replace(config, data_dir=config.data_dir / f"backend-{index}", seed=seed)
+
+
+async def start_sims(
+    config: SimConfig, host: str = "127.0.0.1", port: int = 8188, backends: int = 1
+) -> list[SimServer]:
+    """``backends`` independent simulators on consecutive ports from ``port`` (port 0:
+    any free ports). One backend keeps ``config.data_dir``; several get a folder each."""
+    if backends < 1:
+        raise ValueError("backends must be at least 1")
+    servers: list[SimServer] = []
+    try:
+        for i in range(backends):
+            cfg = config if backends == 1 else backend_config(config, i)
+            server = SimServer(cfg, host, port + i if port else 0)
+            await server.start()
+            servers.append(server)
+    except BaseException:
+        for server in servers:
+            await server.stop()
+        raise
+    return servers
+
+
+async def run_sim(
+    config: SimConfig, host: str = "127.0.0.1", port: int = 8188, backends: int = 1
+) -> None:
+    """Serve simulators until cancelled (Ctrl-C under ``asyncio.run``); prints one line
+    per backend once all of them listen."""
+    servers = await start_sims(config, host, port, backends)
+    for server in servers:
+        print(f"comfygate sim: simulated ComfyUI 0.3.64 at {server.url}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
-        await server.stop()
+        for server in servers:
+            await server.stop()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,27 @@ class Database(Protocol):
 
     async def dispose(self) -> None: ...
 
+    @property
+    def statements(self) -> int:
+        """Statements sent since the database was opened (BEGIN and COMMIT not counted):
+        what the store costs the database, for benchmarks."""
+        ...
+
+
+class StatementCounter:
+    """Counts the statements of the engines it watches, from any thread."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def watch(self, engine: Engine) -> None:
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if not statement.startswith("BEGIN"):
+                with self._lock:
+                    self.value += 1
+
 
 class SqliteDatabase:
     dialect = "sqlite"
@@ -55,8 +77,15 @@ class SqliteDatabase:
         # Reads are single statements or tolerate statement-level snapshots: SQLite's
         # autocommit gives each statement a consistent view without a BEGIN.
         self._reader = _sqlite_engine(url, begin=None, pool_size=SQLITE_READERS)
+        self._counter = StatementCounter()
+        self._counter.watch(self._writer)
+        self._counter.watch(self._reader)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._read_threads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="sqlite-reader")
+
+    @property
+    def statements(self) -> int:
+        return self._counter.value
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -87,6 +116,12 @@ class AsyncDatabase:
         self._engine: AsyncEngine = create_async_engine(
             url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
         )
+        self._counter = StatementCounter()
+        self._counter.watch(self._engine.sync_engine)
+
+    @property
+    def statements(self) -> int:
+        return self._counter.value
 
     @property
     def dialect(self) -> str:

@@ -95,6 +95,7 @@ async def test_stats_move_after_jobs(gateway: RunningGateway) -> None:
         assert totals["succeeded_last_hour"] == 2 and totals["finished_last_hour"] == 2
         assert sum(b["succeeded"] for b in after["throughput"]["buckets"]) == 2
         assert after["totals"]["queued"] == 0 and after["totals"]["running"] == 0
+        assert after["db_statements"] > before["db_statements"]
 
 
 async def test_stats_count_queued_jobs_of_a_pool_without_backends(

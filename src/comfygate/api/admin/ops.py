@@ -116,6 +116,10 @@ class StatsOut(BaseModel):
     pools: list[PoolOut]
     throughput: ThroughputOut
     totals: TotalsOut
+    db_statements: int = Field(
+        description="Statements this gateway process has sent to the database since it "
+        "started (BEGIN and COMMIT not counted)"
+    )
     at: datetime
 
 
@@ -252,5 +256,6 @@ async def stats(gw: GW) -> StatsOut:
             canceled_last_hour=hour("canceled"),
             expired_last_hour=hour("expired"),
         ),
+        db_statements=gw.store.db.statements,
         at=now,
     )

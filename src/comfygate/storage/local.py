@@ -24,6 +24,24 @@ mimetypes.add_type("text/plain", ".txt")
 PROBE_KEY = "health/probe"
 
 
+#: tries to create a temporary file whose folder another writer's delete keeps removing
+TEMP_TRIES = 20
+
+
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """A new temporary file in ``target``'s folder, made if needed. A delete prunes
+    folders it leaves empty (here or on another gateway sharing the directory), so
+    the folder can vanish between making it and creating the file: make it again."""
+    for _ in range(TEMP_TRIES - 1):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except FileNotFoundError:
+            continue
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
@@ -40,8 +58,7 @@ class LocalStorage(Storage):
 
     def _write(self, key: str, data: bytes) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = _temp_beside(target)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
@@ -53,8 +70,7 @@ class LocalStorage(Storage):
         self, key: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> tuple[int, str]:
         target = self.path(key)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        fd, tmp = await asyncio.to_thread(tempfile.mkstemp, dir=target.parent, prefix=".tmp-")
+        fd, tmp = await asyncio.to_thread(_temp_beside, target)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -122,7 +138,10 @@ class LocalStorage(Storage):
             found = []
             for path in sorted(folder.rglob("*")):
                 if path.is_file() and not path.name.startswith(".tmp-"):
-                    st = path.stat()
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:  # deleted meanwhile, maybe by another gateway
+                        continue
                     key = path.relative_to(self.root).as_posix()
                     found.append(
                         ObjectInfo(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -83,3 +85,28 @@ async def test_list_and_delete_a_folder(storage: LocalStorage) -> None:
         "outputs/jj/main/1/x.png",
     ]
     assert not (storage.root / "outputs" / "j" / "main" / "1").exists()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_write_survives_its_folder_pruned_by_another_gateways_delete(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    # Gateways sharing one directory: deleting the last preview prunes previews/ just
+    # after this write made previews/<job>/ and before it created its temporary file.
+    await storage.put_bytes("previews/a/latest.png", b"a", "image/png")
+    real = tempfile.mkstemp
+    pruned: list[Path] = []
+
+    def mkstemp(*, dir: Path, prefix: str) -> tuple[int, str]:
+        if not pruned:
+            pruned.append(dir)
+            shutil.rmtree(storage.root / "previews")
+        return real(dir=dir, prefix=prefix)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    if streamed:
+        await storage.put_stream("previews/b/latest.png", chunks(b"b"), "image/png")
+    else:
+        await storage.put_bytes("previews/b/latest.png", b"b", "image/png")
+    assert pruned
+    assert await storage.get_bytes("previews/b/latest.png") == b"b"

@@ -34,12 +34,22 @@
           OutputMissing             history listed a file that /view would not serve
           StorageFailed             the outputs could not be stored; nothing is published
 
-Exception docstrings are the default messages.
+Exception docstrings are the default messages. DatabaseBusy stands outside the tree.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+class DatabaseBusy(Exception):
+    """The database has no free connection right now; retry shortly.
+
+    Outside the ComfygateError tree on purpose: it says nothing about a job or a
+    request, so an agent treats it like any failure of the infrastructure (its lease
+    stands and it tries again) rather than failing the job. The API answers 503."""
+
+    retry_after_s = 1
 
 
 class ComfygateError(Exception):

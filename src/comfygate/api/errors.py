@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from comfygate.errors import ComfygateError
+from comfygate.errors import ComfygateError, DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ def install(app: FastAPI) -> None:
             # Starlette names the methods of the first route on the path; RFC 9110 wants all.
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+
+    @app.exception_handler(DatabaseBusy)
+    async def _busy(request: Request, exc: DatabaseBusy) -> JSONResponse:
+        return JSONResponse(
+            error_body("database_busy", "the database is busy; retry shortly"),
+            503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -47,6 +47,8 @@ PREVIEW_TTL_S = 300
 LESSEE_SEEN_S = 60.0
 #: how often a running job's progress snapshot is written to its row
 PROGRESS_SAVE_S = 1.0
+#: waiters of one pool on one gateway that check for a job of their own and claim at once
+CLAIMERS_PER_POOL = 4
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,14 @@ class WorkerGate:
         self._lessees: dict[str, tuple[Lessee, float]] = {}
         #: backend → how many lease calls it made: which of its pools goes first
         self._turns: dict[str, int] = {}
+        #: pool → (its bell armed before, the look at its queue that idle waiters
+        #: here share while it runs)
+        self._looking: dict[str, tuple[asyncio.Event, asyncio.Future[bool]]] = {}
+        #: pool → (its bell armed before a look found no ready job, when): the answer
+        #: holds for every waiter until that bell rings or the poll interval passes
+        self._none_ready: dict[str, tuple[asyncio.Event, float]] = {}
+        #: pool → the waiters here that may check and claim at the same time
+        self._claiming: dict[str, asyncio.Semaphore] = {}
 
     async def lease(
         self,
@@ -143,43 +153,82 @@ class WorkerGate:
                 # A retried job waits a while for another backend than the one it failed
                 # on, but only when the pool has another backend to offer.
                 avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
-                # Idle agents all wake on one ring; only those that can win take the
-                # write lock.
-                if not await self.store.has_claimable(
-                    pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
-                ):
+                if not await self._any_ready(pool):
                     continue
-                prompt_id = new_prompt_id()
-                claimed = await self.store.claim(
-                    pool=pool,
-                    agent_id=lessee.agent_id,
-                    backend=lessee.backend,
-                    prompt_id=prompt_id,
-                    lease_token=secrets.token_urlsafe(24),
-                    lease_ttl_s=self.times.ttl_s,
-                    now=self.clock.now(),
-                    avoid=avoid,
-                    request_id=request_id,
-                    models=lessee.models,
-                )
-                if claimed is None and request_id is not None:
-                    # Lost a race, maybe to a retry of this very call on another gateway
-                    # (whose claim may not have committed yet: watch from now on).
-                    watch = True
-                    claimed = await self.store.requested_lease(
-                        agent_id=lessee.agent_id, request_id=request_id
+                # After a ring, a few waiters at a time go on: once the job is taken,
+                # the rest find the shared "none ready" instead of querying each.
+                async with self._claimers(pool):
+                    if not await self._any_ready(pool):
+                        continue
+                    # Idle agents all wake on one ring; only those that can win take the
+                    # write lock.
+                    if not await self.store.has_claimable(
+                        pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
+                    ):
+                        continue
+                    prompt_id = new_prompt_id()
+                    claimed = await self.store.claim(
+                        pool=pool,
+                        agent_id=lessee.agent_id,
+                        backend=lessee.backend,
+                        prompt_id=prompt_id,
+                        lease_token=secrets.token_urlsafe(24),
+                        lease_ttl_s=self.times.ttl_s,
+                        now=self.clock.now(),
+                        avoid=avoid,
+                        request_id=request_id,
+                        models=lessee.models,
                     )
-                if claimed is not None:
-                    job, attempt = claimed
-                    if attempt.prompt_id == prompt_id:  # ours, not one recorded before
-                        await self._publish_status(job)
-                    return self._to_lease(job, attempt)
+                    if claimed is None and request_id is not None:
+                        # Lost a race, maybe to a retry of this very call on another gateway
+                        # (whose claim may not have committed yet: watch from now on).
+                        watch = True
+                        claimed = await self.store.requested_lease(
+                            agent_id=lessee.agent_id, request_id=request_id
+                        )
+                    if claimed is not None:
+                        job, attempt = claimed
+                        if attempt.prompt_id == prompt_id:  # ours, not one recorded before
+                            await self._publish_status(job)
+                        return self._to_lease(job, attempt)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
             # Polls too: a retry's not_before passing rings no bell, and a ring can be
             # missed between a lost claim and the wait.
             await _any_rung(bells, min(remaining, self.times.poll_s))
+
+    def _claimers(self, pool: str) -> asyncio.Semaphore:
+        return self._claiming.setdefault(pool, asyncio.Semaphore(CLAIMERS_PER_POOL))
+
+    async def _any_ready(self, pool: str) -> bool:
+        """Whether the pool may have a job ready for someone: one look at the queue,
+        shared by this gateway's waiters, instead of one each per poll. Only a yes
+        sends a waiter on to its own check (its models, the backend to avoid)."""
+        none = self._none_ready.get(pool)
+        if none is not None:
+            bell, at = none
+            if not bell.is_set() and self.clock.monotonic() - at < self.times.poll_s:
+                return False
+            del self._none_ready[pool]
+        looking = self._looking.get(pool)
+        # A look that started before the latest ring may have missed its job.
+        if looking is None or looking[0].is_set():
+            # Armed before the read: a job queued meanwhile rings it, voiding the answer.
+            read = self.store.has_claimable(pool=pool, now=self.clock.now())
+            looking = (self.doorbell.arm(pool), asyncio.ensure_future(read))
+            self._looking[pool] = looking
+        bell, look = looking
+        at = self.clock.monotonic()
+        try:
+            # Shielded: a waiter that gives up must not cancel the look others share.
+            found = await asyncio.shield(look)
+        finally:
+            if self._looking.get(pool) is looking and look.done():
+                del self._looking[pool]
+        if not found:
+            self._none_ready[pool] = (bell, at)
+        return found
 
     def _pools_in_turn(self, lessee: Lessee) -> list[str]:
         """The lessee's pools, starting one further each call, so that no pool of a

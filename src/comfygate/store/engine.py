@@ -16,16 +16,20 @@ PostgreSQL keeps its async driver (asyncpg) and runs the same functions through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from comfygate.errors import DatabaseBusy
 
 T = TypeVar("T")
 
@@ -112,9 +116,16 @@ class SqliteDatabase:
 class AsyncDatabase:
     """A database with an async driver: PostgreSQL through asyncpg."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout_s: float = 30
+    ) -> None:
         self._engine: AsyncEngine = create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout_s,
+            pool_pre_ping=True,
+            hide_parameters=True,
         )
         self._counter = StatementCounter()
         self._counter.watch(self._engine.sync_engine)
@@ -128,12 +139,23 @@ class AsyncDatabase:
         return self._engine.dialect.name
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        async with self._engine.begin() as conn:
+        async with self._connection() as conn, conn.begin():
             return await conn.run_sync(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        async with self._engine.connect() as conn:
+        async with self._connection() as conn:
             return await conn.run_sync(fn)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            conn = await self._engine.connect()
+        except sa_exc.TimeoutError as exc:  # every pooled connection stayed busy
+            raise DatabaseBusy from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     async def dispose(self) -> None:
         await self._engine.dispose()

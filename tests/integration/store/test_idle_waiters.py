@@ -1,0 +1,63 @@
+"""Idle agents waiting for work share one look at their pool's queue per gateway, so a
+gateway with hundreds of them does not send a query each per poll."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from comfygate.clock import FakeClock
+from comfygate.jobs.model import Lease, Lessee
+from comfygate.jobs.worker_gate import WorkerGate
+from comfygate.store import SqlJobStore
+from tests.integration.store.test_lease_requests import gate_over
+from tests.integration.store.test_store import new_job
+
+WAITERS = 20
+
+
+def lessee(n: int, models: frozenset[str] | None = None) -> Lessee:
+    return Lessee(agent_id=f"w{n}", backend=f"http://gpu-{n}", pools=("default",), models=models)
+
+
+async def one_poll(gate: WorkerGate, lessees: list[Lessee]) -> list[Lease | None]:
+    """Every waiter looks once (a lease call that does not wait)."""
+    return list(await asyncio.gather(*(gate.lease(x, wait_s=0) for x in lessees)))
+
+
+async def test_idle_waiters_share_one_look_until_a_ring_or_the_poll_interval(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    waiters = [lessee(n) for n in range(WAITERS)]
+    before = store.db.statements
+    assert await one_poll(gate, waiters) == [None] * WAITERS
+    assert store.db.statements - before == 1
+    # The empty answer holds for the next polls of the same interval …
+    before = store.db.statements
+    assert await one_poll(gate, waiters) == [None] * WAITERS
+    assert store.db.statements == before
+    # … until a job is queued (its ring voids it): exactly one waiter gets the job.
+    await store.create_job(new_job(), now=clock.now())
+    gate.doorbell.ring("default")
+    leases = await one_poll(gate, waiters)
+    assert sum(lease is not None for lease in leases) == 1
+    # A retry's not_before passes without a ring: the next interval looks again.
+    assert await one_poll(gate, waiters) == [None] * WAITERS
+    clock.advance(gate.times.poll_s)
+    before = store.db.statements
+    await one_poll(gate, waiters)
+    assert store.db.statements - before == 1
+
+
+async def test_a_ready_job_no_waiter_has_the_models_for_stays_queued(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    job = await store.create_job(new_job(models=("sdxl.safetensors",)), now=clock.now())
+    gate.doorbell.ring("default")
+    lacking = [lessee(n, frozenset({"sd15.safetensors"})) for n in range(3)]
+    assert await one_poll(gate, lacking) == [None] * 3
+    having = lessee(9, frozenset({"sdxl.safetensors"}))
+    [lease] = await one_poll(gate, [having])
+    assert lease is not None and lease.job_id == job.id

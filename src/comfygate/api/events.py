@@ -159,9 +159,13 @@ async def all_events(
     fmt = Formatter(gw, renderer(request))
     sub = gw.bus.subscribe(who.id)
     clock = gw.clock
+    #: until when every event was taken from the subscription; the cursor's watermark
+    #: must not pass it: a stream that lags and is then cut loses what came after
+    #: (the resume reads changes since the watermark), not what it sent last
+    caught_up = clock.now()
 
     async def stream() -> AsyncIterator[str]:
-        nonlocal cursor
+        nonlocal cursor, caught_up
         resumed = cursor is not None
         cur = cursor or StreamCursor(watermark=clock.now())
         #: the static part of each job (id, params, …) read once per stream
@@ -173,7 +177,7 @@ async def all_events(
                 events = await gw.store.events_after(job.id, cur.seqs.get(job.id, 0))
                 for ev in events:
                     terminal = _ends(ev.type, ev.data)
-                    cur.advance(job.id, ev.seq, clock.now(), terminal=terminal)
+                    cur.advance(job.id, ev.seq, caught_up, terminal=terminal)
                     yield frame(ev.type, fmt.payload(job, ev.type, ev.data), cur.encode())
 
             if resumed:
@@ -189,6 +193,8 @@ async def all_events(
                     if job.status in (JobStatus.RUNNING, JobStatus.CANCELING):
                         yield frame("progress", {**job.progress.to_dict(), "job_id": job.id})
             while True:
+                if sub.pending == 0:
+                    caught_up = clock.now()
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:
                     # A quiet while: the unfinished jobs this stream follows may have
@@ -216,7 +222,7 @@ async def all_events(
                     cur.seqs[live.job_id] = live.seq - 1
                 if live.seq == cur.seqs[live.job_id] + 1:
                     terminal = _ends(live.type, live.data)
-                    cur.advance(live.job_id, live.seq, clock.now(), terminal=terminal)
+                    cur.advance(live.job_id, live.seq, caught_up, terminal=terminal)
                     yield frame(live.type, fmt.payload(job, live.type, live.data), cur.encode())
                     if terminal:
                         known.pop(live.job_id, None)

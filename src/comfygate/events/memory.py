@@ -33,6 +33,10 @@ class MemorySubscription:
             raise SubscriberOverflow
         return event
 
+    @property
+    def pending(self) -> int:
+        return self.queue.qsize()
+
     async def aclose(self) -> None:
         subs = self._bus._subscribers.get(self._owner_id)
         if subs is not None:

@@ -236,6 +236,12 @@ class Subscription(Protocol):
 
     async def __anext__(self) -> LiveEvent: ...
 
+    @property
+    def pending(self) -> int:
+        """Events received but not yet taken: none means every event published so far
+        was taken (a subscription that falls behind is cut, losing later ones)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -30,19 +30,21 @@ async def download(
     exp: Annotated[int, Query()],
     sig: Annotated[str, Query()],
 ) -> StreamingResponse:
-    if not _local(gw).verify("GET", key, exp, sig):
+    storage = _local(gw)
+    if not storage.verify("GET", key, exp, sig):
         raise Forbidden
-    info = await gw.storage.stat(key)
-    if info is None:
+    opened = await storage.open_sized(key)
+    if opened is None:
         if await _expired(gw, key):
             raise OutputExpired
         raise Forbidden("the file is gone")
+    size, chunks = opened
     name = key.rsplit("/", 1)[-1]
     return StreamingResponse(
-        gw.storage.open(key),
+        chunks,
         media_type=content_type_for(key),
         headers={
-            "Content-Length": str(info.bytes),
+            "Content-Length": str(size),
             "Content-Disposition": f'inline; filename="{name}"',
             "Cache-Control": "private, max-age=3600, immutable",
         },

@@ -98,6 +98,25 @@ class LocalStorage(Storage):
         finally:
             f.close()
 
+    async def open_sized(self, key: str) -> tuple[int, AsyncIterator[bytes]] | None:
+        """The size and chunks of one version of the file, opened now: None when it
+        is gone. A file replaced or deleted meanwhile (another gateway's preview or
+        sweep) cannot make the size and the bytes disagree, nor fail mid-answer."""
+        try:
+            f = await asyncio.to_thread(self.path(key).open, "rb")
+        except FileNotFoundError:
+            return None
+        size = os.fstat(f.fileno()).st_size
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await asyncio.to_thread(f.read, CHUNK):
+                    yield chunk
+            finally:
+                f.close()
+
+        return size, chunks()
+
     async def stat(self, key: str) -> ObjectInfo | None:
         try:
             st = await asyncio.to_thread(self.path(key).stat)

@@ -110,3 +110,17 @@ async def test_a_write_survives_its_folder_pruned_by_another_gateways_delete(
         await storage.put_bytes("previews/b/latest.png", b"b", "image/png")
     assert pruned
     assert await storage.get_bytes("previews/b/latest.png") == b"b"
+
+
+async def test_a_file_opened_for_serving_keeps_its_bytes_when_replaced_or_deleted(
+    storage: LocalStorage,
+) -> None:
+    await storage.put_bytes("previews/j/latest.png", b"first", "image/png")
+    opened = await storage.open_sized("previews/j/latest.png")
+    assert opened is not None
+    size, chunks = opened
+    # Another gateway replaces the preview, then its sweep deletes it.
+    await storage.put_bytes("previews/j/latest.png", b"second, longer", "image/png")
+    await storage.delete("previews/j/latest.png")
+    assert (size, b"".join([c async for c in chunks])) == (5, b"first")
+    assert await storage.open_sized("previews/j/latest.png") is None

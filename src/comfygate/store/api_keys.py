@@ -19,6 +19,7 @@ def _key(row: Row[Any]) -> ApiKey:
         name=row.name,
         scopes=frozenset(row.scopes.split()),
         pool=row.pool,
+        webhook_url=row.webhook_url,
         created_at=must_aware(row.created_at),
         revoked_at=aware(row.revoked_at),
         last_used_at=aware(row.last_used_at),
@@ -37,6 +38,7 @@ class SqlApiKeys:
                     name=key.name,
                     scopes=" ".join(sorted(key.scopes)),
                     pool=key.pool,
+                    webhook_url=key.webhook_url,
                     secret_hash=secret_hash,
                     created_at=key.created_at,
                 )

@@ -5,10 +5,13 @@ follows the document's links: submit → get → cancel → delete, declare → 
 fixed seed and few examples per operation, so a run is repeatable and takes about a
 minute. It must find no 5xx and no answer its schema does not describe.
 
-Runs as the anonymous local principal; admin and worker routes answer it 401, which
-their documents say. The SSE streams are left out: a stream of the caller's events never
-ends, and schemathesis reads a body whole (tests/integration/api/test_events.py covers
-them).
+Runs three times: as the anonymous local principal of the demo (admin and worker routes
+answer it 401, which their documents say), and on a gateway that refuses anonymous
+requests as a plain key (``jobs:read,jobs:write``) and as an admin key. The key runs
+are bounded tighter (fewer examples, no coverage phase) so all three fit in a few
+minutes on a shared machine; the anonymous run keeps every phase. The SSE streams are
+left out: a stream of the caller's events never ends, and schemathesis reads a body
+whole (tests/integration/api/test_events.py covers them).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.integration.api.test_hostile_input import declare_send_complete
 from tests.integration.conftest import ROOT, WORKFLOWS, GatewayFactory, SimFactory
@@ -33,17 +38,36 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5x
 """
 
 
+#: who runs it: None is the anonymous demo principal, else the key's scopes
+AS = {"anonymous": None, "plain key": "jobs:read jobs:write", "admin key": "admin"}
+#: the key runs: fewer examples, and no coverage phase (its many boundary cases per
+#: operation are the anonymous run's job; the keys reach deeper, not wider)
+KEY_MAX_EXAMPLES = 3
+KEY_PHASES = "examples,fuzzing,stateful"
+
+
+@pytest.mark.parametrize("who", list(AS))
 async def test_schemathesis_finds_nothing(
-    start_sim: SimFactory, start_gateway: GatewayFactory, tmp_path: Path
+    who: str, start_sim: SimFactory, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     sim = await start_sim(step_ms=2)
+    scopes = AS[who]
     # The example workflows only: the test-only ones add operations, not kinds of them.
     # Webhooks may go to this gateway's own address: a generated host name would not
     # resolve, and a schema-valid request would be rightly refused.
     gateway = await start_gateway(
-        sim.url, workflows_dir=WORKFLOWS, outbound={"allow": ["127.0.0.1"]}
+        sim.url,
+        workflows_dir=WORKFLOWS,
+        outbound={"allow": ["127.0.0.1"]},
+        allow_anonymous=scopes is None,
     )
-    async with gateway.client() as c:
+    auth: list[str] = []
+    headers: dict[str, str] = {}
+    if scopes is not None:
+        _, secret = await gateway.gw.api_keys.create(who, frozenset(scopes.split()))
+        headers = {"Authorization": f"Bearer {secret}"}
+        auth = ["-H", f"Authorization: Bearer {secret}"]
+    async with gateway.client(headers=headers) as c:
         upload_id, done = await declare_send_complete(c, png())
         assert done.status_code == 200
     config = tmp_path / "schemathesis.toml"
@@ -54,9 +78,10 @@ async def test_schemathesis_finds_nothing(
         "run",
         f"{gateway.url}/openapi.json",
         "--checks=all",
-        "--phases=examples,coverage,fuzzing,stateful",
+        f"--phases={KEY_PHASES if scopes else 'examples,coverage,fuzzing,stateful'}",
         f"--seed={SEED}",
-        f"--max-examples={MAX_EXAMPLES}",
+        f"--max-examples={KEY_MAX_EXAMPLES if scopes else MAX_EXAMPLES}",
+        *auth,
         "--workers=1",
         "--generation-database=none",
         "--exclude-path-regex=/events$",

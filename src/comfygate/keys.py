@@ -63,6 +63,8 @@ class KeyStore(Protocol):
 
     async def by_hash(self, secret_hash: str) -> ApiKey | None: ...
 
+    async def by_id(self, key_id: str) -> ApiKey | None: ...
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool: ...
 
     async def touch(self, key_id: str, *, now: datetime) -> None: ...
@@ -108,6 +110,11 @@ class ApiKeys:
 
     async def revoke(self, key_id: str) -> bool:
         return await self._store.revoke(key_id, now=self._clock.now())
+
+    async def live(self, key_id: str) -> ApiKey | None:
+        """The key with this id unless it is revoked (or never was)."""
+        key = await self._store.by_id(key_id)
+        return None if key is None or key.revoked_at is not None else key
 
     async def resolve(self, secret: str) -> ApiKey | None:
         """The live key with this secret, or None (unknown or revoked)."""

@@ -62,6 +62,13 @@ class SqlApiKeys:
 
         return await self._db.read(run)
 
+    async def by_id(self, key_id: str) -> ApiKey | None:
+        def run(conn: Connection) -> ApiKey | None:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+            return None if row is None else _key(row)
+
+        return await self._db.read(run)
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         """False when no live key has this id."""
 

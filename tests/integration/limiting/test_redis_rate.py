@@ -72,7 +72,9 @@ async def test_gateways_with_one_broker_url_share_a_visitors_count(
     first, second = await start_gateway(**settings), await start_gateway(**settings)
     async with first.client() as a:
         await become_visitor(a)  # a fresh visitor id: no other run shares its counter
-        async with second.client(cookies=a.cookies) as b:
+        # The same browser: its cookies, and its page's CSRF header, on either gateway.
+        csrf = {"x-csrf-token": a.headers["x-csrf-token"]}
+        async with second.client(cookies=a.cookies, headers=csrf) as b:
             codes = [
                 (await a.post(IMAGE_OPS, json={"params": {}})).status_code,
                 (await b.post(IMAGE_OPS, json={"params": {}})).status_code,

@@ -90,7 +90,8 @@ async def test_a_name_is_fetched_from_the_checked_address_with_tls_on_the_name(
     images = fetcher(tmp_path, site, ["images.test"])
     upload_id = await images.fetch("alice", site.url("/pic.png"))
     resolved = await images.uploads.resolve("alice", upload_id)
-    assert resolved is not None and resolved.filename == "pic.png"
+    # Stored under a generated name, never the URL's path.
+    assert resolved is not None and resolved.filename == "image.png"
     [request] = site.server.at("/pic.png")
     assert request.headers["host"] == f"images.test:{site.port}"
     # the certificate names images.test only: another name on the same address fails TLS

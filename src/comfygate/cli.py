@@ -337,11 +337,19 @@ def keys_create(
     pool: Annotated[
         str | None, typer.Option(help="A worker key leases from this pool only (default: any).")
     ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            help="Default webhook URL: this key's submits without a `webhook` send their "
+            "terminal events here (checked like a submit's webhook URL).",
+        ),
+    ] = None,
     data_dir: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create an API key; it is printed alone on the last line, this once."""
-    from comfygate.key_admin import create_key, describe
+    from comfygate.key_admin import BadWebhookUrl, create_key, describe
     from comfygate.keys import UnknownScope, parse_scopes
 
     try:
@@ -349,7 +357,10 @@ def keys_create(
     except UnknownScope as exc:
         raise typer.BadParameter(str(exc), param_hint="--scopes") from None
     settings = load_settings(config, data_dir=data_dir)
-    key, secret = asyncio.run(create_key(settings, name, granted, pool))
+    try:
+        key, secret = asyncio.run(create_key(settings, name, granted, pool, webhook))
+    except BadWebhookUrl as exc:
+        raise typer.BadParameter(str(exc), param_hint="--webhook") from None
     typer.echo(describe(key))
     typer.echo("the key (shown once, only its hash is stored):")
     typer.echo(secret)

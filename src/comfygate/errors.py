@@ -61,6 +61,8 @@ class ComfygateError(Exception):
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
         self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
         self.details = details
+        #: headers the route adds on its way out (a submit's RateLimit state, say)
+        self.extra_headers: dict[str, str] = {}
         super().__init__(self.message)
 
     @property
@@ -177,6 +179,17 @@ class QuotaExceeded(ComfygateError):
 
     code = "quota_exceeded"
     status_code = 402
+
+    def __init__(
+        self, message: str | None = None, *, retry_after_s: int | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        #: None when waiting does not help: the job costs more than the whole budget
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class Gone(ComfygateError):

@@ -47,11 +47,13 @@ class ApiKey:
     created_at: datetime
     #: a worker key may lease from this pool only (None: any)
     pool: str | None = None
+    #: where this key's submits without a ``webhook`` send their terminal events
+    webhook_url: str | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
 
     def principal(self) -> Principal:
-        return Principal(id=self.id, kind="key", scopes=self.scopes)
+        return Principal(id=self.id, kind="key", scopes=self.scopes, webhook_url=self.webhook_url)
 
 
 class KeyStore(Protocol):
@@ -60,6 +62,8 @@ class KeyStore(Protocol):
     async def all(self) -> list[ApiKey]: ...
 
     async def by_hash(self, secret_hash: str) -> ApiKey | None: ...
+
+    async def by_id(self, key_id: str) -> ApiKey | None: ...
 
     async def revoke(self, key_id: str, *, now: datetime) -> bool: ...
 
@@ -77,13 +81,26 @@ class ApiKeys:
         self._clock = clock
 
     async def create(
-        self, name: str, scopes: frozenset[str], *, pool: str | None = None
+        self,
+        name: str,
+        scopes: frozenset[str],
+        *,
+        pool: str | None = None,
+        webhook_url: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """The new key and its secret (the only time the secret is known)."""
+        """The new key and its secret (the only time the secret is known). The caller
+        has checked ``webhook_url`` as a submit's webhook URL is checked."""
         unknown = scopes - set(SCOPES)
         if unknown or not scopes:
             raise UnknownScope(f"bad scopes {sorted(unknown)}")
-        key = ApiKey(id=new_id(), name=name, scopes=scopes, pool=pool, created_at=self._clock.now())
+        key = ApiKey(
+            id=new_id(),
+            name=name,
+            scopes=scopes,
+            pool=pool,
+            webhook_url=webhook_url,
+            created_at=self._clock.now(),
+        )
         secret = PREFIX + secrets.token_urlsafe(32)
         await self._store.add(key, hash_secret(secret))
         return key, secret
@@ -93,6 +110,11 @@ class ApiKeys:
 
     async def revoke(self, key_id: str) -> bool:
         return await self._store.revoke(key_id, now=self._clock.now())
+
+    async def live(self, key_id: str) -> ApiKey | None:
+        """The key with this id unless it is revoked (or never was)."""
+        key = await self._store.by_id(key_id)
+        return None if key is None or key.revoked_at is not None else key
 
     async def resolve(self, secret: str) -> ApiKey | None:
         """The live key with this secret, or None (unknown or revoked)."""

@@ -11,6 +11,8 @@ class Principal:
     #: local | visitor | key | user | worker | admin
     kind: str
     scopes: frozenset[str]
+    #: an API key's default webhook: a submit that names none sends its events here
+    webhook_url: str | None = None
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes

@@ -25,6 +25,10 @@ class MemoryKeys:
     async def by_hash(self, secret_hash: str) -> ApiKey | None:
         return next((k for k, h in self.rows.values() if h == secret_hash), None)
 
+    async def by_id(self, key_id: str) -> ApiKey | None:
+        found = self.rows.get(key_id)
+        return found[0] if found else None
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         key, h = self.rows[key_id]
         self.rows[key_id] = (replace(key, revoked_at=now), h)
@@ -54,8 +58,11 @@ async def test_a_key_is_stored_hashed_and_resolves_to_its_principal() -> None:
     found = await keys.resolve(secret)
     assert found is not None
     assert found.principal().id == key.id and found.principal().kind == "key"
+    live = await keys.live(key.id)
+    assert live is not None and live.id == key.id
     await keys.revoke(key.id)
     assert await keys.resolve(secret) is None
+    assert await keys.live(key.id) is None and await keys.live("no-such-key") is None
 
 
 async def test_last_use_is_written_at_most_once_a_minute() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -86,7 +87,7 @@ async def current_principal(request: Request) -> Principal:
         return admin
     if (credential := bearer(request)) is not None:
         return await _bearer_principal(request, credential)
-    who = cookie_admin(request) or _cookie_visitor(request)
+    who = await cookie_admin(request) or _cookie_visitor(request)
     if who is not None:
         csrf.check_cookie_request(request)
         return who
@@ -123,6 +124,20 @@ def client_address_of(gw: Gateway, request: Request) -> str:
     """The caller's address, believing ``X-Forwarded-For`` only from trusted proxies."""
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.getlist("x-forwarded-for"), gw.trusted_proxies)
+
+
+@asynccontextmanager
+async def counted_submission(
+    gw: Gateway, principal: Principal, request: Request
+) -> AsyncIterator[dict[str, str]]:
+    """Count a submission (a submit or a retry) against the rate limits; yields the
+    RateLimit headers for the answer, and adds them to a refusal raised inside."""
+    headers = await gw.rate_limiter.hit(principal, client_address_of(gw, request))
+    try:
+        yield headers
+    except ComfygateError as refused:
+        refused.extra_headers.update(headers)
+        raise
 
 
 async def page_visitor(request: Request) -> Principal | None:

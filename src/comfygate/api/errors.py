@@ -40,7 +40,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ComfygateError)
     async def _domain(request: Request, exc: ComfygateError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers
+            error_body(exc.code, exc.message, exc.details),
+            exc.status_code,
+            headers={**exc.extra_headers, **exc.headers},
         )
 
     @app.exception_handler(RequestValidationError)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from comfygate.api.deps import Reader, Writer, gateway, renderer
+from comfygate.api.deps import Reader, Writer, counted_submission, gateway, renderer
 from comfygate.errors import NotFound
 from comfygate.gateway import Gateway
 from comfygate.ids import UUID_PATTERN, is_uuid
@@ -57,6 +57,28 @@ async def cancel_job(job_id: str, request: Request, gw: GW, who: Writer) -> dict
     """A queued job is canceled at once; a running one is ``canceling`` until its
     backend prompt is removed or interrupted. Canceling a finished job is a 409."""
     job = await gw.service.cancel(who, _check_id(job_id))
+    return renderer(request).job(job)
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=202,
+    responses={
+        402: {"description": "quota_exceeded: the job would pass the caller's budget"},
+        404: {"description": "No such job of the caller's"},
+        409: {"description": "The job has not finished (or its stored graph is gone)"},
+        429: {"description": "rate_limited, too_many_active_jobs or queue_full; see Retry-After"},
+    },
+)
+async def retry_job(
+    job_id: str, request: Request, response: Response, gw: GW, who: Writer
+) -> dict[str, Any]:
+    """A new job with ``retry_of`` set to this finished one, running the same accepted
+    graph, parameters and inputs; it counts as a submission (rate, active jobs, cost)."""
+    async with counted_submission(gw, who, request) as limit_headers:
+        job = await gw.service.retry(who, _check_id(job_id))
+    response.headers.update(limit_headers)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return renderer(request).job(job)
 
 

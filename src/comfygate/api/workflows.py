@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from comfygate.api.deps import Who, Writer, client_address_of, gateway, renderer
+from comfygate.api.deps import Who, Writer, counted_submission, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.contracts.text import publish_text_rules
 from comfygate.errors import InvalidParams, InvalidUpload
@@ -188,19 +188,20 @@ async def submit(
 ) -> JSONResponse:
     workflow = gw.service.workflow(name)
     # Counted before the body is read: a refused flood costs no upload decoding.
-    limit_headers = await gw.rate_limiter.hit(principal, client_address_of(gw, request))
-    params, metadata, digests, webhook = await _read_submission(gw, principal, workflow, request)
-
-    result = await gw.service.submit(
-        principal,
-        name,
-        params,
-        metadata,
-        idempotency_key=idempotency_key,
-        file_digests=digests,
-        render=renderer(request).job,
-        webhook=webhook,
-    )
+    async with counted_submission(gw, principal, request) as limit_headers:
+        params, metadata, digests, webhook = await _read_submission(
+            gw, principal, workflow, request
+        )
+        result = await gw.service.submit(
+            principal,
+            name,
+            params,
+            metadata,
+            idempotency_key=idempotency_key,
+            file_digests=digests,
+            render=renderer(request).job,
+            webhook=webhook,
+        )
     headers = dict(limit_headers)
     if result.job_id:
         headers["Location"] = f"/v1/jobs/{result.job_id}"

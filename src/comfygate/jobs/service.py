@@ -217,6 +217,10 @@ class JobService:
                 details=[{"path": "/metadata", "message": "must be an object", "keyword": "type"}],
             )
         target = await self._webhook(webhook)
+        if target is None and principal.webhook_url and self.webhook_urls is not None:
+            # The key's default, checked when the key was made; every delivery is
+            # checked again by the guarded client, so a changed DNS answer cannot move it.
+            target = WebhookTarget(url=principal.webhook_url)
         params = await self._fetch_image_urls(principal, workflow, params)
         valid = validate_params(workflow, params, rng=self.rng)
         inputs = []

@@ -19,6 +19,7 @@ def _key(row: Row[Any]) -> ApiKey:
         name=row.name,
         scopes=frozenset(row.scopes.split()),
         pool=row.pool,
+        webhook_url=row.webhook_url,
         created_at=must_aware(row.created_at),
         revoked_at=aware(row.revoked_at),
         last_used_at=aware(row.last_used_at),
@@ -37,6 +38,7 @@ class SqlApiKeys:
                     name=key.name,
                     scopes=" ".join(sorted(key.scopes)),
                     pool=key.pool,
+                    webhook_url=key.webhook_url,
                     secret_hash=secret_hash,
                     created_at=key.created_at,
                 )
@@ -56,6 +58,13 @@ class SqlApiKeys:
             row = conn.execute(
                 select(api_keys).where(api_keys.c.secret_hash == secret_hash)
             ).first()
+            return None if row is None else _key(row)
+
+        return await self._db.read(run)
+
+    async def by_id(self, key_id: str) -> ApiKey | None:
+        def run(conn: Connection) -> ApiKey | None:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
             return None if row is None else _key(row)
 
         return await self._db.read(run)

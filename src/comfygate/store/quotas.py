@@ -8,6 +8,7 @@ other, so neither can slip under a limit the other just reached."""
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import datetime
 from typing import Any
 
@@ -117,7 +118,12 @@ def admit(
         start, resets_at = period_bounds(budget.period, now)
         current = Usage(owner_id, budget, _spent(conn, owner_id, start), 0, start, resets_at)
         if exceeds(current, admission.cost):
-            raise QuotaExceeded(details=quota_details(current, admission.cost))
+            # Worth waiting for the reset only when the job fits in a whole budget.
+            wait = math.ceil((resets_at - now).total_seconds())
+            raise QuotaExceeded(
+                retry_after_s=max(1, wait) if admission.cost <= budget.amount else None,
+                details=quota_details(current, admission.cost),
+            )
     if admission.cost > 0:
         conn.execute(
             insert(job_charges).values(

@@ -162,6 +162,8 @@ api_keys = Table(
     Column("scopes", String(200), nullable=False),
     #: a worker key's only pool, or NULL for any
     Column("pool", String(100), nullable=True),
+    #: where the key's submits without a ``webhook`` send their terminal events
+    Column("webhook_url", String(2048), nullable=True),
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),

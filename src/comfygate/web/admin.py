@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from comfygate.api import csrf
-from comfygate.api.admin.credentials import COOKIE, sessions
+from comfygate.api.admin.credentials import cookie_admin
 from comfygate.api.deps import gateway
 from comfygate.gateway import Gateway
 from comfygate.jobs.model import JobStatus
@@ -18,11 +18,11 @@ from comfygate.web.templating import page
 router = APIRouter(include_in_schema=False)
 
 
-def signed_in(request: Request) -> bool:
-    """Whether the browser holds a valid admin session cookie (the page only decides
-    which half to show first; the API checks every call on its own)."""
-    cookie = request.cookies.get(COOKIE)
-    return cookie is not None and sessions(request).verify(cookie) is not None
+async def signed_in(request: Request) -> bool:
+    """Whether the browser holds a valid admin session cookie, bought with the token or
+    a still live admin key (the page only decides which half to show first; the API
+    checks every call on its own)."""
+    return await cookie_admin(request) is not None
 
 
 def pools(gw: Gateway) -> list[str]:
@@ -36,7 +36,7 @@ async def admin_page(request: Request, gw: Annotated[Gateway, Depends(gateway)])
         request,
         "admin.html",
         {
-            "signed_in": signed_in(request),
+            "signed_in": await signed_in(request),
             "statuses": [s.value for s in JobStatus],
             "workflows": sorted(gw.workflows.values(), key=lambda w: w.title.lower()),
             "pools": pools(gw),

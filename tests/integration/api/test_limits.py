@@ -58,6 +58,21 @@ async def test_over_the_rate_a_submit_gets_429_with_ratelimit_headers(
     assert other_route.status_code == 200, "only submissions are counted"
 
 
+async def test_an_owners_retry_counts_as_a_submission(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(limits=local_limits(per_minute=2))
+    async with gateway.client() as c:
+        job_id = (await c.post(IMAGE_OPS, json={"params": {}})).json()["id"]
+        assert (await c.post(f"/v1/jobs/{job_id}/cancel")).status_code == 202
+        retried = await c.post(f"/v1/jobs/{job_id}/retry")
+        refused = await c.post(f"/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["retry_of"] == job_id
+    assert retried.headers["location"] == f"/v1/jobs/{retried.json()['id']}"
+    assert retried.headers["ratelimit"].startswith('"principal";r=0;')
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert refused.headers["retry-after"]
+
+
 async def test_the_rate_limit_is_exact_under_concurrent_submits(
     start_gateway: GatewayFactory,
 ) -> None:
@@ -97,13 +112,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 async def test_concurrent_submits_cannot_pass_the_active_limit(
     start_gateway: GatewayFactory, database_url: str
 ) -> None:
-    gateway = await start_gateway(limits=local_limits(max_active=2), database_url=database_url)
+    gateway = await start_gateway(
+        limits=local_limits(max_active=2, per_minute=100), database_url=database_url
+    )
     responses = await post_many(gateway, 16)
     assert sorted(r.status_code for r in responses) == [202] * 2 + [429] * 14
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["code"] == "too_many_active_jobs"
     assert refused.json()["error"]["details"] == {"active_jobs": 2, "max_active": 2}
     assert refused.headers["retry-after"]
+    # The refusal still tells the rate limit's state.
+    assert refused.headers["ratelimit-policy"] == '"principal";q=100;w=60'
+    assert re.fullmatch(r'"principal";r=\d+;t=\d+', refused.headers["ratelimit"])
     async with gateway.client() as c:
         usage = (await c.get("/v1/usage")).json()
     assert (usage["active_jobs"], usage["max_active"]) == (2, 2)
@@ -113,12 +133,13 @@ async def test_concurrent_submits_cannot_pass_the_active_limit(
 async def test_a_job_over_budget_gets_402_with_remaining_and_resets_at(
     start_gateway: GatewayFactory,
 ) -> None:
-    gateway = await start_gateway()
+    gateway = await start_gateway(limits=local_limits(per_minute=100))
     gw = gateway.gw
     await gw.budgets.set("local", Budget(5, "day"), now=gw.clock.now())
     async with gateway.client() as c:
         accepted = await c.post(TXT2IMG, json={"params": {"prompt": "a fox"}})
         refused = await c.post(TXT2IMG, json={"params": {"prompt": "a fox"}})
+        too_big = await c.post(TXT2IMG, json={"params": {"prompt": "a fox", "steps": 50}})
         cheap = await c.post(TXT2IMG, json={"params": {"prompt": "a fox", "steps": 1}})
         free = await c.post(IMAGE_OPS, json={"params": {}})
         usage = (await c.get("/v1/usage")).json()
@@ -132,6 +153,11 @@ async def test_a_job_over_budget_gets_402_with_remaining_and_resets_at(
     assert error["details"]["remaining"] == pytest.approx(5 - TXT2IMG_COST)
     assert error["details"]["cost"] == pytest.approx(TXT2IMG_COST)
     assert datetime.fromisoformat(error["details"]["resets_at"]) == tomorrow
+    # Retry-After is the wait until the budget resets, when the job fits a whole budget.
+    wait = (tomorrow - datetime.now(UTC)).total_seconds()
+    assert abs(int(refused.headers["retry-after"]) - wait) <= 60
+    assert refused.headers["ratelimit-policy"] == '"principal";q=100;w=60'
+    assert too_big.status_code == 402 and "retry-after" not in too_big.headers
     assert cheap.status_code == 202, "a job that fits what remains is accepted"
     assert free.status_code == 202, "a workflow without a cost is free"
 

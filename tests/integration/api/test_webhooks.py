@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
+from typer.testing import CliRunner, Result
 
+from comfygate.cli import app
 from comfygate.clock import SYSTEM_CLOCK
 from comfygate.config import load_settings
 from comfygate.jobs.model import NewJob
@@ -248,3 +250,40 @@ async def test_deliveries_are_the_owners_and_admins_only(
         assert (await c.post(f"/v1/jobs/{job_id}/webhooks/redeliver")).status_code == 202
     _, again = await receiver.wait_for("/theirs", 2)
     Webhook(hooked.gw.webhook_secret("visitor-9")).verify(again.body, again.headers)
+
+
+async def test_a_keys_default_webhook_hears_the_submits_that_name_none(
+    hooked: RunningGateway, receiver: Receiver
+) -> None:
+    data = ["--data-dir", str(hooked.settings.data_dir)]
+    allow = {"COMFYGATE_OUTBOUND__ALLOW": '["127.0.0.1"]'}
+    create = ["keys", "create", "--name", "site", "--scopes", "jobs:write,jobs:read", *data]
+
+    def cli(args: list[str], env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(app, args, env=env)
+
+    # The CLI runs its own event loop, so it gets a thread of its own.
+    refused = await asyncio.to_thread(cli, [*create, "--webhook", receiver.url])
+    assert refused.exit_code == 2 and "--webhook" in refused.output  # loopback, not listed
+    made = await asyncio.to_thread(cli, [*create, "--webhook", f"{receiver.url}/key"], allow)
+    assert made.exit_code == 0, made.output
+    secret = made.output.strip().splitlines()[-1]
+    listed = (await asyncio.to_thread(cli, ["keys", "list", *data])).output
+    assert f"webhook={receiver.url}/key" in listed
+
+    async with hooked.client(headers={"Authorization": f"Bearer {secret}"}) as c:
+        r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {"width": 16}})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        own = await c.post(
+            "/v1/workflows/image-ops/jobs",
+            json={"params": {"width": 16}, "webhook": {"url": f"{receiver.url}/own"}},
+        )
+        assert own.status_code == 202, own.text
+        [received] = await receiver.wait_for("/key")
+        await receiver.wait_for("/own")
+        secret_of_key = (await c.get("/v1/webhooks/secret")).json()["secret"]
+    payload = Webhook(secret_of_key).verify(received.body, received.headers)
+    assert payload["type"] == "job.succeeded" and payload["data"]["id"] == job_id
+    # A submit naming its own webhook is not also sent to the key's.
+    assert [r.path for r in receiver.seen].count("/key") == 1

@@ -44,10 +44,11 @@ def test_sessions_are_distinct() -> None:
     [
         lambda v: v[:-1] + ("A" if v[-1] != "A" else "B"),  # the MAC
         lambda v: v.replace(".", ".9", 1),  # a later expiry
-        lambda v: "2" + v[1:],  # another version
+        lambda v: "1" + v[1:],  # another version
+        lambda v: v.replace(".-.", ".key-1.", 1),  # claims a key it was not bought with
         lambda v: v.rsplit(".", 1)[0],  # no MAC
         lambda v: "",
-        lambda v: "1.x.y.z",
+        lambda v: "2.x.y.z.w",
     ],
 )
 def test_altered_cookies_fail(tamper: object) -> None:
@@ -55,6 +56,16 @@ def test_altered_cookies_fail(tamper: object) -> None:
     value = auth.issue().value
     assert callable(tamper)
     assert auth.verify(tamper(value)) is None
+
+
+def test_a_session_names_the_admin_key_it_was_bought_with() -> None:
+    auth = sessions(FakeClock())
+    by_key = auth.claims(auth.issue("0b9c-key").value)
+    by_token = auth.claims(auth.issue().value)
+    assert by_key is not None and by_key.key_id == "0b9c-key"
+    assert by_token is not None and by_token.key_id is None
+    forged = auth.issue("0b9c-key").value.replace(".0b9c-key.", ".-.")
+    assert auth.claims(forged) is None  # a key's session cannot pass for the token's
 
 
 def test_another_key_or_a_rotated_token_signs_everyone_out() -> None:

@@ -38,10 +38,19 @@ def admin_principal(request: Request) -> Principal | None:
     return None
 
 
-def cookie_admin(request: Request) -> Principal | None:
-    """The admin principal for a valid session cookie on the admin paths, else None."""
-    if request.url.path.startswith(COOKIE_PATHS):
-        cookie = request.cookies.get(COOKIE)
-        if cookie and sessions(request).verify(cookie) is not None:
-            return ADMIN
-    return None
+async def cookie_admin(request: Request) -> Principal | None:
+    """The admin principal for a valid session cookie on the admin paths, else None. A
+    session bought with an admin key lasts only while the key is live and still admin."""
+    if not request.url.path.startswith(COOKIE_PATHS):
+        return None
+    cookie = request.cookies.get(COOKIE)
+    claims = sessions(request).claims(cookie) if cookie else None
+    if claims is None:
+        return None
+    if claims.key_id is None:
+        return ADMIN
+    key = await request.app.state.gateway.api_keys.live(claims.key_id)
+    if key is None or "admin" not in key.scopes:
+        return None
+    principal: Principal = key.principal()
+    return principal

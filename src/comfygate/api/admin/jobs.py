@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 from comfygate.api.admin.guard import Admin, admin_router
 from comfygate.api.deps import gateway, renderer
 from comfygate.api.jobs import _check_id
-from comfygate.errors import InvalidParams
 from comfygate.gateway import Gateway
-from comfygate.ids import is_uuid
+from comfygate.ids import UUID_PATTERN
 from comfygate.jobs.model import Attempt, Job, JobEvent, JobStatus
 
 router = admin_router()
@@ -94,16 +93,12 @@ async def list_jobs(
     workflow: Annotated[str | None, Query(max_length=100)] = None,
     pool: Annotated[str | None, Query(max_length=100)] = None,
     owner: Annotated[str | None, Query(max_length=200, description="An owner id")] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page", pattern=UUID_PATTERN)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """Jobs of every owner, newest first, filtered and paged by cursor."""
-    if cursor is not None and not is_uuid(cursor):
-        raise InvalidParams(
-            details=[
-                {"path": "/cursor", "keyword": "format", "message": "not a cursor from this API"}
-            ]
-        )
     jobs = await gw.store.list_jobs(
         owner_id=owner,
         status=status,

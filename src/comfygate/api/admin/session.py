@@ -35,11 +35,14 @@ async def sign_in(body: SignIn, request: Request) -> Response:
     """Exchange the admin token (or an API key with the admin scope) for an
     ``HttpOnly; SameSite=Strict`` session cookie."""
     auth = sessions(request)
+    key_id = None
     if not auth.check_token(body.token):
         key = await gateway_of(request).api_keys.resolve(body.token)
         if key is None or "admin" not in key.scopes:
             raise Unauthorized("that is neither the admin token nor an admin key")
-    session = auth.issue()
+        # The session names the key, so revoking the key signs this session out.
+        key_id = key.id
+    session = auth.issue(key_id)
     response = Response(status_code=204)
     response.set_cookie(
         COOKIE,

@@ -98,6 +98,18 @@ async def test_an_admin_key_opens_the_admin_api_and_signs_in_to_the_dashboard(
         r = await browser.post("/v1/admin/session", json={"token": secret})
         assert r.status_code == 204, r.text
         assert (await browser.get("/v1/admin/session")).status_code == 200
+        assert (await browser.get("/v1/admin/stats")).status_code == 200
+        assert 'id="dashboard" hidden' not in (await browser.get("/admin")).text
+        # Revoking the key signs out the sessions it bought; the token's stay.
+        [key] = [k for k in await locked.gw.api_keys.list() if k.name == "ops"]
+        assert await locked.gw.api_keys.revoke(key.id)
+        assert (await browser.get("/v1/admin/session")).status_code == 401
+        assert (await browser.get("/v1/admin/stats")).status_code == 401
+        assert 'id="dashboard" hidden' in (await browser.get("/admin")).text
+    async with locked.client() as browser:
+        signed = {"token": locked.settings.admin_key()}
+        assert (await browser.post("/v1/admin/session", json=signed)).status_code == 204
+        assert (await browser.get("/v1/admin/stats")).status_code == 200
     plain = await make_key(locked, "site", "jobs:read")
     async with locked.client() as browser:
         token = plain.headers["authorization"].split()[1]

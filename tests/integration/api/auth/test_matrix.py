@@ -64,6 +64,7 @@ TABLE: dict[tuple[str, str], Access] = {
     ("GET", "/v1/jobs/{job_id}/events"): A.READ_OWN,
     ("GET", "/v1/jobs/{job_id}/shares"): A.READ_OWN,
     ("POST", "/v1/jobs/{job_id}/cancel"): A.WRITE_OWN,
+    ("POST", "/v1/jobs/{job_id}/retry"): A.WRITE_OWN,
     ("DELETE", "/v1/jobs/{job_id}"): A.WRITE_OWN,
     ("POST", "/v1/jobs/{job_id}/share"): A.WRITE_OWN,
     ("DELETE", "/v1/jobs/{job_id}/shares/{share_id}"): A.WRITE_OWN,

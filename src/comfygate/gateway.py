@@ -174,13 +174,19 @@ class Gateway:
                 await self.doorbell.wait_armed(bell, self.settings.webhooks.poll_s)
 
     async def _wake_webhooks(self) -> None:
-        """A transition in this gateway may have written an outbox row: look at once."""
+        """A transition in this gateway of a job with a webhook may have written an
+        outbox row: look at once. Jobs without one cost the dispatcher nothing, and the
+        ring stays in this process (the gateway that made the transition sends it)."""
         while True:
             subscription = self.bus.subscribe_all()
             try:
                 async for event in subscription:
-                    if event.type == "status" and event.data.get("status") in WAKES_WEBHOOKS:
-                        self.doorbell.ring(WEBHOOK_BELL)
+                    if (
+                        event.webhook
+                        and event.type == "status"
+                        and event.data.get("status") in WAKES_WEBHOOKS
+                    ):
+                        self.doorbell.ring_here(WEBHOOK_BELL)
             except SubscriberOverflow:
                 continue
             finally:

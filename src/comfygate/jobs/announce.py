@@ -19,6 +19,7 @@ async def publish_status(events: EventSink, job: Job) -> None:
             type="status",
             data=status_data(job),
             seq=job.last_seq,
+            webhook=job.webhook is not None,
         )
     )
 

@@ -335,3 +335,5 @@ class LiveEvent:
     type: str
     data: dict[str, Any]
     seq: int | None = None
+    #: the job has a webhook: only then may its transition have written an outbox row
+    webhook: bool = False

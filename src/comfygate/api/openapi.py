@@ -119,9 +119,9 @@ _MEANINGS = {
 #: (method, path pattern) → error statuses beyond the ones every operation of its kind has
 _EXTRA: list[tuple[str, str, tuple[int, ...]]] = [
     ("post", r"^/v1/workflows/[^/]+/jobs$", (409, 429)),
-    ("get", r"^/v1/jobs/\{job_id\}(/attempts|/events)?$", (410,)),
-    ("post", r"^/v1/jobs/\{job_id\}/(cancel|share)$", (409, 410)),
-    ("delete", r"^/v1/jobs/\{job_id\}$", (409, 410)),
+    ("get", r"^/v1/jobs/\{job_id\}(/attempts|/events|/shares|/webhooks)?$", (410,)),
+    ("post", r"^/v1/jobs/\{job_id\}/(cancel|share|retry|webhooks/redeliver)$", (409, 410)),
+    ("delete", r"^/v1/jobs/\{job_id\}(/shares/\{share_id\})?$", (409, 410)),
     ("post", r"^/worker/", (409, 410)),
     ("put", r"^/worker/", (409, 410, 413)),
     ("get", r"^/worker/", (409, 410)),

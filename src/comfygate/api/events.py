@@ -99,15 +99,19 @@ async def job_events(
                         ended = True
                         return
 
-            async for chunk in catch_up():
-                yield chunk
-            if ended:
+            # The job read after its events: one read serves their static parts, the
+            # end test and the progress snapshot.
+            missed = await gw.store.events_after(job.id, last)
+            current = await gw.store.get_job(job.id) or current
+            for ev in missed:
+                last = ev.seq
+                yield frame(ev.type, fmt.payload(current, ev.type, ev.data), str(ev.seq))
+                if _ends(ev.type, ev.data):
+                    return
+            if current.terminal and current.last_seq <= last:
                 return
-            latest = await gw.store.get_job(job.id) or current
-            if latest.terminal and latest.last_seq <= last:
-                return
-            if latest.status in (JobStatus.RUNNING, JobStatus.CANCELING):
-                yield frame("progress", {**latest.progress.to_dict(), "job_id": job.id})
+            if current.status in (JobStatus.RUNNING, JobStatus.CANCELING):
+                yield frame("progress", {**current.progress.to_dict(), "job_id": job.id})
             while True:
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:

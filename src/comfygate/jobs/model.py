@@ -233,6 +233,16 @@ class NewJob:
     models: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class QueueHead:
+    """The first jobs of a pool in claim order, as one look sees them."""
+
+    #: how many can be claimed now (counted up to the look's depth)
+    claimable: int
+    #: how many of those name no model file and avoid no backend: any backend fits
+    open: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class Lessee:
     """An agent asking for work: its backend, the pools it serves, its free slots and

@@ -24,6 +24,7 @@ from comfygate.jobs.model import (
     NewJob,
     OutputFile,
     Progress,
+    QueueHead,
     WorkflowVersion,
 )
 from comfygate.jobs.quota import Admission
@@ -111,6 +112,10 @@ class JobStore(Protocol):
         """queued jobs past ``expires_at`` → expired."""
 
     # -- the worker protocol, fenced by lease token ---------------------------------
+    async def queue_head(self, *, pool: str, now: datetime, depth: int) -> QueueHead:
+        """One read of the first ``depth`` claimable jobs of the pool, which every idle
+        waiter can share: how many there are, and how many any backend may take."""
+
     async def has_claimable(
         self,
         *,

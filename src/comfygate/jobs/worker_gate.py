@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,6 +37,7 @@ from comfygate.jobs.model import (
     LiveEvent,
     OutputFile,
     Progress,
+    QueueHead,
 )
 from comfygate.jobs.ports import Blobs, EventSink, JobStore
 
@@ -66,6 +67,26 @@ async def _any_rung(bells: list[asyncio.Event], timeout_s: float) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+class _Look:
+    """One look at a pool's queue, shared by the waiters that asked during it. Each
+    job it saw that any backend may take is a ticket: that many waiters claim at once,
+    the rest first check that a job is there for them."""
+
+    def __init__(self, head: QueueHead) -> None:
+        self.head = head
+        self._tickets = head.open
+
+    @classmethod
+    async def of(cls, read: Awaitable[QueueHead]) -> _Look:
+        return cls(await read)
+
+    def take_ticket(self) -> bool:
+        if self._tickets <= 0:
+            return False
+        self._tickets -= 1
+        return True
 
 
 class WorkerGate:
@@ -98,10 +119,10 @@ class WorkerGate:
         self._turns: dict[str, int] = {}
         #: pool → (its bell armed before, the look at its queue that idle waiters
         #: here share while it runs)
-        self._looking: dict[str, tuple[asyncio.Event, asyncio.Future[bool]]] = {}
+        self._looking: dict[str, tuple[asyncio.Event, asyncio.Future[_Look]]] = {}
         #: pool → (its bell armed before a look found no ready job, when): the answer
         #: holds for every waiter until that bell rings or the poll interval passes
-        self._none_ready: dict[str, tuple[asyncio.Event, float]] = {}
+        self._none_ready: dict[str, tuple[asyncio.Event, float, _Look]] = {}
         #: pool → the waiters here that may check and claim at the same time
         self._claiming: dict[str, asyncio.Semaphore] = {}
 
@@ -153,16 +174,22 @@ class WorkerGate:
                 # A retried job waits a while for another backend than the one it failed
                 # on, but only when the pool has another backend to offer.
                 avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
-                if not await self._any_ready(pool):
+                look = await self._look(pool)
+                if not look.head.claimable:
                     continue
                 # After a ring, a few waiters at a time go on: once the job is taken,
                 # the rest find the shared "none ready" instead of querying each.
-                async with self._claimers(pool):
-                    if not await self._any_ready(pool):
-                        continue
-                    # Idle agents all wake on one ring; only those that can win take the
-                    # write lock.
-                    if not await self.store.has_claimable(
+                claimers = self._claimers(pool)
+                waited = claimers.locked()
+                async with claimers:
+                    if waited:  # others went first: the jobs seen may be gone
+                        look = await self._look(pool)
+                        if not look.head.claimable:
+                            continue
+                    # Past the jobs the look saw that any backend may take, a job may
+                    # need models or avoid this backend: a read first, so that idle
+                    # waiters do not take the write lock for nothing.
+                    if not look.take_ticket() and not await self.store.has_claimable(
                         pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
                     ):
                         continue
@@ -201,33 +228,32 @@ class WorkerGate:
     def _claimers(self, pool: str) -> asyncio.Semaphore:
         return self._claiming.setdefault(pool, asyncio.Semaphore(CLAIMERS_PER_POOL))
 
-    async def _any_ready(self, pool: str) -> bool:
-        """Whether the pool may have a job ready for someone: one look at the queue,
-        shared by this gateway's waiters, instead of one each per poll. Only a yes
-        sends a waiter on to its own check (its models, the backend to avoid)."""
+    async def _look(self, pool: str) -> _Look:
+        """What the pool's queue holds: one look, shared by this gateway's waiters,
+        instead of one each per poll."""
         none = self._none_ready.get(pool)
         if none is not None:
-            bell, at = none
+            bell, at, empty = none
             if not bell.is_set() and self.clock.monotonic() - at < self.times.poll_s:
-                return False
+                return empty
             del self._none_ready[pool]
         looking = self._looking.get(pool)
         # A look that started before the latest ring may have missed its job.
         if looking is None or looking[0].is_set():
             # Armed before the read: a job queued meanwhile rings it, voiding the answer.
-            read = self.store.has_claimable(pool=pool, now=self.clock.now())
-            looking = (self.doorbell.arm(pool), asyncio.ensure_future(read))
+            read = self.store.queue_head(pool=pool, now=self.clock.now(), depth=CLAIMERS_PER_POOL)
+            looking = (self.doorbell.arm(pool), asyncio.ensure_future(_Look.of(read)))
             self._looking[pool] = looking
-        bell, look = looking
+        bell, pending = looking
         at = self.clock.monotonic()
         try:
             # Shielded: a waiter that gives up must not cancel the look others share.
-            found = await asyncio.shield(look)
+            found = await asyncio.shield(pending)
         finally:
-            if self._looking.get(pool) is looking and look.done():
+            if self._looking.get(pool) is looking and pending.done():
                 del self._looking[pool]
-        if not found:
-            self._none_ready[pool] = (bell, at)
+        if not found.head.claimable:
+            self._none_ready[pool] = (bell, at, found)
         return found
 
     def _pools_in_turn(self, lessee: Lessee) -> list[str]:

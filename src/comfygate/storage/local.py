@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlencode
 
 from comfygate.storage.base import ObjectInfo, SignedRequest, Storage, check_key
 from comfygate.storage.signing import Signer
+from comfygate.threads import Lane
 
 CHUNK = 256 * 1024
+T = TypeVar("T")
 
 mimetypes.add_type("image/webp", ".webp")
 mimetypes.add_type("text/plain", ".txt")
 
 
 PROBE_KEY = "health/probe"
+#: threads for file calls: a long read of a big file leaves others to the rest
+FILE_THREADS = 4
 
 
 #: tries to create a temporary file whose folder another writer's delete keeps removing
@@ -42,6 +47,10 @@ def _temp_beside(target: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
@@ -52,6 +61,10 @@ class LocalStorage(Storage):
         self.root.mkdir(parents=True, exist_ok=True)
         self._signer = signer
         self._files_path = files_path
+        self._lane = Lane(FILE_THREADS, "storage")
+
+    def _off(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        return self._lane.run(functools.partial(fn, *args))
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -64,13 +77,13 @@ class LocalStorage(Storage):
         os.replace(tmp, target)
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        await asyncio.to_thread(self._write, key, data)
+        await self._off(self._write, key, data)
 
     async def put_stream(
         self, key: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> tuple[int, str]:
         target = self.path(key)
-        fd, tmp = await asyncio.to_thread(_temp_beside, target)
+        fd, tmp = await self._off(_temp_beside, target)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -87,13 +100,13 @@ class LocalStorage(Storage):
         return size, digest.hexdigest()
 
     async def get_bytes(self, key: str) -> bytes:
-        return await asyncio.to_thread(self.path(key).read_bytes)
+        return await self._off(self.path(key).read_bytes)
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
         path = self.path(key)
-        f = await asyncio.to_thread(path.open, "rb")
+        f = await self._off(_open_binary, path)
         try:
-            while chunk := await asyncio.to_thread(f.read, CHUNK):
+            while chunk := await self._off(f.read, CHUNK):
                 yield chunk
         finally:
             f.close()
@@ -103,14 +116,14 @@ class LocalStorage(Storage):
         is gone. A file replaced or deleted meanwhile (another gateway's preview or
         sweep) cannot make the size and the bytes disagree, nor fail mid-answer."""
         try:
-            f = await asyncio.to_thread(self.path(key).open, "rb")
+            f = await self._off(_open_binary, self.path(key))
         except FileNotFoundError:
             return None
         size = os.fstat(f.fileno()).st_size
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                while chunk := await asyncio.to_thread(f.read, CHUNK):
+                while chunk := await self._off(f.read, CHUNK):
                     yield chunk
             finally:
                 f.close()
@@ -119,7 +132,7 @@ class LocalStorage(Storage):
 
     async def stat(self, key: str) -> ObjectInfo | None:
         try:
-            st = await asyncio.to_thread(self.path(key).stat)
+            st = await self._off(self.path(key).stat)
         except FileNotFoundError:
             return None
         return ObjectInfo(key=key, bytes=st.st_size, content_type=content_type_for(key))
@@ -131,7 +144,7 @@ class LocalStorage(Storage):
             if self.path(PROBE_KEY).read_bytes() != b"ok":
                 raise OSError("storage returned other bytes than written")
 
-        await asyncio.to_thread(probe)
+        await self._off(probe)
 
     async def delete(self, key: str) -> None:
         def remove() -> None:
@@ -146,7 +159,7 @@ class LocalStorage(Storage):
                 except OSError:
                     break
 
-        await asyncio.to_thread(remove)
+        await self._off(remove)
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
         folder = self.path(prefix.rstrip("/"))
@@ -172,7 +185,7 @@ class LocalStorage(Storage):
                     )
             return found
 
-        return await asyncio.to_thread(walk)
+        return await self._off(walk)
 
     def _url(self, key: str, exp: int, sig: str) -> str:
         return f"{self._files_path}/{quote(key)}?{urlencode({'exp': exp, 'sig': sig})}"

@@ -3,11 +3,12 @@
 Store code is written once, as plain functions over a SQLAlchemy ``Connection``; a
 ``Database`` runs each whole function as one transaction.
 
-SQLite runs them on the stdlib driver in threads of our own: one writer thread (so
-writes queue in order instead of failing with SQLITE_BUSY, and ``BEGIN IMMEDIATE`` takes
-the lock before the first read) and a few reader threads. An async driver for SQLite
-(aiosqlite) hops to its thread and back for every statement and fetch; one hop per
-transaction made a write transaction 4x and a read 3x cheaper here.
+SQLite runs them on the stdlib driver in threads of our own (``comfygate.threads``),
+each holding its connection: one writer thread (so writes queue in order instead of
+failing with SQLITE_BUSY, and ``BEGIN IMMEDIATE`` takes the lock before the first read)
+and a few reader threads. An async driver for SQLite (aiosqlite) hops to its thread
+and back for every statement and fetch; one hop per transaction made a write
+transaction 4x and a read 3x cheaper here.
 
 PostgreSQL keeps its async driver (asyncpg) and runs the same functions through
 ``AsyncConnection.run_sync``.
@@ -15,13 +16,11 @@ PostgreSQL keeps its async driver (asyncpg) and runs the same functions through
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from comfygate.errors import DatabaseBusy
+from comfygate.threads import Lane
 
 T = TypeVar("T")
 
@@ -77,40 +77,54 @@ class SqliteDatabase:
     dialect = "sqlite"
 
     def __init__(self, url: str) -> None:
-        self._writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
+        writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
         # Reads are single statements or tolerate statement-level snapshots: SQLite's
         # autocommit gives each statement a consistent view without a BEGIN.
-        self._reader = _sqlite_engine(url, begin=None, pool_size=SQLITE_READERS)
+        reader = _sqlite_engine(url, begin=None, pool_size=SQLITE_READERS)
+        self._engines = (writer, reader)
         self._counter = StatementCounter()
-        self._counter.watch(self._writer)
-        self._counter.watch(self._reader)
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._read_threads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="sqlite-reader")
+        self._counter.watch(writer)
+        self._counter.watch(reader)
+        # Each thread keeps its connection: a pool checkout per transaction cost more
+        # than the query.
+        self._write_lane = Lane(1, "sqlite-writer", writer.connect, _close)
+        self._read_lane = Lane(SQLITE_READERS, "sqlite-reader", reader.connect, _close)
 
     @property
     def statements(self) -> int:
         return self._counter.value
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
+        lane = self._write_lane
+
         def run() -> T:
-            with self._writer.begin() as conn:
+            conn: Connection = lane.resource()
+            with conn.begin():
                 return fn(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
+        return await lane.run(run)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self._reader.connect() as conn:
-                return fn(conn)
+        lane = self._read_lane
 
-        return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+        def run() -> T:
+            conn: Connection = lane.resource()
+            try:
+                return fn(conn)
+            finally:
+                conn.rollback()  # ends SQLAlchemy's transaction; SQLite had none open
+
+        return await lane.run(run)
 
     async def dispose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._write_thread, self._writer.dispose)
-        await loop.run_in_executor(self._read_threads, self._reader.dispose)
-        self._write_thread.shutdown(wait=False)
-        self._read_threads.shutdown(wait=False)
+        await self._write_lane.close()
+        await self._read_lane.close()
+        for engine in self._engines:
+            engine.dispose()
+
+
+def _close(conn: Connection) -> None:
+    conn.close()
 
 
 class AsyncDatabase:

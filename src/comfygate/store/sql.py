@@ -6,6 +6,7 @@ Each public method builds one plain function over a ``Connection`` and hands it 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -17,12 +18,12 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     func,
     insert,
     literal,
-    null,
     or_,
     select,
     update,
@@ -55,6 +56,7 @@ from comfygate.jobs.model import (
     NewJob,
     OutputFile,
     Progress,
+    QueueHead,
     WorkflowVersion,
 )
 from comfygate.jobs.quota import Admission
@@ -85,10 +87,35 @@ Q, R, C = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.CANCELING.v
 LEASED_STATES = or_(*(jobs.c.status == literal(s.value) for s in LEASED))
 
 
+# The hot path's statements are built once, their values bound at execution: building
+# a statement per call (a bind parameter object per value, then its cache key) cost
+# SQLite more than running it (insert 330 µs against 145, select 320 against 100).
+INSERT_EVENT = insert(job_events)
+INSERT_ATTEMPT = insert(job_attempts)
+INSERT_JOB = insert(jobs).returning(*jobs.c)
+JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
+ATTEMPTS_OF = (
+    select(job_attempts)
+    .where(job_attempts.c.job_id == bindparam("job_id"))
+    .order_by(job_attempts.c.attempt)
+)
+OWNER_LAST_KEY = select(func.max(jobs.c.fair_key)).where(
+    jobs.c.pool == bindparam("pool"),
+    jobs.c.owner_id == bindparam("owner_id"),
+    jobs.c.status == Q,
+)
+POOL_KEY = select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == bindparam("pool"))
+QUEUED_IN = (
+    select(func.count())
+    .select_from(jobs)
+    .where(jobs.c.pool == bindparam("pool"), jobs.c.status == Q)
+)
+
+
 def _append(
     conn: Connection, job: Job, kind: str, data: dict[str, Any], seq: int, at: datetime
 ) -> None:
-    conn.execute(insert(job_events).values(job_id=job.id, seq=seq, type=kind, data=data, at=at))
+    conn.execute(INSERT_EVENT, {"job_id": job.id, "seq": seq, "type": kind, "data": data, "at": at})
 
 
 def _transition(
@@ -170,8 +197,9 @@ def _fits(models: frozenset[str] | None) -> Any:
 
 
 def _claimable(
-    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+    pool: Any, now: Any, avoid: str | None = None, models: frozenset[str] | None = None
 ) -> Any:
+    """``pool`` and ``now``: values, or bind parameters of a statement built once."""
     conditions = [
         jobs.c.status == Q,
         jobs.c.pool == pool,
@@ -191,6 +219,20 @@ def _claimable(
     return and_(*conditions)
 
 
+#: the order jobs are claimed in, which the ``jobs_claim`` index holds
+CLAIM_ORDER = (jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
+
+
+@functools.cache
+def _queue_head(depth: int) -> Select[Any]:
+    return (
+        select(jobs.c.models, jobs.c.avoid_backend)
+        .where(_claimable(bindparam("pool"), bindparam("now")))
+        .order_by(*CLAIM_ORDER)
+        .limit(depth)
+    )
+
+
 def next_claimable(
     pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
 ) -> Select[Any]:
@@ -198,7 +240,7 @@ def next_claimable(
     return (
         select(jobs.c.id)
         .where(_claimable(pool, now, avoid, models))
-        .order_by(jobs.c.priority.desc(), jobs.c.fair_key, jobs.c.id)
+        .order_by(*CLAIM_ORDER)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -246,18 +288,13 @@ def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
     the pool's virtual time (the fair_key of its latest claim). An owner who queues a
     thousand jobs gets keys far ahead; a newcomer's first job slots in right after the
     jobs being claimed now."""
-    owner_last = conn.execute(
-        select(func.max(jobs.c.fair_key)).where(
-            jobs.c.pool == pool, jobs.c.owner_id == owner_id, jobs.c.status == Q
-        )
-    ).scalar()
-    now = conn.execute(select(pool_clocks.c.fair_key).where(pool_clocks.c.pool == pool)).scalar()
+    owner_last = conn.execute(OWNER_LAST_KEY, {"pool": pool, "owner_id": owner_id}).scalar()
+    now = conn.execute(POOL_KEY, {"pool": pool}).scalar()
     return max(owner_last or 0, now or 0) + 1
 
 
 def _queued_in(conn: Connection, pool: str) -> int:
-    query = select(func.count()).select_from(jobs).where(jobs.c.pool == pool, jobs.c.status == Q)
-    return int(conn.execute(query).scalar() or 0)
+    return int(conn.execute(QUEUED_IN, {"pool": pool}).scalar() or 0)
 
 
 def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
@@ -458,38 +495,37 @@ class SqlJobStore:
                 quotas.admit(
                     conn, owner_id=job.owner_id, job_id=job.id, admission=admission, now=now
                 )
-            row = conn.execute(
-                insert(jobs)
-                .values(
-                    id=job.id,
-                    owner_id=job.owner_id,
-                    workflow=job.workflow,
-                    workflow_version=job.workflow_version,
-                    pool=job.pool,
-                    status=Q,
-                    priority=job.priority,
-                    fair_key=_fair_key(conn, job.pool, job.owner_id),
-                    attempts=0,
-                    max_attempts=job.max_attempts,
-                    timeout_s=job.timeout_s,
-                    retry_on_timeout=job.retry_on_timeout,
-                    # SQL NULL, not JSON null: "needs no model" is what the claim tests
-                    models=list(job.models) if job.models else null(),
-                    params=job.params,
-                    metadata=job.metadata,
-                    inputs=[i.to_dict() for i in job.inputs],
-                    progress=None,
-                    error=None,
-                    outputs=[],
-                    last_seq=1,
-                    retry_of=job.retry_of,
-                    expires_at=job.expires_at,
-                    webhook=job.webhook,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(*jobs.c)
-            ).one()
+            values = {
+                "id": job.id,
+                "owner_id": job.owner_id,
+                "workflow": job.workflow,
+                "workflow_version": job.workflow_version,
+                "pool": job.pool,
+                "status": Q,
+                "priority": job.priority,
+                "fair_key": _fair_key(conn, job.pool, job.owner_id),
+                "attempts": 0,
+                "max_attempts": job.max_attempts,
+                "timeout_s": job.timeout_s,
+                "retry_on_timeout": job.retry_on_timeout,
+                "params": job.params,
+                "metadata": job.metadata,
+                "inputs": [i.to_dict() for i in job.inputs],
+                "progress": None,
+                "error": None,
+                "outputs": [],
+                "last_seq": 1,
+                "retry_of": job.retry_of,
+                "expires_at": job.expires_at,
+                "webhook": job.webhook,
+                "created_at": now,
+                "updated_at": now,
+            }
+            # Left out, not None: SQL NULL rather than JSON null, which the claim tests
+            # for "needs no model".
+            if job.models:
+                values["models"] = list(job.models)
+            row = conn.execute(INSERT_JOB, values).one()
             created = job_from_row(row)
             _append(conn, created, "status", status_data(created), 1, now)
             if reservation is not None:
@@ -506,7 +542,7 @@ class SqlJobStore:
 
     async def get_job(self, job_id: str) -> Job | None:
         def run(conn: Connection) -> Job | None:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
             return job_from_row(row) if row else None
 
         return await self._db.read(run)
@@ -564,11 +600,7 @@ class SqlJobStore:
 
     async def attempts(self, job_id: str) -> list[Attempt]:
         def run(conn: Connection) -> list[Attempt]:
-            rows = conn.execute(
-                select(job_attempts)
-                .where(job_attempts.c.job_id == job_id)
-                .order_by(job_attempts.c.attempt)
-            )
+            rows = conn.execute(ATTEMPTS_OF, {"job_id": job_id})
             return [attempt_from_row(r) for r in rows]
 
         return await self._db.read(run)
@@ -672,6 +704,14 @@ class SqlJobStore:
         return await self._db.write(run)
 
     # -- the worker protocol ----------------------------------------------------------------
+    async def queue_head(self, *, pool: str, now: datetime, depth: int) -> QueueHead:
+        def run(conn: Connection) -> QueueHead:
+            rows = conn.execute(_queue_head(depth), {"pool": pool, "now": now}).all()
+            fit_any = sum(1 for row in rows if not row.models and row.avoid_backend is None)
+            return QueueHead(claimable=len(rows), open=fit_any)
+
+        return await self._db.read(run)
+
     async def has_claimable(
         self,
         *,
@@ -743,13 +783,14 @@ class SqlJobStore:
                 started_at=now,
             )
             conn.execute(
-                insert(job_attempts).values(
-                    job_id=job.id,
-                    attempt=attempt.attempt,
-                    backend=backend,
-                    prompt_id=prompt_id,
-                    started_at=now,
-                )
+                INSERT_ATTEMPT,
+                {
+                    "job_id": job.id,
+                    "attempt": attempt.attempt,
+                    "backend": backend,
+                    "prompt_id": prompt_id,
+                    "started_at": now,
+                },
             )
             _append(conn, job, "status", status_data(job), job.last_seq, now)
             if job.attempts == 1:

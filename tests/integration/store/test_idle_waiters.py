@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from comfygate.clock import FakeClock
 from comfygate.jobs.model import Lease, Lessee
@@ -61,3 +64,41 @@ async def test_a_ready_job_no_waiter_has_the_models_for_stays_queued(
     having = lessee(9, frozenset({"sdxl.safetensors"}))
     [lease] = await one_poll(gate, [having])
     assert lease is not None and lease.job_id == job.id
+
+
+async def test_only_a_job_not_every_backend_may_take_costs_a_waiter_its_own_check(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    checks: list[str] = []
+    own_check = store.has_claimable
+
+    async def counted(**kw: Any) -> bool:
+        checks.append(kw["pool"])
+        return await own_check(**kw)
+
+    monkeypatch.setattr(store, "has_claimable", counted)
+    box = lessee(1, frozenset({"sdxl.safetensors"}))
+    # A job any backend may take: the shared look is all the waiter reads before it claims.
+    plain = await store.create_job(new_job(), now=clock.now())
+    gate.doorbell.ring("default")
+    [lease] = await one_poll(gate, [box])
+    assert lease is not None and lease.job_id == plain.id
+    assert checks == []
+    # A job that names a model: the waiter checks that it has it before it claims.
+    needy = await store.create_job(new_job(models=("sdxl.safetensors",)), now=clock.now())
+    gate.doorbell.ring("default")
+    [lease] = await one_poll(gate, [box])
+    assert lease is not None and lease.job_id == needy.id
+    assert checks == ["default"]
+
+
+async def test_waiters_past_the_jobs_seen_check_before_they_claim(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    jobs = [await store.create_job(new_job(), now=clock.now()) for _ in range(2)]
+    gate.doorbell.ring("default")
+    leases = await one_poll(gate, [lessee(n) for n in range(WAITERS)])
+    taken = sorted(lease.job_id for lease in leases if lease is not None)
+    assert taken == sorted(job.id for job in jobs)

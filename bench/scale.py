@@ -20,6 +20,7 @@ last submission, so neither the start nor the drain of the last jobs counts):
 * gateway CPU ms per job: user + system time of the gateway processes in the window;
 * statements per job: the statements the gateways sent (``db_statements`` of the
   admin stats) in the window;
+* /v1/events ids: p95 size in bytes of the resume cursors the followers received;
 * double leases: jobs with more than one attempt, prompts on more than one backend,
   and prompts the backends ran beyond one per job (from the attempts and /history).
 
@@ -109,6 +110,8 @@ class Result:
     client_cpu_ms: float
     statements: float
     double_leases: int
+    #: p95 size in bytes of the event ids (resume cursors) the /v1/events followers saw
+    id_p95: float
     notes: list[str] = field(default_factory=list)
 
 
@@ -179,6 +182,8 @@ class Window:
     #: ids of the jobs submitted in the window, and every job's final resource
     steady: set[str]
     done: dict[str, dict[str, Any]]
+    #: the size in bytes of each /v1/events id the followers saw
+    id_bytes: list[int]
 
 
 async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: int) -> Window:
@@ -187,6 +192,7 @@ async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: i
     finished: asyncio.Queue[str] = asyncio.Queue()
     listening = [asyncio.Event() for _ in clients]
     all_ended = asyncio.Event()
+    id_bytes: list[int] = []
 
     async def follow(client: httpx.AsyncClient, ready: asyncio.Event) -> None:
         # A job's ending is published by the gateway whose agent ran it. A gateway cuts
@@ -202,6 +208,8 @@ async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: i
                         event = parser.feed(raw)
                         if event is None:
                             continue
+                        if event.id:
+                            id_bytes.append(len(event.id.encode()))
                         last_id = event.id or last_id
                         job = event.json()
                         ended = event.type == "status" and job["status"] in ENDED
@@ -262,6 +270,7 @@ async def drive(urls: list[str], pids: list[int], sim: int, row: Row, backlog: i
             statements=statements1 - statements0,
             steady=steady,
             done=done,
+            id_bytes=id_bytes,
         )
     finally:
         for task in followers:
@@ -391,6 +400,7 @@ def run_row(name: str, row: Row, setup: Setup, jobs: int | None, backlog: int, t
         client_cpu_ms=window.cpu_s[-1] * 1000 / window.jobs,
         statements=window.statements / window.jobs,
         double_leases=doubles,
+        id_p95=pct([float(n) for n in window.id_bytes], 0.95) if window.id_bytes else 0.0,
         notes=notes,
     )
 
@@ -418,6 +428,7 @@ def line(r: Result, one_gateway: Result | None) -> str:
         + f"\n    CPU ms/job of the simulator {r.sim_cpu_ms:.1f}, of this client "
         f"{r.client_cpu_ms:.1f}: the ideal rate needs "
         f"{r.ideal * (r.cpu_ms + r.sim_cpu_ms + r.client_cpu_ms) / 1000:.1f} cores"
+        + f"\n    /v1/events ids (resume cursors) p95 {r.id_p95:.0f} bytes"
         + "".join(f"\n    {note}" for note in r.notes)
     )
 

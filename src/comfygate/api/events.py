@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -159,57 +160,83 @@ async def all_events(
     """Every job of the caller on one connection; each event names its job. The event
     id is a cursor; send it back as Last-Event-ID to resume."""
     raw = _last_event_id(last_event_id, request)
-    cursor = StreamCursor.decode(raw) if raw else None
+    clock = gw.clock
+    # A token that is not a cursor starts the stream afresh, as without one.
+    cursor = StreamCursor.decode(raw, now=clock.now()) if raw else None
     fmt = Formatter(gw, renderer(request))
     sub = gw.bus.subscribe(who.id)
-    clock = gw.clock
-    #: until when every event was taken from the subscription; the cursor's watermark
-    #: must not pass it: a stream that lags and is then cut loses what came after
-    #: (the resume reads changes since the watermark), not what it sent last
+    #: until when every event was taken from the subscription. Invariant: the cursor's
+    #: watermark stays at or below ``caught_up - SLACK``, so every event stored (``at``)
+    #: before it was sent, given that a notice arrives within SLACK. A resume replays
+    #: the named jobs' events after their seqs and any other job's from the horizon
+    #: (watermark - SLACK) on; a job leaves the token only once its last event was sent
+    #: before the horizon: nothing sent is replayed, nothing unsent skipped. A stream
+    #: that lags and is then cut loses what came after caught_up, not what it sent last.
     caught_up = clock.now()
 
     async def stream() -> AsyncIterator[str]:
         nonlocal cursor, caught_up
         resumed = cursor is not None
+        #: (when, how many notices were waiting then): once that many are taken, all
+        #: that came before ``when`` is. A busy stream's subscription is seldom empty
+        #: (progress notices keep it so): without this its watermark would stand still
+        #: and its cursor would name every job it sent since.
+        backlog: tuple[datetime, int] | None = None
+        taken = 0
         cur = cursor or StreamCursor(watermark=clock.now())
         #: the static part of each job (id, params, …) read once per stream
         known: dict[str, Job] = {}
         try:
             yield "retry: 1000\n\n"
 
-            async def catch_up(job: Job) -> AsyncIterator[str]:
-                events = await gw.store.events_after(job.id, cur.seqs.get(job.id, 0))
+            async def catch_up(job: Job, since: datetime) -> AsyncIterator[str]:
+                """The stored events not sent yet: after the job's seq, or for a job
+                the cursor does not follow, those stored from ``since`` on."""
+                after = cur.seqs.get(job.id)
+                events = await gw.store.events_after(
+                    job.id, after or 0, since=since if after is None else None
+                )
                 for ev in events:
                     terminal = _ends(ev.type, ev.data)
-                    cur.advance(job.id, ev.seq, caught_up, terminal=terminal)
+                    cur.advance(
+                        job.id, ev.seq, caught_up=caught_up, sent=clock.now(), terminal=terminal
+                    )
+                    if terminal:
+                        known.pop(job.id, None)
                     yield frame(ev.type, fmt.payload(job, ev.type, ev.data), cur.encode())
 
             if resumed:
-                from comfygate.api.cursor import SLACK
-
-                changed = await gw.store.jobs_changed_since(
-                    owner_id=who.id, since=cur.watermark - SLACK
-                )
+                # Fixed before any event moves the watermark on.
+                since = cur.horizon
+                changed = await gw.store.jobs_changed_since(owner_id=who.id, since=since)
                 for job in changed:
-                    async for chunk in catch_up(job):
+                    async for chunk in catch_up(job, since):
                         yield chunk
+                    if not job.terminal:
+                        # Each of its events up to the read is sent by now or was before
+                        # the horizon: a later gap in its seqs is then seen as one.
+                        cur.seqs[job.id] = max(cur.seqs.get(job.id, 0), job.last_seq)
                 for job in changed:
                     if job.status in (JobStatus.RUNNING, JobStatus.CANCELING):
                         yield frame("progress", {**job.progress.to_dict(), "job_id": job.id})
             while True:
+                # Each notice taken is dealt with (sent, or known to be) before the next.
                 if sub.pending == 0:
-                    caught_up = clock.now()
+                    caught_up, backlog = clock.now(), None
+                elif backlog is None or taken >= backlog[1]:
+                    if backlog is not None:
+                        caught_up = backlog[0]
+                    backlog, taken = (clock.now(), sub.pending), 0
                 live = await _next(sub, KEEPALIVE_S)
                 if live is None:
                     # A quiet while: the unfinished jobs this stream follows may have
                     # moved on another gateway whose notice was lost on the way.
                     for job in list(known.values()):
-                        async for chunk in catch_up(job):
+                        async for chunk in catch_up(job, cur.horizon):
                             yield chunk
-                        if job.id in cur.finished:
-                            known.pop(job.id, None)
                     yield ": keep-alive\n\n"
                     continue
+                taken += 1
                 if live.seq is None:
                     yield frame(live.type, {**live.data, "job_id": live.job_id})
                     continue
@@ -226,12 +253,18 @@ async def all_events(
                     cur.seqs[live.job_id] = live.seq - 1
                 if live.seq == cur.seqs[live.job_id] + 1:
                     terminal = _ends(live.type, live.data)
-                    cur.advance(live.job_id, live.seq, caught_up, terminal=terminal)
+                    cur.advance(
+                        live.job_id,
+                        live.seq,
+                        caught_up=caught_up,
+                        sent=clock.now(),
+                        terminal=terminal,
+                    )
                     yield frame(live.type, fmt.payload(job, live.type, live.data), cur.encode())
                     if terminal:
                         known.pop(live.job_id, None)
                     continue
-                async for chunk in catch_up(job):
+                async for chunk in catch_up(job, cur.horizon):
                     yield chunk
         except SubscriberOverflow:
             return

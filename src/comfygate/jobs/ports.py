@@ -94,7 +94,11 @@ class JobStore(Protocol):
     async def jobs_changed_since(self, *, owner_id: str, since: datetime) -> list[Job]:
         """The owner's jobs whose ``updated_at`` is at or after ``since``, oldest first."""
 
-    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]: ...
+    async def events_after(
+        self, job_id: str, seq: int, *, since: datetime | None = None
+    ) -> list[JobEvent]:
+        """The job's events after ``seq``, in order; with ``since``, only those stored
+        (``at``) at or after it."""
 
     async def attempts(self, job_id: str) -> list[Attempt]: ...
 

@@ -307,6 +307,12 @@ async def test_changed_since_feeds_the_all_jobs_stream(
     await store.request_cancel(old.id, now=clock.now())
     changed = await store.jobs_changed_since(owner_id="alice", since=since)
     assert {j.id for j in changed} == {old.id, fresh.id}
+    # Of a job its cursor no longer names, a resume replays the events from since on.
+    replayed = await store.events_after(old.id, 0, since=since)
+    assert [(e.seq, e.data["status"]) for e in replayed] == [(2, "canceled")]
+    assert [e.seq for e in await store.events_after(old.id, 0, since=clock.now())] == [2]
+    clock.advance(0.001)
+    assert await store.events_after(old.id, 0, since=clock.now()) == []
 
 
 def retry_in(clock: FakeClock, seconds: float = 8.0) -> Any:

@@ -24,8 +24,8 @@ last submission, so neither the start nor the drain of the last jobs counts):
 * double leases: jobs with more than one attempt, prompts on more than one backend,
   and prompts the backends ran beyond one per job (from the attempts and /history).
 
-Three gateways have no shared wake-up yet: an agent learns of a job submitted to
-another gateway only by polling (about once a second).
+Three gateways wake each other's agents through PostgreSQL's LISTEN/NOTIFY: a job
+submitted to one gateway rings the agents attached to the others.
 
     .venv/bin/python bench/scale.py [--row a|b] [--setup sqlite-1|pg-1|pg-3] [--jobs N]
 """

@@ -337,6 +337,8 @@ async def build_gateway(
     rng = random.SystemRandom()
     guard = AddressGuard.from_settings(settings.outbound.allow, resolver)
     hooks = settings.webhooks
+    if tls is True:  # one context for both: loading the trusted CAs takes 50 ms
+        tls = httpx.create_ssl_context()
     webhook_client = guarded_client(guard, timeout_s=hooks.timeout_s, verify=tls)
     fetch_client = guarded_client(guard, timeout_s=settings.outbound.fetch_timeout_s, verify=tls)
     webhooks = SqlWebhookStore(store.db)

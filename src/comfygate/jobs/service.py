@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -61,6 +62,8 @@ def _field(path: str, message: str, keyword: str) -> InvalidParams:
         f"{path}: {message}", details=[{"path": path, "message": message, "keyword": keyword}]
     )
 
+
+JSON_TYPE = "application/json"
 
 #: an idempotency key in flight this long whose request made no job is taken over by
 #: its retry: the first request died with its gateway (the takeover is fenced, so a
@@ -249,11 +252,6 @@ class JobService:
         job_id = new_id()
         now = self.clock.now()
         graph = patch_graph(workflow, valid)
-        # The patched graph is stored before the row exists, so no agent can lease a job
-        # whose prompt is not there yet; an orphan object on a failed insert is harmless.
-        await self.blobs.put_bytes(
-            prompt_key(job_id), json.dumps(graph).encode(), "application/json"
-        )
         request = {
             "workflow": workflow.name,
             "workflow_version": workflow.version,
@@ -262,8 +260,11 @@ class JobService:
             "owner_id": principal.id,
             "accepted_at": now.isoformat(),
         }
-        await self.blobs.put_bytes(
-            request_key(job_id), json.dumps(request).encode(), "application/json"
+        # The patched graph is stored before the row exists, so no agent can lease a job
+        # whose prompt is not there yet; an orphan object on a failed insert is harmless.
+        await asyncio.gather(
+            self.blobs.put_bytes(prompt_key(job_id), json.dumps(graph).encode(), JSON_TYPE),
+            self.blobs.put_bytes(request_key(job_id), json.dumps(request).encode(), JSON_TYPE),
         )
         job = await self._insert(
             NewJob(
@@ -412,9 +413,7 @@ class JobService:
         # As in submit: the prompt is in storage before any agent can lease the row.
         await self.blobs.put_bytes(prompt_key(job_id), prompt, "application/json")
         request.update(accepted_at=now.isoformat(), retry_of=old.id)
-        await self.blobs.put_bytes(
-            request_key(job_id), json.dumps(request).encode(), "application/json"
-        )
+        await self.blobs.put_bytes(request_key(job_id), json.dumps(request).encode(), JSON_TYPE)
         queue_ttl = old.expires_at - old.created_at if old.expires_at else None
         job = await self._insert(
             NewJob(

@@ -69,6 +69,18 @@ async def _any_rung(bells: list[asyncio.Event], timeout_s: float) -> None:
             w.cancel()
 
 
+@dataclass(frozen=True)
+class _Reporting:
+    """What the gate keeps of a lease it handed out or heard progress of."""
+
+    owner_id: str
+    #: when its progress snapshot was last stored (monotonic); a lease handed out here
+    #: counts from then, so a job shorter than PROGRESS_SAVE_S stores none
+    saved_at: float
+    #: its cancel bell, armed when the lease was handed out here
+    canceled: asyncio.Event | None
+
+
 class _Look:
     """One look at a pool's queue, shared by the waiters that asked during it. Each
     job it saw that any backend may take is a ticket: that many waiters claim at once,
@@ -112,7 +124,7 @@ class WorkerGate:
         self.log_prompts = log_prompts
         self.rng = rng or random.Random()
         #: lease token → (owner id, when its progress was last stored)
-        self._progress_owner: dict[str, tuple[str, float]] = {}
+        self._reporting: dict[str, _Reporting] = {}
         #: backend → what its agent last said when asking for work, and when (monotonic)
         self._lessees: dict[str, tuple[Lessee, float]] = {}
         #: backend → how many lease calls it made: which of its pools goes first
@@ -215,9 +227,15 @@ class WorkerGate:
                         )
                     if claimed is not None:
                         job, attempt = claimed
+                        lease = self._to_lease(job, attempt)
                         if attempt.prompt_id == prompt_id:  # ours, not one recorded before
                             await self._publish_status(job)
-                        return self._to_lease(job, attempt)
+                            self._reporting[lease.lease_token] = _Reporting(
+                                owner_id=job.owner_id,
+                                saved_at=self.clock.monotonic(),
+                                canceled=self.doorbell.arm(cancel_bell(job.id)),
+                            )
+                        return lease
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
@@ -324,25 +342,36 @@ class WorkerGate:
         return job is not None and job.status is JobStatus.CANCELING
 
     async def progress(self, lease: Lease, progress: Progress) -> HeartbeatReply:
-        """Publish at once; store the snapshot (fenced) at most every PROGRESS_SAVE_S, so
-        a fast job does not pay a write per tick while any gateway can still serve it."""
+        """Publish at once; store the snapshot (fenced) every PROGRESS_SAVE_S of running,
+        so a fast job does not pay a write per tick while any gateway can still serve it
+        (a lease taken through another gateway stores its first tick here at once). The
+        reply carries a cancel at the next tick after it was asked for."""
         now = self.clock.monotonic()
-        cached = self._progress_owner.get(lease.lease_token)
+        seen = self._reporting.get(lease.lease_token)
         cancel = False
-        if cached is None or now - cached[1] >= PROGRESS_SAVE_S:
+        # A cancel rings the job's bell on every gateway; so does a "look again" after
+        # lost notices, so a ring is confirmed by the row the save returns.
+        rung = seen is not None and seen.canceled is not None and seen.canceled.is_set()
+        if seen is None or rung or now - seen.saved_at >= PROGRESS_SAVE_S:
             job = await self.store.save_progress(lease.job_id, lease.lease_token, progress)
-            cached = (job.owner_id, now)
-            self._progress_owner[lease.lease_token] = cached
             cancel = job.status is JobStatus.CANCELING
+            bell = seen.canceled if seen is not None else None
+            if rung and not cancel:
+                bell = self.doorbell.arm(cancel_bell(job.id))
+            seen = _Reporting(owner_id=job.owner_id, saved_at=now, canceled=bell)
+            self._reporting[lease.lease_token] = seen
         await self.events.publish(
             LiveEvent(
-                job_id=lease.job_id, owner_id=cached[0], type="progress", data=progress.to_dict()
+                job_id=lease.job_id,
+                owner_id=seen.owner_id,
+                type="progress",
+                data=progress.to_dict(),
             )
         )
         return HeartbeatReply(cancel=cancel)
 
     def _forget_lease(self, lease: Lease) -> None:
-        self._progress_owner.pop(lease.lease_token, None)
+        self._reporting.pop(lease.lease_token, None)
         self.doorbell.forget(cancel_bell(lease.job_id))
 
     async def preview(

@@ -51,6 +51,15 @@ def _open_binary(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
+def _open_with_first_chunk(path: Path) -> tuple[BinaryIO, int, bytes]:
+    f = path.open("rb")
+    try:
+        return f, os.fstat(f.fileno()).st_size, f.read(CHUNK)
+    except BaseException:
+        f.close()
+        raise
+
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
@@ -116,15 +125,19 @@ class LocalStorage(Storage):
         is gone. A file replaced or deleted meanwhile (another gateway's preview or
         sweep) cannot make the size and the bytes disagree, nor fail mid-answer."""
         try:
-            f = await self._off(_open_binary, self.path(key))
+            f, size, first = await self._off(_open_with_first_chunk, self.path(key))
         except FileNotFoundError:
             return None
-        size = os.fstat(f.fileno()).st_size
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                while chunk := await self._off(f.read, CHUNK):
+                chunk = first
+                while chunk:
                     yield chunk
+                    # A short read was the end: most outputs take the one hop.
+                    if len(chunk) < CHUNK:
+                        break
+                    chunk = await self._off(f.read, CHUNK)
             finally:
                 f.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -176,18 +177,27 @@ async def test_out_of_memory_frees_and_retries_on_another_backend(
     well = await start_sim()
     gateway = await start_gateway(sick.url, well.url)
     well_agent = next(a for a in gateway.gw.agents if a.backend == well.url)
+    # The sick backend leaves a retry to others only while the pool has another backend
+    # asking for work: the well one must have asked before it is drained.
+    deadline = asyncio.get_running_loop().time() + 30
+    while gateway.gw.gate.backends_seen("default") != {sick.url, well.url}:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
     async with gateway.client() as c:
         well_agent.drain()  # so the first attempt lands on the sick backend
         job = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 2}})).json()
-        for _ in range(200):
-            tried = await attempts(c, job["id"])
-            if tried and tried[0]["outcome"] is not None:
-                break
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (tried := await attempts(c, job["id"])) or tried[0]["outcome"] is None:
+            assert asyncio.get_running_loop().time() < deadline, tried
             await asyncio.sleep(0.05)
         assert tried[0]["outcome"] == "out_of_memory"
-        # Past the retry's backoff (about 2 s) the sick backend could take it again; it
-        # must leave it to another backend for a while.
-        await asyncio.sleep(3.5)
+        # Once the retry's backoff has passed, and the sick backend's agent has looked
+        # at the queue since, it could take the job again; it must leave it to another
+        # backend for a while.
+        queued = await gateway.gw.store.get_job(job["id"])
+        assert queued is not None and queued.not_before is not None
+        looked_again = queued.not_before + timedelta(seconds=1.5)
+        await asyncio.sleep(max(0.0, (looked_again - gateway.gw.clock.now()).total_seconds()))
         assert [a["backend"] for a in await attempts(c, job["id"])] == [sick.url]
         well_agent.resume()
         done = await wait_status(c, job["id"], "succeeded", "failed", within_s=30)

@@ -3,8 +3,12 @@ job's timeline and attempts, cancels one, retries another; once by keyboard alon
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from tests.browser.conftest import ContextFactory, Servers, Shots, check_axe, csrf
 
@@ -330,3 +334,48 @@ def test_filters_and_older_pages(
     page.get_by_role("button", name="Clear").click()
     page.wait_for_function("() => document.querySelectorAll('#jobs tbody tr').length === 25")
     assert page.get_by_label("Owner").input_value() == ""
+
+
+def test_what_each_agent_reports_and_the_remote_agents(
+    new_context: ContextFactory, servers: Servers, shot: Shots
+) -> None:
+    create = ["keys", "create", "--name", "gpu-host", "--scopes", "worker"]
+    made = subprocess.run(
+        [sys.executable, "-m", "comfygate", *create, "--data-dir", str(servers.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    worker_key = made.stdout.strip().splitlines()[-1]
+    # A GPU host's agent asks for work: its own pool, so it takes no job of the others.
+    asked = httpx.post(
+        f"{servers.url}/worker/v1/lease",
+        headers={"Authorization": f"Bearer {worker_key}"},
+        json={
+            "request_id": "r1",
+            "agent_id": "gpu-host-1",
+            "backend": "http://10.0.0.7:8188",
+            "pools": ["remote-demo"],
+            "capacity": 3,
+            "models": ["sd15.safetensors", "sdxl.safetensors"],
+            "wait_s": 0,
+        },
+        timeout=30,
+    )
+    assert asked.status_code == 204, asked.text  # no job in that pool
+    page = signed_in_page(new_context(), servers)
+    remote = page.locator('#remote li[data-url="http://10.0.0.7:8188"]')
+    remote.wait_for()
+    # Its identity is the worker key's, whatever the agent calls itself.
+    assert "pool remote-demo · agent worker:" in remote.inner_text()
+    assert remote.locator("dd").nth(0).inner_text() == "3"
+    files = remote.locator("details")
+    assert files.locator("summary").inner_text() == "2 files"
+    files.locator("summary").click()
+    assert files.locator("li").all_inner_texts() == ["sd15.safetensors", "sdxl.safetensors"]
+    # The in-process agent of the configured backend reports what its ComfyUI lists.
+    local = page.locator("#backends li.backend").first
+    page.wait_for_function("() => document.querySelector('#backends li.backend details summary')")
+    assert local.locator("details summary").inner_text().endswith(("file", "files"))
+    check_axe(page)
+    shot(page, "5-remote-agents")

@@ -203,6 +203,8 @@ function backendCard(b) {
     where: h("p", { class: "backend-where" }),
     jobs: h("dd", { class: "backend-jobs" }),
     queue: h("dd"),
+    slots: h("dd"),
+    models: h("dd"),
     vram: meter("VRAM"),
     ram: meter("RAM"),
     error: h("p", { class: "backend-error", hidden: true }),
@@ -218,7 +220,14 @@ function backendCard(b) {
     { class: "backend", "data-backend-id": b.id, "aria-labelledby": titleId },
     h("div", { class: "backend-head" }, h("h3", { id: titleId, class: "mono", text: b.id }), parts.badge),
     parts.where,
-    h("dl", { class: "backend-facts" }, h("div", {}, h("dt", { text: "Running" }), parts.jobs), h("div", {}, h("dt", { text: "ComfyUI queue" }), parts.queue)),
+    h(
+      "dl",
+      { class: "backend-facts" },
+      h("div", {}, h("dt", { text: "Running" }), parts.jobs),
+      h("div", {}, h("dt", { text: "ComfyUI queue" }), parts.queue),
+      h("div", {}, h("dt", { text: "Free slots" }), parts.slots),
+      h("div", {}, h("dt", { text: "Model files" }), parts.models),
+    ),
     parts.vram.el,
     parts.ram.el,
     parts.error,
@@ -269,6 +278,7 @@ function renderBackends(list) {
       parts.jobs.replaceChildren(...(b.current_jobs.length ? b.current_jobs.map((id) => jobLink(id)) : [h("span", { class: "muted", text: "no job" })]));
     }
     parts.queue.textContent = b.queue ? `${b.queue.running} running, ${b.queue.pending} waiting` : "–";
+    setLessee(parts, b.lessee);
     const s = b.system;
     setMeter(parts.vram, s ? s.vram_total - s.vram_free : 0, s ? s.vram_total : 0);
     setMeter(parts.ram, s ? s.ram_total - s.ram_free : 0, s ? s.ram_total : 0);
@@ -290,6 +300,69 @@ function renderBackends(list) {
     if (!seen.has(id)) {
       card.el.remove();
       backendCards.delete(id);
+    }
+  }
+}
+
+// What an agent told the gateway when it last asked for work: its free slots and the
+// model files its ComfyUI lists (a job naming others is not leased to it).
+function setLessee(parts, lessee) {
+  parts.slots.textContent = lessee && lessee.capacity != null ? String(lessee.capacity) : "–";
+  const models = lessee ? lessee.models : null;
+  const key = models ? models.join("\n") : "";
+  if (key === parts.modelsKey) return;
+  parts.modelsKey = key;
+  if (!models) {
+    parts.models.replaceChildren(h("span", { class: "muted", text: "not reported" }));
+  } else if (models.length === 0) {
+    parts.models.replaceChildren(h("span", { text: "none" }));
+  } else {
+    // Focusable: a long list scrolls, and a keyboard must reach it.
+    const list = h("ul", { class: "model-list mono", tabindex: "0", "aria-label": "Model files" }, ...models.map((m) => h("li", { text: m })));
+    parts.models.replaceChildren(h("details", {}, h("summary", { text: `${models.length} ${models.length === 1 ? "file" : "files"}` }), list));
+  }
+}
+
+const remoteList = $("remote");
+const remoteCards = new Map();
+
+function remoteCard(r) {
+  const titleId = `remote-${remoteCards.size}-title`;
+  const parts = { where: h("p", { class: "backend-where" }), slots: h("dd"), models: h("dd"), modelsKey: null };
+  const el = h(
+    "li",
+    { class: "backend", "data-url": r.url, "aria-labelledby": titleId },
+    h("div", { class: "backend-head" }, h("h3", { id: titleId, class: "mono", text: r.url })),
+    parts.where,
+    h(
+      "dl",
+      { class: "backend-facts" },
+      h("div", {}, h("dt", { text: "Free slots" }), parts.slots),
+      h("div", {}, h("dt", { text: "Model files" }), parts.models),
+    ),
+  );
+  return { el, parts };
+}
+
+function renderRemote(list) {
+  show($("remote-part"), list.length > 0);
+  const seen = new Set();
+  for (const r of list) {
+    const key = `${r.agent_id} ${r.url}`;
+    seen.add(key);
+    let card = remoteCards.get(key);
+    if (!card) {
+      card = remoteCard(r);
+      remoteCards.set(key, card);
+      remoteList.append(card.el);
+    }
+    card.parts.where.textContent = `${r.pools.length === 1 ? "pool" : "pools"} ${r.pools.join(", ")} · agent ${r.agent_id}`;
+    setLessee(card.parts, r);
+  }
+  for (const [key, card] of remoteCards) {
+    if (!seen.has(key)) {
+      card.el.remove();
+      remoteCards.delete(key);
     }
   }
 }
@@ -391,6 +464,7 @@ async function refreshOverview() {
     const [backends, stats] = await Promise.all([call("/v1/admin/backends"), call("/v1/admin/stats")]);
     if (!running) return;
     renderBackends(backends.backends);
+    renderRemote(backends.remote || []);
     renderStats(stats);
     $("updated").textContent = `· updated ${time(stats.at)}`;
   } catch (error) {

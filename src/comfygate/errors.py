@@ -9,6 +9,7 @@
       Conflict                      request conflicts with current state (409)
         IdempotencyKeyInFlight
         UploadIncomplete            completing an upload whose bytes were not sent
+        ModelsUnknown               a lease call named a model list this gateway lacks
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
       RateLimited                   too many submissions in a window (429, RateLimit headers)
       TooManyActiveJobs             the caller has its most jobs queued and running (429)
@@ -120,6 +121,12 @@ class IdempotencyKeyInFlight(Conflict):
     """A request with this Idempotency-Key is still being processed; retry shortly."""
 
     code = "idempotency_key_in_flight"
+
+
+class ModelsUnknown(Conflict):
+    """This gateway does not know the model list of that digest: send `models` whole."""
+
+    code = "models_unknown"
 
 
 class UploadIncomplete(Conflict):

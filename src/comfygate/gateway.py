@@ -28,6 +28,7 @@ from comfygate.events.relay import Relay
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import TERMINAL, WorkflowVersion
+from comfygate.jobs.model_lists import ModelLists
 from comfygate.jobs.ports import EventSink
 from comfygate.jobs.quota import CHARGES_KEPT, Budget, QuotaPolicy
 from comfygate.jobs.rescuer import Rescuer
@@ -99,6 +100,8 @@ class Gateway:
     outbound: list[httpx.AsyncClient] = field(default_factory=list)
     #: joins this gateway's events and doorbell to the other gateways'; None alone
     relay: Relay | None = None
+    #: remote agents' model lists, by digest
+    model_lists: ModelLists = field(default_factory=ModelLists)
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None

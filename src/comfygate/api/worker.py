@@ -13,13 +13,26 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from comfygate.api.deps import gateway
-from comfygate.errors import Conflict, Forbidden, InvalidParams, LeaseLost, Unauthorized
+from comfygate.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParams,
+    LeaseLost,
+    ModelsUnknown,
+    Unauthorized,
+)
 from comfygate.gateway import Gateway
 from comfygate.ids import is_uuid
 from comfygate.jobs.keys import outputs_prefix, prompt_key
 from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.keys import ApiKey
-from comfygate.worker.transport.wire import LEASE_HEADER, PREFIX, PRESIGNED, lease_to_dict
+from comfygate.worker.transport.wire import (
+    LEASE_HEADER,
+    PREFIX,
+    PRESIGNED,
+    lease_to_dict,
+    models_digest,
+)
 
 router = APIRouter(prefix=PREFIX, tags=["worker"])
 
@@ -72,6 +85,13 @@ class LeaseIn(BaseModel):
         default=None,
         max_length=50_000,
         description="the model files its ComfyUI lists; jobs naming others are not leased",
+    )
+    models_digest: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the sorted model file names joined by newlines: "
+        "with it, `models` may be left out once this gateway has taken that list "
+        "(409 models_unknown asks for it again)",
     )
     wait_s: float = Field(default=MAX_WAIT_S, ge=0, le=MAX_WAIT_S)
     retry: bool = Field(default=False, description="true when resent after a lost answer")
@@ -164,7 +184,11 @@ async def _held(gw: Gateway, job_id: str, lease_token: str) -> Job:
 
 @router.post(
     "/lease",
-    responses={200: {"description": "a lease"}, 204: {"description": "no work within wait_s"}},
+    responses={
+        200: {"description": "a lease"},
+        204: {"description": "no work within wait_s"},
+        409: {"description": "models_unknown: send `models` whole with its digest"},
+    },
 )
 async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Response:
     """Long-poll for the next job of ``pool``. Retry with the same ``request_id`` after a
@@ -177,7 +201,7 @@ async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Respons
         backend=body.backend,
         pools=pools,
         capacity=body.capacity,
-        models=None if body.models is None else frozenset(body.models),
+        models=_models(gw, body),
     )
 
     async def claim() -> Lease | None:
@@ -195,6 +219,32 @@ async def lease(body: LeaseIn, request: Request, gw: GW, who: Worker) -> Respons
     if got is None:
         return Response(status_code=204)
     return JSONResponse(_lease_out(gw, got))
+
+
+def _models(gw: Gateway, body: LeaseIn) -> frozenset[str] | None:
+    """The agent's model files: sent whole (and then remembered by their digest), or
+    named by a digest this gateway remembers."""
+    if body.models is not None:
+        models = frozenset(body.models)
+        if body.models_digest is not None:
+            if models_digest(models) != body.models_digest:
+                raise InvalidParams(
+                    details=[
+                        {
+                            "path": "/models_digest",
+                            "message": "is not the SHA-256 of the sorted models",
+                            "keyword": "x-digest",
+                        }
+                    ]
+                )
+            gw.model_lists.remember(body.models_digest, models)
+        return models
+    if body.models_digest is None:
+        return None
+    known = gw.model_lists.get(body.models_digest)
+    if known is None:
+        raise ModelsUnknown
+    return known
 
 
 def _lease_out(gw: Gateway, lease: Lease) -> dict[str, Any]:

@@ -14,7 +14,12 @@ import pytest
 from comfygate.errors import LeaseLost
 from comfygate.jobs.model import JobStatus, Lease
 from comfygate.worker.transport.http import HttpTransport
-from comfygate.worker.transport.wire import LEASE_HEADER, lease_from_dict, lease_to_dict
+from comfygate.worker.transport.wire import (
+    LEASE_HEADER,
+    lease_from_dict,
+    lease_to_dict,
+    models_digest,
+)
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
 
 BACKEND = "http://gpu-1.example:8188"
@@ -259,3 +264,28 @@ def test_the_wire_lease_round_trips() -> None:
         heartbeat_s=10.0,
     )
     assert lease_from_dict(lease_to_dict(lease)) == lease
+
+
+async def test_a_model_list_goes_whole_once_then_by_its_digest(
+    rg: RunningGateway, worker: httpx.AsyncClient
+) -> None:
+    models = ["sd15.safetensors", "sdxl.safetensors"]
+    digest = models_digest(models)
+    asks = {"request_id": "m", "agent_id": "a1", "backend": BACKEND, "wait_s": 0}
+    # A digest this gateway never saw: it asks for the list itself.
+    r = await worker.post("/worker/v1/lease", json={**asks, "models_digest": digest})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "models_unknown"
+    # A list whose digest is not its own is refused, naming the field.
+    wrong = {**asks, "models": models, "models_digest": models_digest(["other"])}
+    r = await worker.post("/worker/v1/lease", json=wrong)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "/models_digest"
+    whole = {**asks, "models": models, "models_digest": digest}
+    assert (await worker.post("/worker/v1/lease", json=whole)).status_code == 204
+    # From now on the digest alone stands for the list.
+    rg.gw.gate._lessees.clear()
+    r = await worker.post(
+        "/worker/v1/lease", json={**asks, "request_id": "m2", "models_digest": digest}
+    )
+    assert r.status_code == 204
+    [lessee] = rg.gw.gate.lessees()
+    assert lessee.models == frozenset(models)

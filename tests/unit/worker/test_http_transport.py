@@ -12,7 +12,7 @@ from comfygate.clock import FakeClock
 from comfygate.errors import LeaseLost
 from comfygate.jobs.model import Lease, Lessee, Progress
 from comfygate.worker.transport.http import GatewayRefused, HttpTransport
-from comfygate.worker.transport.wire import lease_to_dict
+from comfygate.worker.transport.wire import lease_to_dict, models_digest
 
 LEASE = Lease(
     job_id="01a00000-0000-7000-8000-000000000000",
@@ -105,3 +105,36 @@ async def test_409_lease_lost_raises_lease_lost_and_other_errors_are_refusals() 
     # Progress is best effort: a refusal is not the job's failure.
     assert (await bad.progress(LEASE, Progress())).cancel is False
     await bad.aclose()
+
+
+async def test_the_model_list_goes_once_per_gateway_then_by_digest() -> None:
+    bodies: list[dict[str, object]] = []
+    forgot = False
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        if forgot and "models" not in body:  # a gateway that never saw the list
+            return httpx.Response(
+                409, json={"error": {"code": "models_unknown", "message": "send them"}}
+            )
+        return httpx.Response(204)
+
+    t = _transport(httpx.MockTransport(answer), FakeClock())
+    assert await t.lease(LESSEE, wait_s=0) is None
+    assert await t.lease(LESSEE, wait_s=0) is None
+    assert bodies[0]["models"] == ["m"]
+    assert "models" not in bodies[1]
+    assert bodies[0]["models_digest"] == bodies[1]["models_digest"] == models_digest(["m"])
+    # Another gateway behind the same address asks for the list: it is sent again, in
+    # the same call (same request id).
+    forgot = True
+    assert await t.lease(LESSEE, wait_s=0) is None
+    assert "models" not in bodies[2] and bodies[3]["models"] == ["m"]
+    assert bodies[2]["request_id"] == bodies[3]["request_id"]
+    # Other model files: sent whole at once.
+    forgot = False
+    other = Lessee(agent_id="a", backend="http://c", pools=("default",), models=frozenset({"n"}))
+    assert await t.lease(other, wait_s=0) is None
+    assert bodies[4]["models"] == ["n"]
+    await t.aclose()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from comfygate.clock import SYSTEM_CLOCK, Clock
-from comfygate.errors import ComfygateError, LeaseLost
+from comfygate.errors import ComfygateError, LeaseLost, ModelsUnknown
 from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.transport.base import WorkerTransport
@@ -26,6 +26,7 @@ from comfygate.worker.transport.wire import (
     file_url,
     lease_from_dict,
     lessee_to_dict,
+    models_digest,
     output_path,
 )
 
@@ -85,6 +86,8 @@ class HttpTransport(WorkerTransport):
             timeout=httpx.Timeout(30.0, connect=5.0),
             transport=transport,
         )
+        #: the digest of the model list the gateway answered a lease call with last
+        self._models_known: str | None = None
         #: to presigned storage URLs: no worker token goes there
         self.storage_http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
         #: jobs whose leases said their outputs go to presigned URLs
@@ -147,13 +150,14 @@ class HttpTransport(WorkerTransport):
     ) -> Lease | None:
         # One request id for every retry of this call: a lease the gateway took for a
         # call whose answer never arrived comes back, instead of waiting for a rescue.
-        body = {
-            "request_id": uuid.uuid4().hex,
-            "wait_s": min(wait_s, MAX_WAIT_S),
-            **lessee_to_dict(lessee),
-        }
+        body = {"request_id": uuid.uuid4().hex, "wait_s": min(wait_s, MAX_WAIT_S)}
+        # The model list goes by its digest once the gateway has taken it: a backend
+        # with thousands of model files would send them with every call otherwise.
+        digest = models_digest(lessee.models) if lessee.models is not None else None
+        with_models = digest is None or digest != self._models_known
         backoff = Backoff(self._clock)
         while wanted():
+            body.update(lessee_to_dict(lessee, with_models=with_models))
             try:
                 response = await self.send(
                     "POST", f"{PREFIX}/lease", json=body, timeout_s=MAX_WAIT_S + 15.0
@@ -165,6 +169,13 @@ class HttpTransport(WorkerTransport):
                 body["retry"] = True
                 await backoff.wait()
                 continue
+            except GatewayRefused as exc:
+                said = exc.details.get("code") if isinstance(exc.details, dict) else None
+                if said != ModelsUnknown.code or with_models:
+                    raise
+                with_models = True  # another gateway, or this one restarted
+                continue
+            self._models_known = digest
             if response.status_code == 204:
                 return None
             return self._leased(response.json())

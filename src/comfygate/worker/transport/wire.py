@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from comfygate.jobs.model import InputFile, Lease, Lessee
@@ -57,15 +59,26 @@ def output_path(job_id: str, name: str) -> str:
     return f"{PREFIX}/jobs/{job_id}/outputs/{name}"
 
 
-def lessee_to_dict(lessee: Lessee) -> dict[str, Any]:
-    """The lease call's description of the agent: pools, free slots, model files."""
-    return {
+def models_digest(models: Iterable[str]) -> str:
+    """The SHA-256 of the sorted model file names, one per line: a lease call names its
+    backend's list by it, and sends the list itself only to a gateway that lacks it."""
+    return hashlib.sha256("\n".join(sorted(models)).encode()).hexdigest()
+
+
+def lessee_to_dict(lessee: Lessee, *, with_models: bool = True) -> dict[str, Any]:
+    """The lease call's description of the agent: pools, free slots, model files (by
+    digest, and the names too unless ``with_models`` is false)."""
+    body: dict[str, Any] = {
         "agent_id": lessee.agent_id,
         "backend": lessee.backend,
         "pools": list(lessee.pools),
         "capacity": lessee.capacity,
-        "models": None if lessee.models is None else sorted(lessee.models),
     }
+    if lessee.models is not None:
+        body["models_digest"] = models_digest(lessee.models)
+        if with_models:
+            body["models"] = sorted(lessee.models)
+    return body
 
 
 def file_url(lease: Lease, key: str) -> str:

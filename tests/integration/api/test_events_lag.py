@@ -48,14 +48,22 @@ async def stream(rg: RunningGateway, clock: FakeClock, last_id: str | None) -> A
     return body
 
 
+async def subscribed(
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> tuple[RunningGateway, FakeClock, AsyncGenerator[Any]]:
+    """A gateway with no backend (jobs stay queued) and a stream of it, subscribed."""
+    monkeypatch.setattr(events_api, "KEEPALIVE_S", 0.05)
+    rg = await start_gateway()
+    clock = FakeClock(rg.gw.clock.now())
+    body = await stream(rg, clock, None)
+    await body.__anext__()  # "retry:"
+    return rg, clock, body
+
+
 async def test_a_lagging_stream_cut_resumes_with_the_events_it_had_not_sent(
     start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(events_api, "KEEPALIVE_S", 0.05)
-    rg = await start_gateway()  # no backend: jobs stay queued
-    clock = FakeClock(rg.gw.clock.now())
-    body = await stream(rg, clock, None)
-    await body.__anext__()  # "retry:"; subscribed
+    rg, clock, body = await subscribed(start_gateway, monkeypatch)
     async with rg.client() as c:
         submit = "/v1/workflows/image-ops/jobs"
         a = (await c.post(submit, json={"params": {}})).json()["id"]
@@ -76,11 +84,7 @@ async def test_a_lagging_stream_cut_resumes_with_the_events_it_had_not_sent(
 async def test_a_job_the_cursor_no_longer_names_resumes_with_only_its_new_events(
     start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(events_api, "KEEPALIVE_S", 0.05)
-    rg = await start_gateway()  # no backend: jobs stay queued
-    clock = FakeClock(rg.gw.clock.now())
-    body = await stream(rg, clock, None)
-    await body.__anext__()  # "retry:"; subscribed
+    rg, clock, body = await subscribed(start_gateway, monkeypatch)
     async with rg.client() as c:
         submit = "/v1/workflows/image-ops/jobs"
         a = (await c.post(submit, json={"params": {}})).json()["id"]

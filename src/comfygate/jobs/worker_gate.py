@@ -123,7 +123,7 @@ class WorkerGate:
         #: a failure's message may echo the parameters (ComfyUI quotes bad values)
         self.log_prompts = log_prompts
         self.rng = rng or random.Random()
-        #: lease token → (owner id, when its progress was last stored)
+        #: lease token → its owner, when its progress was last stored, its cancel bell
         self._reporting: dict[str, _Reporting] = {}
         #: backend → what its agent last said when asking for work, and when (monotonic)
         self._lessees: dict[str, tuple[Lessee, float]] = {}
@@ -132,8 +132,9 @@ class WorkerGate:
         #: pool → (its bell armed before, the look at its queue that idle waiters
         #: here share while it runs)
         self._looking: dict[str, tuple[asyncio.Event, asyncio.Future[_Look]]] = {}
-        #: pool → (its bell armed before a look found no ready job, when): the answer
-        #: holds for every waiter until that bell rings or the poll interval passes
+        #: pool → (its bell armed before a look found no ready job, when, that look):
+        #: the answer holds for every waiter until that bell rings or the poll interval
+        #: passes
         self._none_ready: dict[str, tuple[asyncio.Event, float, _Look]] = {}
         #: pool → the waiters here that may check and claim at the same time
         self._claiming: dict[str, asyncio.Semaphore] = {}

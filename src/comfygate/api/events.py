@@ -73,11 +73,22 @@ async def job_events(
     who: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    job = await gw.service.get(who, _check_id(job_id))
     raw = _last_event_id(last_event_id, request)
     after = int(raw) if raw and raw.isdigit() else 0
+    # Subscribed before the read, so nothing published meanwhile is missed; the caller
+    # is the owner but for an admin looking on. One read serves the owner check, the
+    # missed events, their static parts, the end test and the progress snapshot.
+    sub = gw.bus.subscribe(who.id)
+    try:
+        missed, job = await gw.service.events_and_job(who, _check_id(job_id), after)
+        if job.owner_id != who.id:
+            await sub.aclose()
+            sub = gw.bus.subscribe(job.owner_id)
+            missed, job = await gw.service.events_and_job(who, job.id, after)
+    except BaseException:
+        await sub.aclose()
+        raise
     fmt = Formatter(gw, renderer(request))
-    sub = gw.bus.subscribe(job.owner_id)
 
     async def stream() -> AsyncIterator[str]:
         last = after
@@ -90,9 +101,8 @@ async def job_events(
             async def catch_up() -> AsyncIterator[str]:
                 """The stored events after ``last``, up to the job's end."""
                 nonlocal last, current, ended
-                events = await gw.store.events_after(job.id, last)
-                if events:
-                    current = await gw.store.get_job(job.id) or current
+                events, now = await gw.store.events_and_job(job.id, last)
+                current = now or current
                 for ev in events:
                     last = ev.seq
                     yield frame(ev.type, fmt.payload(current, ev.type, ev.data), str(ev.seq))
@@ -100,10 +110,6 @@ async def job_events(
                         ended = True
                         return
 
-            # The job read after its events: one read serves their static parts, the
-            # end test and the progress snapshot.
-            missed = await gw.store.events_after(job.id, last)
-            current = await gw.store.get_job(job.id) or current
             for ev in missed:
                 last = ev.seq
                 yield frame(ev.type, fmt.payload(current, ev.type, ev.data), str(ev.seq))

@@ -70,7 +70,7 @@ def parse_history_entry(prompt_id: str, raw: Mapping[str, Any]) -> HistoryEntry:
     for node_id, ui in (raw.get("outputs") or {}).items():
         if not isinstance(ui, Mapping):
             continue
-        refs = _file_refs(ui)
+        refs = file_refs(ui)
         if refs:
             outputs[str(node_id)] = refs
         text = ui.get("text")
@@ -117,7 +117,8 @@ def parse_history_entry(prompt_id: str, raw: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
-def _file_refs(ui: Mapping[str, Any]) -> tuple[OutputRef, ...]:
+def file_refs(ui: Mapping[str, Any]) -> tuple[OutputRef, ...]:
+    """The files one node's ``ui`` output lists, as /history and ``executed`` hold it."""
     animated_flags = ui.get("animated")
     animated = isinstance(animated_flags, list | tuple) and any(animated_flags)
     refs: list[OutputRef] = []

@@ -100,6 +100,10 @@ class JobStore(Protocol):
         """The job's events after ``seq``, in order; with ``since``, only those stored
         (``at``) at or after it."""
 
+    async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:
+        """The job's events after ``seq``, then the job itself, read after them (so it is
+        at least as new as the last of them), in one trip to the database."""
+
     async def attempts(self, job_id: str) -> list[Attempt]: ...
 
     async def finished_since(self, *, pool: str, since: datetime) -> int:

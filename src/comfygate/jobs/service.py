@@ -40,7 +40,14 @@ from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
-from comfygate.jobs.model import IdempotencyRecord, InputFile, Job, KeyReservation, NewJob
+from comfygate.jobs.model import (
+    IdempotencyRecord,
+    InputFile,
+    Job,
+    JobEvent,
+    KeyReservation,
+    NewJob,
+)
 from comfygate.jobs.ports import (
     Blobs,
     EventSink,
@@ -366,7 +373,17 @@ class JobService:
         return max(1, min(600, math.ceil(window_s / finished)))
 
     async def get(self, principal: Principal, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
+        return self._seen_by(principal, job_id, await self.store.get_job(job_id))
+
+    async def events_and_job(
+        self, principal: Principal, job_id: str, seq: int
+    ) -> tuple[list[JobEvent], Job]:
+        """A stream's opening: the job's events after ``seq`` and the job read after
+        them, in one read."""
+        events, job = await self.store.events_and_job(job_id, seq)
+        return events, self._seen_by(principal, job_id, job)
+
+    def _seen_by(self, principal: Principal, job_id: str, job: Job | None) -> Job:
         if job is None or not self.visible(principal, job):
             raise NotFound(f"no job {job_id!r}")
         if job.deleted_at is not None:

@@ -94,6 +94,11 @@ INSERT_EVENT = insert(job_events)
 INSERT_ATTEMPT = insert(job_attempts)
 INSERT_JOB = insert(jobs).returning(*jobs.c)
 JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
+EVENTS_AFTER = (
+    select(job_events)
+    .where(job_events.c.job_id == bindparam("job_id"), job_events.c.seq > bindparam("seq"))
+    .order_by(job_events.c.seq)
+)
 ATTEMPTS_OF = (
     select(job_attempts)
     .where(job_attempts.c.job_id == bindparam("job_id"))
@@ -597,6 +602,17 @@ class SqlJobStore:
                 query = query.where(job_events.c.at >= since)
             rows = conn.execute(query.order_by(job_events.c.seq))
             return [event_from_row(r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:
+        def run(conn: Connection) -> tuple[list[JobEvent], Job | None]:
+            events = [
+                event_from_row(r)
+                for r in conn.execute(EVENTS_AFTER, {"job_id": job_id, "seq": seq})
+            ]
+            row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
+            return events, job_from_row(row) if row else None
 
         return await self._db.read(run)
 

@@ -17,6 +17,7 @@ from comfygate.clock import Clock
 from comfygate.comfy.client import ComfyClient
 from comfygate.comfy.graph import set_input, set_output_prefix
 from comfygate.comfy.messages import (
+    Executed,
     Executing,
     ExecutionError,
     ExecutionInterrupted,
@@ -41,7 +42,7 @@ from comfygate.jobs.model import JobFailure, Lease, Lessee, Progress
 from comfygate.storage.base import Storage
 from comfygate.worker.blobs import StorageBlobs, WorkerBlobs
 from comfygate.worker.hygiene import Hygiene, HygienePolicy
-from comfygate.worker.outputs import collect_outputs
+from comfygate.worker.outputs import EarlyFetches, collect_outputs
 from comfygate.worker.progress import ProgressTracker
 from comfygate.worker.transport.base import WorkerTransport
 from comfygate.worker.warmup import needs_warmup, run_warmup
@@ -399,6 +400,21 @@ class Agent:
     async def _run(
         self, lease: Lease, cancel: asyncio.Event, lost: asyncio.Event, *, resume: bool
     ) -> None:
+        early = EarlyFetches(self.comfy, self.blobs, lease)
+        try:
+            await self._run_fetching(lease, cancel, lost, early, resume=resume)
+        finally:
+            await early.aclose()
+
+    async def _run_fetching(
+        self,
+        lease: Lease,
+        cancel: asyncio.Event,
+        lost: asyncio.Event,
+        early: EarlyFetches,
+        *,
+        resume: bool,
+    ) -> None:
         try:
             if resume:
                 # Its fate is read from /history and /queue when the socket stays quiet:
@@ -409,7 +425,7 @@ class Agent:
                 await self.comfy.submit(
                     graph, prompt_id=lease.prompt_id, extra_data={"comfygate_job": lease.job_id}
                 )
-            final = await self._follow(lease, graph, cancel, lost)
+            final = await self._follow(lease, graph, cancel, lost, early)
         except Canceled:
             await self.transport.canceled(lease)
             return
@@ -429,7 +445,7 @@ class Agent:
             await self._fail(lease, BackendRestarted())
             return
         try:
-            outputs = await collect_outputs(self.comfy, self.blobs, lease, entry)
+            outputs = await collect_outputs(self.comfy, self.blobs, lease, entry, early)
         except JobError as exc:
             await self._fail(lease, exc)
             return
@@ -457,7 +473,12 @@ class Agent:
         return graph
 
     async def _follow(
-        self, lease: Lease, graph: dict[str, Any], cancel: asyncio.Event, lost: asyncio.Event
+        self,
+        lease: Lease,
+        graph: dict[str, Any],
+        cancel: asyncio.Event,
+        lost: asyncio.Event,
+        early: EarlyFetches,
     ) -> Progress:
         tracker = ProgressTracker(graph)
         # The timeout counts from ComfyUI's execution_start: time waiting in ComfyUI's
@@ -528,6 +549,8 @@ class Agent:
                 if interrupted:
                     raise Canceled
                 raise ExecutionFailed("the backend interrupted the prompt")
+            if isinstance(message, Executed) and not interrupted:
+                early.executed(message.node, message.output)
             if isinstance(message, Executing) and message.node is None and prompt_id is not None:
                 # Legacy "done" signal without success/error seen: ask history.
                 continue

@@ -178,3 +178,17 @@ async def test_the_admin_event_stream_needs_the_admin(gateway: RunningGateway) -
     async with gateway.client() as c:
         r = await c.get("/v1/admin/events")
         assert r.status_code == 401
+
+
+async def test_an_admin_follows_another_owners_job_stream_live(gateway: RunningGateway) -> None:
+    # 40 sampler steps of 20 ms: the stream opens while the job still runs, so its end
+    # arrives live, through a subscription to the job's owner, not the admin.
+    job_id = await submit_as(gateway, VISITOR, "txt2img", steps=40)
+    async with admin(gateway) as c:
+        await wait_status(c, job_id, "running")
+        frames = await asyncio.wait_for(
+            read_frames(c, f"/v1/jobs/{job_id}/events", until=terminal), 10
+        )
+    statuses = [f.data["status"] for f in frames if f.type == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    assert {f.data["id"] for f in frames if f.type == "status"} == {job_id}

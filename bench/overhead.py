@@ -99,12 +99,14 @@ async def gateway_run(
     wall_start = time.time() * 1000
     r = await client.post("/v1/workflows/image-ops/jobs", json={"params": params})
     job = r.json()
+    seen_ms = 0.0
     async with client.stream("GET", job["urls"]["events"]) as stream:
+        # Read to the end: the stream closes after the terminal status, and a response
+        # read whole leaves its connection open for the download.
         async for event in sse_status(stream):
             job = event
             if job["status"] in ("succeeded", "failed", "canceled"):
-                break
-    seen_ms = time.time() * 1000
+                seen_ms = time.time() * 1000
     assert job["status"] == "succeeded", job
     for asset in job["outputs"]:
         await client.get(asset["url"])

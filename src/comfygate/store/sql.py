@@ -202,9 +202,17 @@ def _fits(models: frozenset[str] | None) -> Any:
 
 
 def _claimable(
-    pool: Any, now: Any, avoid: str | None = None, models: frozenset[str] | None = None
+    pool: Any,
+    now: Any,
+    avoid: str | None = None,
+    models: frozenset[str] | None = None,
+    *,
+    prefer_other_until: Any = None,
 ) -> Any:
-    """``pool`` and ``now``: values, or bind parameters of a statement built once."""
+    """``pool`` and ``now``: values, or bind parameters of a statement built once (which
+    then binds ``prefer_other_until`` too: ``now`` less PREFER_OTHER_S)."""
+    if prefer_other_until is None:
+        prefer_other_until = now - timedelta(seconds=PREFER_OTHER_S)
     conditions = [
         jobs.c.status == Q,
         jobs.c.pool == pool,
@@ -218,7 +226,7 @@ def _claimable(
             or_(
                 jobs.c.avoid_backend.is_(None),
                 jobs.c.avoid_backend != avoid,
-                jobs.c.not_before <= now - timedelta(seconds=PREFER_OTHER_S),
+                jobs.c.not_before <= prefer_other_until,
             )
         )
     return and_(*conditions)
@@ -239,15 +247,68 @@ def _queue_head(depth: int) -> Select[Any]:
 
 
 def next_claimable(
-    pool: str, now: datetime, avoid: str | None = None, models: frozenset[str] | None = None
+    pool: str,
+    now: Any,
+    avoid: str | None = None,
+    models: frozenset[str] | None = None,
+    *,
+    prefer_other_until: Any = None,
 ) -> Select[Any]:
     """The claim's pick: it reads the ``jobs_claim`` index in order (a test EXPLAINs it)."""
     return (
         select(jobs.c.id)
-        .where(_claimable(pool, now, avoid, models))
+        .where(_claimable(pool, now, avoid, models, prefer_other_until=prefer_other_until))
         .order_by(*CLAIM_ORDER)
         .limit(1)
         .with_for_update(skip_locked=True)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _claim_update(
+    pool: str,
+    avoid: str | None,
+    models: frozenset[str] | None,
+    lease_ttl_s: float,
+    database_clock: bool,
+) -> Any:
+    """The claim as one UPDATE, built once per pool, backend and model list: building it
+    cost more than running it. Binds ``now``, ``prefer_other_until``, ``agent_id`` and
+    ``lease_token``, and ``lease_now`` and ``lease_expires_at`` unless the database's
+    clock is used."""
+    now = bindparam("now", type_=jobs.c.updated_at.type)
+    pick = next_claimable(
+        pool,
+        now,
+        avoid,
+        models,
+        prefer_other_until=bindparam("prefer_other_until", type_=jobs.c.not_before.type),
+    ).scalar_subquery()
+    if database_clock:
+        lease_now: Any = func.now()
+        expires: Any = lease_now + timedelta(seconds=lease_ttl_s)
+    else:
+        lease_now = bindparam("lease_now", type_=jobs.c.heartbeat_at.type)
+        expires = bindparam("lease_expires_at", type_=jobs.c.lease_expires_at.type)
+    return (
+        update(jobs)
+        .where(jobs.c.id == pick, jobs.c.status == Q)
+        .values(
+            status=R,
+            attempts=jobs.c.attempts + 1,
+            lease_owner=bindparam("agent_id"),
+            lease_token=bindparam("lease_token"),
+            lease_expires_at=expires,
+            heartbeat_at=lease_now,
+            not_before=None,
+            avoid_backend=None,
+            cancel_requested_at=None,
+            started_at=func.coalesce(jobs.c.started_at, now),
+            progress=None,
+            last_seq=jobs.c.last_seq + 1,
+            updated_at=now,
+        )
+        .returning(*jobs.c)
     )
 
 
@@ -761,7 +822,16 @@ class SqlJobStore:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
-        next_id = next_claimable(pool, now, avoid, models).scalar_subquery()
+        statement = _claim_update(pool, avoid, models, lease_ttl_s, self._database_clock)
+        params = {
+            "now": now,
+            "prefer_other_until": now - timedelta(seconds=PREFER_OTHER_S),
+            "agent_id": agent_id,
+            "lease_token": lease_token,
+        }
+        if not self._database_clock:
+            params["lease_now"] = now
+            params["lease_expires_at"] = now + timedelta(seconds=lease_ttl_s)
         lease_now = self.lease_now(now)
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:
@@ -769,26 +839,7 @@ class SqlJobStore:
                 earlier = _requested_lease(conn, agent_id, request_id)
                 if earlier is not None:
                     return earlier
-            row = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == next_id, jobs.c.status == Q)
-                .values(
-                    status=R,
-                    attempts=jobs.c.attempts + 1,
-                    lease_owner=agent_id,
-                    lease_token=lease_token,
-                    lease_expires_at=lease_now + timedelta(seconds=lease_ttl_s),
-                    heartbeat_at=lease_now,
-                    not_before=None,
-                    avoid_backend=None,
-                    cancel_requested_at=None,
-                    started_at=func.coalesce(jobs.c.started_at, now),
-                    progress=None,
-                    last_seq=jobs.c.last_seq + 1,
-                    updated_at=now,
-                )
-                .returning(*jobs.c)
-            ).first()
+            row = conn.execute(statement, params).first()
             if row is None:
                 return None
             _advance_pool_clock(conn, pool, row.fair_key)

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import botocore.session
 import httpx
 import pytest
 
 from comfygate.clock import Clock
-from comfygate.config import S3Settings
+from comfygate.config import S3Settings, parse_s3_url
 from comfygate.storage.s3 import S3Storage
 
 #: in CI (``dev.py`` sets this) a server that cannot start fails the run instead
@@ -38,6 +39,21 @@ class S3Server:
 
     def storage(self, clock: Clock) -> S3Storage:
         return S3Storage.from_settings(self.fresh_url(), self.settings(), clock)
+
+    def open_uploads(self, storage_url: str) -> list[str]:
+        """Keys of the multipart uploads under a storage URL's prefix that were begun
+        and neither completed nor aborted."""
+        bucket, prefix = parse_s3_url(storage_url)
+        s3 = self.settings()
+        client = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=s3.endpoint_url,
+            region_name=s3.region,
+            aws_access_key_id=s3.access_key_id,
+            aws_secret_access_key=s3.secret_access_key,
+        )
+        listed = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        return [str(upload["Key"]) for upload in listed.get("Uploads", [])]
 
     def overrides(self) -> dict[str, object]:
         """Gateway settings that put its storage in this server."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +129,16 @@ async def wait_status(
         if loop.time() > deadline:
             raise AssertionError(f"job {job_id} is {job['status']}, wanted {statuses}: {job}")
         await asyncio.sleep(0.02)
+
+
+async def submit_and_lease(client: httpx.AsyncClient, worker: httpx.AsyncClient) -> dict[str, Any]:
+    """A txt2img job submitted, then leased by hand through ``worker`` (a client with a
+    worker key) for a backend that is not there: the lease's JSON."""
+    submitted = await client.post("/v1/workflows/txt2img/jobs", json={"params": {}})
+    assert submitted.status_code < 300, submitted.text
+    body = {"request_id": uuid.uuid4().hex, "agent_id": "a", "backend": "http://g", "wait_s": 5}
+    leased = await worker.post("/worker/v1/lease", json=body)
+    assert leased.status_code == 200, leased.text
+    lease: dict[str, Any] = leased.json()
+    assert lease["job_id"] == submitted.json()["id"]
+    return lease

@@ -21,6 +21,7 @@ from comfygate.api import (
     usage,
     webhooks,
     worker,
+    worker_outputs,
     workflows,
 )
 from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
@@ -53,7 +54,18 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
     app.state.tokens = Tokens(Signer(gw.settings.signing_key(), gw.clock))
     errors.install(app)
     workflows.add_submit_routes(app, gw.workflows)
-    for module in (workflows, jobs, share, events, uploads, files, webhooks, usage, worker):
+    for module in (
+        workflows,
+        jobs,
+        share,
+        events,
+        uploads,
+        files,
+        webhooks,
+        usage,
+        worker,
+        worker_outputs,
+    ):
         app.include_router(module.router)
     for router in ADMIN_ROUTERS:
         app.include_router(router)

@@ -5,7 +5,6 @@ outbound. Every call needs an API key with the ``worker`` scope; every call afte
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from comfygate.api.deps import gateway
 from comfygate.errors import (
-    Conflict,
     Forbidden,
     InvalidParams,
     LeaseLost,
@@ -41,12 +39,6 @@ GW = Annotated[Gateway, Depends(gateway)]
 MAX_WAIT_S = 25.0
 DISCONNECT_CHECK_S = 0.5
 MAX_PREVIEW_BYTES = 4 * 1024 * 1024
-#: how long an agent has to start a presigned output upload
-OUTPUT_URL_TTL_S = 900
-#: the largest single PUT S3 takes
-MAX_OUTPUT_PUT_BYTES = 5 * 1024**3
-#: output names the agent picks: ``{node}-{index}.{ext}``, never a path
-OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 PREVIEW_TYPES = ("image/png", "image/jpeg")
 
 
@@ -120,11 +112,6 @@ class OutputIn(BaseModel):
     stage: str = Field(default="main", max_length=50)
 
 
-class OutputUrlIn(BaseModel):
-    content_type: str = Field(min_length=1, max_length=200)
-    bytes: int = Field(ge=0, le=MAX_OUTPUT_PUT_BYTES)
-
-
 class CompleteIn(Fenced):
     outputs: list[OutputIn] = Field(max_length=1000)
     progress: dict[str, Any] | None = None
@@ -174,7 +161,7 @@ def _wire(job_id: str, lease_token: str, attempt: int = 0) -> Lease:
     )
 
 
-async def _held(gw: Gateway, job_id: str, lease_token: str) -> Job:
+async def held(gw: Gateway, job_id: str, lease_token: str) -> Job:
     """The job while this token holds its lease; LeaseLost otherwise (409)."""
     job = await gw.store.get_job(job_id) if is_uuid(job_id) else None
     if job is None or job.status not in LEASED or job.lease_token != lease_token:
@@ -305,7 +292,7 @@ async def preview(
 @router.get("/jobs/{job_id}/prompt", response_class=StreamingResponse)
 async def prompt(job_id: JobId, gw: GW, who: Worker, lease_token: TokenHeader) -> Response:
     """The patched graph of the leased job."""
-    job = await _held(gw, job_id, lease_token)
+    job = await held(gw, job_id, lease_token)
     return _stream(gw, prompt_key(job.id), "application/json")
 
 
@@ -318,66 +305,12 @@ async def input_file(
     lease_token: TokenHeader,
 ) -> Response:
     """Input file ``index`` of the lease's ``inputs``."""
-    job = await _held(gw, job_id, lease_token)
+    job = await held(gw, job_id, lease_token)
     if index >= len(job.inputs):
         raise InvalidParams(
             details=[{"path": "/index", "keyword": "maximum", "message": "no such input"}]
         )
     return _stream(gw, job.inputs[index].key, "application/octet-stream")
-
-
-def _output_key(job: Job, name: str) -> str:
-    if not OUTPUT_NAME.match(name):
-        raise InvalidParams(
-            details=[{"path": "/name", "keyword": "pattern", "message": "a file name"}]
-        )
-    return f"{outputs_prefix(job.id, job.attempts)}/{name}"
-
-
-@router.post("/jobs/{job_id}/outputs/{name}/url")
-async def output_url(
-    job_id: JobId,
-    name: Annotated[str, Path(max_length=200)],
-    body: OutputUrlIn,
-    gw: GW,
-    who: Worker,
-    lease_token: TokenHeader,
-) -> dict[str, Any]:
-    """A presigned PUT for one output under the attempt's prefix, signed for its type
-    and length (leases say ``outputs_upload: presigned``). 409 when storage takes
-    outputs only through the gateway."""
-    job = await _held(gw, job_id, lease_token)
-    key = _output_key(job, name)
-    if not gw.storage.direct_uploads:
-        raise Conflict(f"this gateway's storage takes outputs at PUT {PREFIX}/…/outputs/{name}")
-    signed = gw.storage.sign_put(
-        key, ttl_s=OUTPUT_URL_TTL_S, content_type=body.content_type, size=body.bytes
-    )
-    return {
-        "key": key,
-        "method": signed.method,
-        "url": signed.url,
-        "headers": signed.headers,
-        "expires_at": signed.expires_at.isoformat(),
-    }
-
-
-@router.put("/jobs/{job_id}/outputs/{name}")
-async def put_output(
-    job_id: JobId,
-    name: Annotated[str, Path(max_length=200)],
-    request: Request,
-    gw: GW,
-    who: Worker,
-    lease_token: TokenHeader,
-) -> dict[str, Any]:
-    """Stream one output into storage under the attempt's prefix. It becomes part of
-    the job only through ``complete``; a loser's uploads are never listed."""
-    job = await _held(gw, job_id, lease_token)
-    key = _output_key(job, name)
-    content_type = request.headers.get("content-type") or "application/octet-stream"
-    size, sha = await gw.storage.put_stream(key, request.stream(), content_type)
-    return {"key": key, "bytes": size, "sha256": sha}
 
 
 @router.post("/jobs/{job_id}/complete", status_code=204)
@@ -386,7 +319,7 @@ async def complete(job_id: JobId, body: CompleteIn, gw: GW, who: Worker) -> Resp
     outputs = [OutputFile(**o.model_dump()) for o in body.outputs]
     final = None if body.progress is None else _progress(body.progress, "progress")
     try:
-        job = await _held(gw, job_id, body.lease_token)
+        job = await held(gw, job_id, body.lease_token)
     except LeaseLost:
         # A retried complete whose first answer was lost: the same outputs are committed.
         done = await gw.store.get_job(job_id) if is_uuid(job_id) else None
@@ -408,7 +341,7 @@ async def complete(job_id: JobId, body: CompleteIn, gw: GW, who: Worker) -> Resp
 
 @router.post("/jobs/{job_id}/fail", status_code=204)
 async def fail(job_id: JobId, body: FailIn, gw: GW, who: Worker) -> Response:
-    job = await _held(gw, job_id, body.lease_token)
+    job = await held(gw, job_id, body.lease_token)
     failure = JobFailure(**body.failure.model_dump())
     await gw.gate.fail(
         _wire(job.id, body.lease_token, job.attempts), failure, retryable=body.retryable

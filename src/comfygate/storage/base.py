@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,6 +37,25 @@ class SignedRequest:
     url: str
     expires_at: datetime
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SignedParts:
+    """A multipart upload begun in storage: part ``n`` (from 1) is ``sizes[n - 1]``
+    bytes, sent with ``parts[n - 1]``; ``finish_parts`` joins them into the object."""
+
+    upload_id: str
+    parts: tuple[SignedRequest, ...]
+    sizes: tuple[int, ...]
+
+
+class PartsRefused(ValueError):
+    """Storage would not join the parts: a wrong ETag, a missing or small part, or an
+    upload that is no longer open (``code`` is storage's word for it)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
 
 
 class Storage(ABC):
@@ -96,6 +115,25 @@ class Storage(ABC):
     def sign_put(self, key: str, *, ttl_s: int, content_type: str, size: int) -> SignedRequest:
         """A PUT of ``size`` bytes (the declared length: a longer body is refused; S3
         signs it as the Content-Length) of ``content_type``."""
+
+    # Multipart uploads, for objects larger than one PUT takes: only a storage with
+    # ``direct_uploads`` has them, so the rest never reach these.
+
+    async def begin_parts(
+        self, key: str, *, ttl_s: int, content_type: str, sizes: Sequence[int]
+    ) -> SignedParts:
+        """Start a multipart upload of ``key`` and sign one PUT per part, each for its
+        length (``storage.parts.plan_parts`` cuts them)."""
+        raise NotImplementedError(f"{type(self).__name__} has no multipart uploads")
+
+    async def finish_parts(self, key: str, upload_id: str, etags: Sequence[str]) -> None:
+        """Join the parts, given each one's ETag in order; PartsRefused when storage
+        will not."""
+        raise NotImplementedError(f"{type(self).__name__} has no multipart uploads")
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; one already gone is fine."""
+        raise NotImplementedError(f"{type(self).__name__} has no multipart uploads")
 
     async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]:
         signed = self.sign_get(key, ttl_s=ttl_s)

@@ -3,14 +3,16 @@
 Clients fetch and upload with presigned URLs, so the gateway never relays the bytes.
 object_store signs only the host, so presigned PUTs are signed by botocore instead, with
 the declared Content-Length among the signed headers: S3 refuses a body of another
-length. ``Uploads.complete`` still measures and decodes the object.
+length. ``Uploads.complete`` still measures and decodes the object. An object larger
+than one PUT takes goes up as a multipart upload whose parts are presigned the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,12 +20,20 @@ from urllib.parse import urlsplit
 import botocore.session
 import obstore
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
 from comfygate.clock import Clock
 from comfygate.config import S3Settings, parse_s3_url
-from comfygate.storage.base import ObjectInfo, SignedRequest, Storage, check_key
+from comfygate.storage.base import (
+    ObjectInfo,
+    PartsRefused,
+    SignedParts,
+    SignedRequest,
+    Storage,
+    check_key,
+)
 from comfygate.storage.local import PROBE_KEY, content_type_for
 
 if TYPE_CHECKING:
@@ -44,7 +54,9 @@ _MISSING = (NotFoundError, FileNotFoundError)
 
 
 class LengthSigner:
-    """Presigned PUTs whose signature covers Content-Type and Content-Length."""
+    """What obstore lacks, through botocore: presigned PUTs whose signature covers
+    Content-Type and Content-Length, and multipart uploads by presigned parts. Its
+    network calls block: S3Storage makes them off the event loop."""
 
     def __init__(self, bucket: str, prefix: str, s3: S3Settings) -> None:
         self._bucket = bucket
@@ -63,15 +75,57 @@ class LengthSigner:
             ),
         )
 
+    def _object(self, key: str) -> dict[str, str]:
+        return {"Bucket": self._bucket, "Key": f"{self._prefix}/{key}" if self._prefix else key}
+
     def put(self, key: str, *, content_type: str, size: int, ttl_s: int) -> str:
-        params = {
-            "Bucket": self._bucket,
-            "Key": f"{self._prefix}/{key}" if self._prefix else key,
-            "ContentType": content_type,
-            "ContentLength": size,
-        }
+        params = {**self._object(key), "ContentType": content_type, "ContentLength": size}
         url: str = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
         return url
+
+    def begin_parts(self, key: str, *, content_type: str) -> str:
+        """A new multipart upload's id; the object gets ``content_type``."""
+        created = self._client.create_multipart_upload(
+            **self._object(key), ContentType=content_type
+        )
+        return str(created["UploadId"])
+
+    def part(self, key: str, upload_id: str, *, number: int, size: int, ttl_s: int) -> str:
+        params = {
+            **self._object(key),
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": size,
+        }
+        url: str = self._client.generate_presigned_url(
+            "upload_part", Params=params, ExpiresIn=ttl_s
+        )
+        return url
+
+    def finish_parts(self, key: str, upload_id: str, etags: Sequence[str]) -> None:
+        parts = [{"ETag": etag, "PartNumber": n} for n, etag in enumerate(etags, start=1)]
+        try:
+            self._client.complete_multipart_upload(
+                **self._object(key), UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ClientError as exc:
+            if not _refused(exc):
+                raise
+            error = exc.response.get("Error", {})
+            raise PartsRefused(error.get("Code", "Error"), error.get("Message", "")) from None
+
+    def abort_parts(self, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(**self._object(key), UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+
+
+def _refused(exc: ClientError) -> bool:
+    """S3 said no to the request itself (4xx), rather than failing to answer it."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+    return 400 <= int(status) < 500
 
 
 class S3Storage(Storage):
@@ -217,3 +271,30 @@ class S3Storage(Storage):
             self._clock.now() + timedelta(seconds=ttl),
             headers={"Content-Type": content_type},
         )
+
+    async def begin_parts(
+        self, key: str, *, ttl_s: int, content_type: str, sizes: Sequence[int]
+    ) -> SignedParts:
+        ttl = max(1, min(ttl_s, MAX_TTL_S))
+        expires_at = self._clock.now() + timedelta(seconds=ttl)
+        check_key(key)
+
+        def begin() -> SignedParts:
+            upload_id = self._put_signer.begin_parts(key, content_type=content_type)
+            urls = [
+                self._put_signer.part(key, upload_id, number=n, size=size, ttl_s=ttl)
+                for n, size in enumerate(sizes, start=1)
+            ]
+            # Parts carry no type of their own (the upload has it), but a body sent
+            # without one is taken for form fields by some S3 servers.
+            headers = {"Content-Type": "application/octet-stream"}
+            signed = tuple(SignedRequest("PUT", url, expires_at, headers=headers) for url in urls)
+            return SignedParts(upload_id, signed, tuple(sizes))
+
+        return await asyncio.to_thread(begin)
+
+    async def finish_parts(self, key: str, upload_id: str, etags: Sequence[str]) -> None:
+        await asyncio.to_thread(self._put_signer.finish_parts, check_key(key), upload_id, etags)
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        await asyncio.to_thread(self._put_signer.abort_parts, check_key(key), upload_id)

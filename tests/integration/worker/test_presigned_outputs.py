@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from comfygate.worker.remote import build_remote_agent
-from tests.integration.conftest import GatewayFactory, SimFactory, wait_status
+from tests.integration.conftest import GatewayFactory, SimFactory, submit_and_lease, wait_status
 from tests.s3server import S3Server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 2000
@@ -64,14 +64,8 @@ async def test_output_urls_sign_the_length_and_complete_checks_what_arrived(
         rg.client() as c,
         httpx.AsyncClient() as plain,
     ):
-        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {}})
-        job_id = r.json()["id"]
-        lease = (
-            await worker.post(
-                "/worker/v1/lease",
-                json={"request_id": "o1", "agent_id": "a", "backend": "http://g", "wait_s": 5},
-            )
-        ).json()
+        lease = await submit_and_lease(c, worker)
+        job_id = lease["job_id"]
         assert lease["outputs_upload"] == "presigned"
         token = {"X-Lease-Token": lease["lease_token"]}
         base = f"/worker/v1/jobs/{job_id}/outputs"
@@ -122,14 +116,8 @@ async def test_with_local_storage_outputs_still_go_through_the_gateway(
     rg = await start_gateway()
     _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     async with rg.client(headers={"authorization": f"Bearer {secret}"}) as worker, rg.client() as c:
-        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {}})
-        job_id = r.json()["id"]
-        lease = (
-            await worker.post(
-                "/worker/v1/lease",
-                json={"request_id": "o1", "agent_id": "a", "backend": "http://g", "wait_s": 5},
-            )
-        ).json()
+        lease = await submit_and_lease(c, worker)
+        job_id = lease["job_id"]
         assert lease["outputs_upload"] == "gateway"
         asked = await worker.post(
             f"/worker/v1/jobs/{job_id}/outputs/9-0.png/url",

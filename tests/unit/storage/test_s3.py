@@ -15,6 +15,8 @@ from PIL import Image
 from comfygate.clock import FakeClock
 from comfygate.config import S3Settings, Settings, parse_s3_url
 from comfygate.errors import InvalidUpload
+from comfygate.storage.base import PartsRefused
+from comfygate.storage.parts import MIB, plan_parts
 from comfygate.storage.s3 import MAX_TTL_S, S3Storage
 from comfygate.storage.uploads import UploadLimits, Uploads
 from tests.s3server import S3Server
@@ -123,3 +125,52 @@ async def test_a_large_stream_is_a_multipart_upload(
     assert size == 10 * 1024 * 1024
     requests = [r.getMessage() for r in caplog.records if "big.mp4" in r.getMessage()]
     assert any("uploadId=" in line and "partNumber=2" in line for line in requests), requests
+
+
+def _video(mib: int) -> bytes:
+    """Bytes whose every MiB differs, so no two parts share an ETag."""
+    return b"".join(bytes([n]) * MIB for n in range(mib))
+
+
+async def _put_parts(s3: S3Storage, key: str, data: bytes) -> tuple[str, list[str]]:
+    """Begin a multipart upload of ``data`` in 5 MiB parts and send every part."""
+    sizes = plan_parts(len(data), 5 * MIB)
+    started = await s3.begin_parts(key, ttl_s=300, content_type="video/mp4", sizes=sizes)
+    assert started.sizes == sizes and len(started.parts) == len(sizes) == 3
+    etags, offset = [], 0
+    async with httpx.AsyncClient() as client:
+        for size, signed in zip(sizes, started.parts, strict=True):
+            query = parse_qs(urlsplit(signed.url).query)
+            assert query["X-Amz-SignedHeaders"] == ["content-length;host"]
+            put = await client.put(
+                signed.url, content=data[offset : offset + size], headers=signed.headers
+            )
+            assert put.status_code == 200, put.text
+            etags.append(put.headers["etag"])
+            offset += size
+    return started.upload_id, etags
+
+
+async def test_presigned_parts_join_into_the_object(s3_server: S3Server, clock: FakeClock) -> None:
+    s3 = S3Storage.from_settings(url := s3_server.fresh_url(), s3_server.settings(), clock)
+    data = _video(11) + b"tail"
+    upload_id, etags = await _put_parts(s3, "outputs/j/main/1/9-0.mp4", data)
+    assert s3_server.open_uploads(url)
+    await s3.finish_parts("outputs/j/main/1/9-0.mp4", upload_id, etags)
+    assert await s3.get_bytes("outputs/j/main/1/9-0.mp4") == data
+    assert s3_server.open_uploads(url) == []
+
+
+async def test_parts_storage_will_not_join_are_refused_and_abort_drops_them(
+    s3_server: S3Server, clock: FakeClock
+) -> None:
+    s3 = S3Storage.from_settings(url := s3_server.fresh_url(), s3_server.settings(), clock)
+    upload_id, etags = await _put_parts(s3, "outputs/j/main/1/9-0.mp4", _video(11))
+    with pytest.raises(PartsRefused) as refused:
+        await s3.finish_parts("outputs/j/main/1/9-0.mp4", upload_id, [etags[0], etags[0], etags[2]])
+    assert refused.value.code == "InvalidPart"
+    assert s3_server.open_uploads(url) == [f"{parse_s3_url(url)[1]}/outputs/j/main/1/9-0.mp4"]
+    await s3.abort_parts("outputs/j/main/1/9-0.mp4", upload_id)
+    assert s3_server.open_uploads(url) == []
+    assert await s3.stat("outputs/j/main/1/9-0.mp4") is None
+    await s3.abort_parts("outputs/j/main/1/9-0.mp4", upload_id)  # gone already: fine

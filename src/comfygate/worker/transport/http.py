@@ -9,7 +9,7 @@ import logging
 import random
 import tempfile
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from comfygate.errors import ComfygateError, LeaseLost, ModelsUnknown
 from comfygate.jobs.model import HeartbeatReply, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.transport.base import WorkerTransport
+from comfygate.worker.transport.presigned import upload_spooled
 from comfygate.worker.transport.wire import (
     LEASE_HEADER,
     PREFIX,
@@ -43,7 +44,6 @@ FINISH_RETRY_S = 60.0
 #: an output bound for a presigned URL is measured first (S3 wants its length up front):
 #: this much in memory, the rest in a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
-CHUNK = 256 * 1024
 
 
 class GatewayRefused(ComfygateError):
@@ -290,8 +290,8 @@ class HttpBlobs(WorkerBlobs):
     async def _write_presigned(
         self, lease: Lease, name: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> tuple[str, int, str]:
-        """Measure the output, ask the gateway for a PUT signed for its length, and send
-        it straight to storage; ``complete`` has the gateway check what arrived."""
+        """Measure the output, then send it straight to storage by URLs the gateway
+        signs for its length; ``complete`` has the gateway check what arrived."""
         digest = hashlib.sha256()
         size = 0
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
@@ -299,32 +299,25 @@ class HttpBlobs(WorkerBlobs):
                 digest.update(chunk)
                 size += len(chunk)
                 spool.write(chunk)
-            try:
-                response = await self._t.send(
-                    "POST",
-                    f"{output_path(lease.job_id, name)}/url",
-                    headers={LEASE_HEADER: lease.lease_token},
-                    json={"content_type": content_type, "bytes": size},
-                )
-            except (_Away, GatewayRefused) as exc:
-                raise OSError(f"no upload URL for {name}: {exc}") from exc
-            signed = response.json()
-            spool.seek(0)
 
-            async def body() -> AsyncIterator[bytes]:
-                while chunk := spool.read(CHUNK):
-                    yield chunk
+            async def ask(call: str, body: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    response = await self._t.send(
+                        "POST",
+                        f"{output_path(lease.job_id, name)}/{call}",
+                        headers={LEASE_HEADER: lease.lease_token},
+                        json=body,
+                    )
+                except (_Away, GatewayRefused) as exc:
+                    raise OSError(f"{call} failed: {exc}") from exc
+                answer: dict[str, Any] = response.json() if response.content else {}
+                return answer
 
-            headers = {**signed["headers"], "Content-Length": str(size)}
             try:
-                put = await self._t.storage_http.request(
-                    signed["method"], signed["url"], content=body(), headers=headers
-                )
-            except httpx.TransportError as exc:
-                raise OSError(f"uploading {name} to storage failed: {exc}") from exc
-        if put.status_code >= 300:
-            raise OSError(f"storage refused {name}: HTTP {put.status_code}")
-        return str(signed["key"]), size, digest.hexdigest()
+                key = await upload_spooled(self._t.storage_http, ask, spool, size, content_type)
+            except OSError as exc:
+                raise OSError(f"uploading {name}: {exc}") from exc
+        return key, size, digest.hexdigest()
 
 
 def _job(lease: Lease, call: str) -> str:

@@ -11,8 +11,9 @@ from comfygate.jobs.model import InputFile, Lease, Lessee
 PREFIX = "/worker/v1"
 #: the raw-body calls (preview, file reads and output uploads) carry the token here
 LEASE_HEADER = "X-Lease-Token"
-#: a lease's ``outputs_upload``: "presigned" (ask …/outputs/{name}/url, PUT to storage)
-#: or "gateway" (PUT …/outputs/{name} to the gateway)
+#: a lease's ``outputs_upload``: "presigned" (ask …/outputs/{name}/url, PUT to storage,
+#: a large file in parts joined by …/outputs/{name}/parts/complete) or "gateway"
+#: (PUT …/outputs/{name} to the gateway)
 PRESIGNED = "presigned"
 
 

@@ -140,6 +140,18 @@ def _transition(
         .values(**values, last_seq=jobs.c.last_seq + count, updated_at=now)
         .returning(*jobs.c)
     ).first()
+    return _transitioned(conn, row, count, now, extra_events)
+
+
+def _transitioned(
+    conn: Connection,
+    row: Any,
+    count: int,
+    now: datetime,
+    extra_events: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> Job | None:
+    """After a transition's UPDATE (None: its guard held no row): its events, ``count``
+    in all, the status last, and its webhook."""
     if row is None:
         return None
     job = job_from_row(row)
@@ -158,11 +170,43 @@ def _tell_webhook(conn: Connection, job: Job, now: datetime, *, started: bool = 
         enqueue_delivery(conn, job, event, now)
 
 
+@functools.cache
+def _complete_update(with_progress: bool) -> Any:
+    """``complete``'s fenced UPDATE, built once: the hottest transition after the claim.
+    Binds ``job_id``, ``token``, ``listed``, ``count``, ``at`` (and ``final``)."""
+    values: dict[str, Any] = {
+        "status": JobStatus.SUCCEEDED.value,
+        "outputs": bindparam("listed", type_=jobs.c.outputs.type),
+        "finished_at": bindparam("at", type_=jobs.c.finished_at.type),
+        "error": None,
+        **RELEASED,
+        "last_seq": jobs.c.last_seq + bindparam("count"),
+        "updated_at": bindparam("at", type_=jobs.c.updated_at.type),
+    }
+    if with_progress:
+        values["progress"] = bindparam("final", type_=jobs.c.progress.type)
+    return (
+        update(jobs)
+        .where(jobs.c.id == bindparam("job_id"), _fence(bindparam("token")))
+        .values(**values)
+        .returning(*jobs.c)
+    )
+
+
+FINISH_ATTEMPT = (
+    update(job_attempts)
+    .where(
+        job_attempts.c.job_id == bindparam("of_job"),
+        job_attempts.c.attempt == bindparam("of_attempt"),
+    )
+    .values(finished_at=bindparam("at"), outcome=bindparam("result"))
+)
+
+
 def _finish_attempt(conn: Connection, job: Job, outcome: str, now: datetime) -> None:
     conn.execute(
-        update(job_attempts)
-        .where(job_attempts.c.job_id == job.id, job_attempts.c.attempt == job.attempts)
-        .values(finished_at=now, outcome=outcome)
+        FINISH_ATTEMPT,
+        {"of_job": job.id, "of_attempt": job.attempts, "at": now, "result": outcome},
     )
 
 
@@ -334,7 +378,7 @@ def _current_backend() -> Any:
     )
 
 
-def _fence(lease_token: str) -> Any:
+def _fence(lease_token: Any) -> Any:
     return and_(jobs.c.lease_token == lease_token, LEASED_STATES)
 
 
@@ -363,12 +407,15 @@ def _queued_in(conn: Connection, pool: str) -> int:
     return int(conn.execute(QUEUED_IN, {"pool": pool}).scalar() or 0)
 
 
+ADVANCE_POOL_CLOCK = (
+    update(pool_clocks)
+    .where(pool_clocks.c.pool == bindparam("of_pool"), pool_clocks.c.fair_key < bindparam("key"))
+    .values(fair_key=bindparam("key"))
+)
+
+
 def _advance_pool_clock(conn: Connection, pool: str, fair_key: int) -> None:
-    moved = conn.execute(
-        update(pool_clocks)
-        .where(pool_clocks.c.pool == pool, pool_clocks.c.fair_key < fair_key)
-        .values(fair_key=fair_key)
-    ).rowcount
+    moved = conn.execute(ADVANCE_POOL_CLOCK, {"of_pool": pool, "key": fair_key}).rowcount
     if not moved:  # the pool's first claim, or a requeued job from the past
         upsert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
         conn.execute(
@@ -996,24 +1043,20 @@ class SqlJobStore:
         progress: Progress | None = None,
     ) -> Job:
         listed = [o.to_dict() for o in outputs]
-        final = {"progress": progress.to_dict()} if progress is not None else {}
+        statement = _complete_update(progress is not None)
+        params: dict[str, Any] = {
+            "job_id": job_id,
+            "token": lease_token,
+            "listed": listed,
+            "count": len(listed) + 1,
+            "at": now,
+        }
+        if progress is not None:
+            params["final"] = progress.to_dict()
 
         def run(conn: Connection) -> Job:
-            job = _transition(
-                conn,
-                job_id,
-                _fence(lease_token),
-                {
-                    "status": JobStatus.SUCCEEDED.value,
-                    "outputs": listed,
-                    "finished_at": now,
-                    "error": None,
-                    **final,
-                    **RELEASED,
-                },
-                now=now,
-                extra_events=[("output", o) for o in listed],
-            )
+            row = conn.execute(statement, params).first()
+            job = _transitioned(conn, row, len(listed) + 1, now, [("output", o) for o in listed])
             if job is None:
                 raise LeaseLost
             _finish_attempt(conn, job, "succeeded", now)

@@ -41,6 +41,7 @@ def main() -> int:
                 "-m",
                 "comfygate",
                 "serve",
+                "--allow-anonymous",
                 "--port",
                 str(args.port),
                 "--data-dir",

@@ -212,6 +212,15 @@ def sim(
             "out-of-memory error (torch.OutOfMemoryError), 0..1.",
         ),
     ] = 0.0,
+    history_lag_ms: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="COMFYGATE_SIM_HISTORY_LAG_MS",
+            help="Time between sending execution_success and writing /history, as "
+            "ComfyUI's prompt worker may take: a client asking at once finds {}.",
+        ),
+    ] = 0.0,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -242,6 +251,7 @@ def sim(
             stall_rate=stall_rate,
             ws_drop_rate=ws_drop_rate,
             oom_rate=oom_rate,
+            history_lag_ms=history_lag_ms,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -135,6 +135,9 @@ class SimState:
             "messages": outcome.messages,
         }
         result = {"outputs": outcome.outputs, "meta": outcome.meta}
+        if self.config.history_lag_ms > 0:
+            await self.hub.drain()
+            await self.clock.sleep(self.config.history_lag_ms / 1000)
         self.queue.task_done(number, result, status)
         self.executor.finished(item[1])
 

@@ -49,13 +49,18 @@ class SimConfig:
     stall_rate: float = 0.0
     ws_drop_rate: float = 0.0
     oom_rate: float = 0.0
+    history_lag_ms: float = 0.0
+    """ComfyUI sends ``execution_success`` from inside its executor and writes ``/history``
+    only afterwards (``task_done``), then sends ``executing`` with ``node: null``: a client
+    that asks at once may find ``{}``. With a lag the simulator hands the success to the
+    sockets, waits this long, and only then writes the history entry."""
 
     def __post_init__(self) -> None:
         for name in ("fail_rate", "stall_rate", "ws_drop_rate", "oom_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in 0..1")
-        if self.step_ms < 0 or self.overhead_ms < 0:
-            raise ValueError("step_ms and overhead_ms must not be negative")
+        if self.step_ms < 0 or self.overhead_ms < 0 or self.history_lag_ms < 0:
+            raise ValueError("step_ms, overhead_ms and history_lag_ms must not be negative")
         if self.crash_after_steps is not None and self.crash_after_steps < 1:
             raise ValueError("crash_after_steps must be at least 1")
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from comfygate.clock import Clock
-from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.client import ComfyClient, HistoryEntry
 from comfygate.comfy.graph import set_input, set_output_prefix
 from comfygate.comfy.messages import (
     Executed,
@@ -440,7 +440,7 @@ class Agent:
         except ComfygateError as exc:
             await self._fail(lease, ExecutionFailed(exc.message))
             return
-        entry = await self.comfy.history(lease.prompt_id)
+        entry = await self._written_history(lease)
         if entry is None:
             await self._fail(lease, BackendRestarted())
             return
@@ -455,6 +455,23 @@ class Agent:
             await self._fail(lease, StorageFailed())
             return
         await self.transport.complete(lease, outputs, final)
+
+    async def _written_history(self, lease: Lease) -> HistoryEntry | None:
+        """The history entry of a prompt that has ended. ComfyUI sends execution_success
+        before it writes the entry, and ``executing`` with no node after: an empty answer
+        waits for that message (or for a quiet socket), then asks once more."""
+        entry = await self.comfy.history(lease.prompt_id)
+        deadline = self.clock.monotonic() + QUIET_S
+        while entry is None and (left := deadline - self.clock.monotonic()) > 0:
+            message = await self._next_message(lease, left)
+            if message is None or (
+                isinstance(message, Executing)
+                and message.node is None
+                and message.prompt_id == lease.prompt_id
+            ):
+                entry = await self.comfy.history(lease.prompt_id)
+                break
+        return entry
 
     async def _graph(self, lease: Lease) -> dict[str, Any]:
         graph: dict[str, Any] = json.loads(await self.blobs.read(lease, lease.prompt_key))

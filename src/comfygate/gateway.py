@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 
 from comfygate.admin.console import AdminConsole, build_console
 from comfygate.api.render import Renderer
 from comfygate.clock import SYSTEM_CLOCK, Clock
 from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.session import open_session
 from comfygate.config import LimitSettings, Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.broker import Broker
@@ -98,13 +100,16 @@ class Gateway:
     budgets: SqlBudgets
     trusted_proxies: tuple[Network, ...]
     outbound: list[httpx.AsyncClient] = field(default_factory=list)
+    #: trusted CAs of outbound requests, https ComfyUI backends included
+    tls: ssl.SSLContext | bool | None = None
     #: joins this gateway's events and doorbell to the other gateways'; None alone
     relay: Relay | None = None
     #: remote agents' model lists, by digest
     model_lists: ModelLists = field(default_factory=ModelLists)
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _http: httpx.AsyncClient | None = None
+    #: one session for every local agent's ComfyClient
+    _http: aiohttp.ClientSession | None = None
 
     def pool_available(self, pool: str) -> bool:
         if any(pool in a.pools and a.connected for a in self.agents):
@@ -129,10 +134,7 @@ class Gateway:
         return checks
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=5.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        self._http = open_session(tls=self.tls)
         if self.relay is not None:
             await self.relay.start()
         for i, backend in enumerate(self.settings.backends):
@@ -267,7 +269,7 @@ class Gateway:
         if self.relay is not None:
             await self.relay.close()
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         await self.admin.aclose()
         await self.rate_limiter.aclose()
         await self.store.close()
@@ -340,7 +342,7 @@ async def build_gateway(
     rng = random.SystemRandom()
     guard = AddressGuard.from_settings(settings.outbound.allow, resolver)
     hooks = settings.webhooks
-    if tls is True:  # one context for both: loading the trusted CAs takes 50 ms
+    if tls is True:  # one context for all: loading the trusted CAs takes 50 ms
         tls = httpx.create_ssl_context()
     webhook_client = guarded_client(guard, timeout_s=hooks.timeout_s, verify=tls)
     fetch_client = guarded_client(guard, timeout_s=settings.outbound.fetch_timeout_s, verify=tls)
@@ -426,6 +428,7 @@ async def build_gateway(
             rng=rng,
         ),
         outbound=[webhook_client, fetch_client],
+        tls=tls,
         relay=relay,
         rate_limiter=SubmitRateLimiter(
             {

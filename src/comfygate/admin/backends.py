@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-import httpx
+import aiohttp
 
 from comfygate.clock import Clock
 from comfygate.comfy.client import ComfyClient, QueueState, SystemStats
+from comfygate.comfy.session import open_session
 
 State = Literal["idle", "busy", "warming", "draining", "down", "unreachable"]
 
@@ -110,14 +111,14 @@ class ComfyProber:
     def __init__(self, clock: Clock, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         self._clock = clock
         self._timeout_s = timeout_s
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     async def __call__(self, url: str) -> Probe:
         if self._http is None:
-            self._http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=10))
+            self._http = open_session()
         comfy = ComfyClient(url, http=self._http, timeout=self._timeout_s)
         try:
-            # httpx times each phase; this bounds the whole probe.
+            # The client times each phase; this bounds the whole probe.
             queue, stats = await asyncio.wait_for(
                 asyncio.gather(comfy.queue(), comfy.system_stats()), self._timeout_s * 2
             )
@@ -129,7 +130,7 @@ class ComfyProber:
 
     async def aclose(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
 

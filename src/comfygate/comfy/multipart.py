@@ -1,8 +1,9 @@
 """A ``multipart/form-data`` body that can stream its file part.
 
-httpx builds multipart bodies only from bytes or synchronous files; an upload
-read from object storage arrives as an async iterator, and holding a large input
-whole in memory is what streaming is meant to avoid.
+An upload read from object storage arrives as an async iterator, and holding a large
+input whole in memory is what streaming is meant to avoid. Built by hand when the
+client used httpx (which takes only bytes or synchronous files); the client hands it
+to aiohttp as an async iterator, whose slices it times.
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ import signal
 import socket
 from collections.abc import Sequence
 
-import httpx
+import aiohttp
 
 from comfygate.clock import SYSTEM_CLOCK
 from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.session import open_session
 from comfygate.worker.agent import Agent
 from comfygate.worker.transport.http import HttpTransport
 
@@ -28,7 +29,7 @@ def build_remote_agent(
     token: str,
     comfy: str,
     pool: str | Sequence[str],
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     agent_id: str | None = None,
     capacity: int = 2,
 ) -> tuple[Agent, HttpTransport]:
@@ -49,7 +50,7 @@ async def run_worker(*, gateway: str, token: str, comfy: str, pool: str) -> None
     """Run until SIGINT or SIGTERM; the first signal lets running jobs finish. ``pool``:
     one pool, or several comma-separated."""
     pools = [p.strip() for p in pool.split(",") if p.strip()] or ["default"]
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+    async with open_session() as http:
         agent, transport = build_remote_agent(
             gateway=gateway, token=token, comfy=comfy, pool=pools, http=http
         )

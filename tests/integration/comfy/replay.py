@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -67,6 +67,7 @@ class Seen:
     path: str
     query: dict[str, str]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Replay:
@@ -147,7 +148,13 @@ class Replay:
         if request.headers.get("content-type", "").startswith("application/json"):
             body = json.loads(raw) if raw else None
         self.requests.append(
-            Seen(request.method, request.url.path, dict(request.query_params), body)
+            Seen(
+                request.method,
+                request.url.path,
+                dict(request.query_params),
+                body,
+                dict(request.headers),
+            )
         )
         if self.down:
             return Response(status_code=503)

@@ -6,7 +6,8 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ from tests.integration.comfy.replay import Replay
 from tests.unit.comfy.recorded import sample
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+Event = asyncio.Event
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Event], Awaitable[None]]
 
 ERRORS = sample("post_prompt_errors.json")
 REFUSED = [name for name, case in ERRORS.items() if case["status"] == 400]
@@ -287,3 +291,97 @@ async def test_proxy_503_is_backend_unreachable(replay: Replay, comfy: ComfyClie
     with pytest.raises(BackendUnreachable):
         async with comfy.view(OutputRef("scaled_00001_.png", "gw/job1", "output", "images")):
             pass
+
+
+@asynccontextmanager
+async def raw_server(handle: Handler) -> AsyncIterator[str]:
+    """A loopback server speaking HTTP by hand, with a small receive buffer so that a
+    slow reader holds the sender back. A handler waits on ``closing`` to hang."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.bind(("127.0.0.1", 0))
+    closing = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with suppress(OSError, asyncio.IncompleteReadError):
+            await handle(reader, writer, closing)
+        writer.close()
+
+    server = await asyncio.start_server(tracked, sock=sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        closing.set()
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def answer(status: str, body: bytes, content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def test_a_view_may_last_longer_than_the_timeout_while_bytes_flow() -> None:
+    """The timeout is per read, not for the whole file (a large video streams for
+    minutes); a stream that stops for longer than it is a backend gone."""
+
+    async def trickle(r: asyncio.StreamReader, w: asyncio.StreamWriter, closing: Event) -> None:
+        while b"video" in (head := await r.readuntil(b"\r\n\r\n")):
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 20\r\n\r\n")
+            for _ in range(10):
+                await asyncio.sleep(0.15)
+                w.write(b"xx")
+                await w.drain()
+        assert b"still" in head
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 20\r\n\r\nxx")
+        await closing.wait()
+
+    async with raw_server(trickle) as url, ComfyClient(url, timeout=0.5) as comfy:
+        started = asyncio.get_running_loop().time()
+        async with comfy.view(OutputRef("video.png", "", "output", "images")) as response:
+            data = b"".join([chunk async for chunk in response.iter_bytes()])
+        assert data == b"xx" * 10
+        assert asyncio.get_running_loop().time() - started > 1.0  # twice the timeout
+        with pytest.raises(BackendUnreachable, match="stopped sending"):
+            async with comfy.view(OutputRef("still.png", "", "output", "images")) as response:
+                async for _ in response.iter_bytes():
+                    pass
+
+
+async def test_an_upload_may_last_longer_than_the_timeout_while_the_backend_reads() -> None:
+    """The answer is awaited only once the body is sent: a slow upload is no timeout."""
+
+    async def slow_reader(r: asyncio.StreamReader, w: asyncio.StreamWriter, _: Event) -> None:
+        head = (await r.readuntil(b"\r\n\r\n")).lower()
+        assert b"transfer-encoding" not in head  # bytes go with their length
+        length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+        while length > 0:
+            length -= len(await r.read(256 * 1024))
+            await asyncio.sleep(0.03)
+        w.write(answer("200 OK", b'{"name": "big.png", "subfolder": "", "type": "input"}'))
+        await w.drain()
+
+    async with raw_server(slow_reader) as url, ComfyClient(url, timeout=1.0) as comfy:
+        started = asyncio.get_running_loop().time()
+        assert await comfy.upload_image(b"\0" * 16 * 1024 * 1024, "big.png") == "big.png"
+        assert asyncio.get_running_loop().time() - started > 1.5
+
+
+async def test_an_upload_to_a_backend_that_stops_reading_times_out() -> None:
+    async def deaf(r: asyncio.StreamReader, w: asyncio.StreamWriter, closing: Event) -> None:
+        await closing.wait()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(256):
+            yield b"\0" * 256 * 1024
+
+    async with raw_server(deaf) as url, ComfyClient(url, timeout=0.5) as comfy:
+        for data in (b"\0" * 64 * 1024 * 1024, chunks()):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(BackendUnreachable, match="stopped taking"):
+                await asyncio.wait_for(comfy.upload_image(data, "big.png"), 10)
+            assert asyncio.get_running_loop().time() - started < 5

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from comfygate.comfy.session import open_session
 from comfygate.worker.remote import build_remote_agent
 from tests.integration.conftest import GatewayFactory, SimFactory, submit_and_lease, wait_status
 from tests.s3server import S3Server
@@ -32,7 +33,7 @@ async def test_a_remote_agent_puts_outputs_straight_into_the_bucket(
     rg.gw.storage.put_stream = counted  # type: ignore[method-assign]
     _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
     sim = await start_sim()
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with open_session() as http:
         agent, transport = build_remote_agent(
             gateway=rg.url, token=secret, comfy=sim.url, pool="default", http=http
         )

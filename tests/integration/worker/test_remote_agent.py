@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
 
+from comfygate.comfy.session import open_session
 from comfygate.sim import SimServer
 from comfygate.worker.agent import Agent
 from comfygate.worker.remote import build_remote_agent
@@ -25,7 +25,7 @@ async def remote(
 ) -> AsyncIterator[tuple[RunningGateway, str, Callable[[SimServer], Running]]]:
     rg = await start_gateway()
     _, secret = await rg.gw.api_keys.create("gpu-1", frozenset({"worker"}))
-    http = httpx.AsyncClient(timeout=30)
+    http = open_session()
     started: list[Running] = []
 
     def start(sim: SimServer) -> Running:
@@ -40,7 +40,7 @@ async def remote(
     for _, transport, task in started:
         await _kill(task)
         await transport.aclose()
-    await http.aclose()
+    await http.close()
 
 
 async def _kill(task: asyncio.Task[None]) -> None:

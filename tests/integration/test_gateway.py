@@ -1,0 +1,41 @@
+"""The gateway's local agents reach https backends (ComfyUI behind a TLS proxy) with
+the gateway's trusted CAs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from comfygate.sim import SimServer
+from tests.integration.conftest import GatewayFactory, wait_status
+from tests.integration.tls_front import TlsFront
+
+
+@pytest.fixture
+async def front(sim: SimServer) -> AsyncIterator[TlsFront]:
+    front = TlsFront(sim.url)
+    await front.start()
+    yield front
+    await front.stop()
+
+
+async def test_a_job_runs_on_an_https_backend_the_ca_bundle_trusts(
+    front: TlsFront, start_gateway: GatewayFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(front.ca_file(tmp_path)))
+    rg = await start_gateway(front.url)
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 2}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed", within_s=30)
+    assert job["status"] == "succeeded", job
+    assert job["outputs"]
+
+
+async def test_the_agents_trust_the_gateways_tls_context(
+    front: TlsFront, start_gateway: GatewayFactory
+) -> None:
+    rg = await start_gateway(front.url, build={"tls": front.trusting()})
+    stats = await rg.gw.agents[0].comfy.system_stats()
+    assert stats.comfyui_version

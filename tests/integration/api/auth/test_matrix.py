@@ -99,6 +99,8 @@ TABLE: dict[tuple[str, str], Access] = {
             ("GET", "/jobs/{job_id}/inputs/{index}"),
             ("PUT", "/jobs/{job_id}/outputs/{name}"),
             ("POST", "/jobs/{job_id}/outputs/{name}/url"),
+            ("POST", "/jobs/{job_id}/outputs/{name}/parts/complete"),
+            ("POST", "/jobs/{job_id}/outputs/{name}/parts/abort"),
             ("POST", "/jobs/{job_id}/complete"),
             ("POST", "/jobs/{job_id}/fail"),
             ("POST", "/jobs/{job_id}/canceled"),

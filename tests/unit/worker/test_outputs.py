@@ -14,19 +14,7 @@ from comfygate.errors import OutputMissing
 from comfygate.jobs.model import Lease
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
-
-LEASE = Lease(
-    job_id="job",
-    lease_token="t",
-    attempt=1,
-    prompt_id="p",
-    prompt_key="jobs/job/prompt.json",
-    inputs=(),
-    outputs_prefix="outputs/job/main/1",
-    timeout_s=60,
-    lease_ttl_s=30,
-    heartbeat_s=5,
-)
+from tests.unit.worker.test_http_transport import LEASE
 
 
 def ui(*names: str) -> dict[str, list[dict[str, str]]]:
@@ -104,8 +92,8 @@ async def test_a_file_fetched_early_is_not_fetched_again() -> None:
     await asyncio.sleep(0)
     listed = await collect(comfy, blobs, early, entry({"9": (ref("a.png"), ref("b.png"))}))
     assert listed == [
-        ("outputs/job/main/1/9-0.png", b"a.png"),
-        ("outputs/job/main/1/9-1.png", b"b.png"),
+        (f"{LEASE.outputs_prefix}/9-0.png", b"a.png"),
+        (f"{LEASE.outputs_prefix}/9-1.png", b"b.png"),
     ]
     assert sorted(comfy.views) == ["a.png", "b.png"]
 
@@ -117,7 +105,7 @@ async def test_history_decides_when_it_lists_another_file_at_that_place() -> Non
     await asyncio.sleep(0)
     history = entry({"9": (ref("real.png"),)})
     listed = await asyncio.wait_for(collect(comfy, blobs, early, history), 2)
-    assert listed == [("outputs/job/main/1/9-0.png", b"real.png")]
+    assert listed == [(f"{LEASE.outputs_prefix}/9-0.png", b"real.png")]
 
 
 async def test_a_failed_early_fetch_is_tried_again_in_order() -> None:
@@ -126,14 +114,14 @@ async def test_a_failed_early_fetch_is_tried_again_in_order() -> None:
     early.executed("9", ui("a.png"))
     await asyncio.sleep(0.01)
     listed = await collect(comfy, blobs, early, entry({"9": (ref("a.png"),)}))
-    assert listed == [("outputs/job/main/1/9-0.png", b"a.png")]
+    assert listed == [(f"{LEASE.outputs_prefix}/9-0.png", b"a.png")]
     assert comfy.views == ["a.png", "a.png"]
 
 
 async def test_a_file_only_history_lists_is_fetched_then() -> None:
     comfy, blobs, early = setup()  # a cached node sends no ``executed``
     listed = await collect(comfy, blobs, early, entry({"4": (ref("cached.png"),)}))
-    assert listed == [("outputs/job/main/1/4-0.png", b"cached.png")]
+    assert listed == [(f"{LEASE.outputs_prefix}/4-0.png", b"cached.png")]
 
 
 async def test_closing_stops_fetches_still_under_way() -> None:

@@ -138,7 +138,8 @@ class Gateway:
         if self.relay is not None:
             await self.relay.start()
         for i, backend in enumerate(self.settings.backends):
-            comfy = ComfyClient(backend.url, http=self._http)
+            tls = self.tls if isinstance(self.tls, ssl.SSLContext) else None
+            comfy = ComfyClient(backend.url, http=self._http, tls=tls)
             agent = Agent(
                 agent_id=f"local-{i}",
                 pool=backend.pool,

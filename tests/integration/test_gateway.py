@@ -39,3 +39,15 @@ async def test_the_agents_trust_the_gateways_tls_context(
     rg = await start_gateway(front.url, build={"tls": front.trusting()})
     stats = await rg.gw.agents[0].comfy.system_stats()
     assert stats.comfyui_version
+
+
+async def test_a_job_runs_on_an_https_backend_the_gateways_tls_context_trusts(
+    front: TlsFront, start_gateway: GatewayFactory
+) -> None:
+    # No SSL_CERT_FILE: only the gateway's own context trusts the front's CA, for the
+    # requests and for the socket alike (the agent takes no work without its socket).
+    rg = await start_gateway(front.url, build={"tls": front.trusting()})
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed", within_s=30)
+    assert job["status"] == "succeeded", job

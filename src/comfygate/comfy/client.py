@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -149,11 +150,15 @@ class ComfyClient:
         client_id: str | None = None,
         http: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         #: sent with every prompt and socket, so the server routes our events to us only
         self.client_id = client_id or uuid.uuid4().hex
         self.timeout = timeout
+        #: the trusted CAs of an https backend, for the socket (and a session of its
+        #: own); None: the default bundle
+        self._tls = tls
         self._own_http = http is None
         self._session = http
         # Each phase, as httpx's timeout did: waiting for a connection, connecting,
@@ -190,7 +195,7 @@ class ComfyClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             # Only an https backend needs the CA bundle (loading it takes ~50 ms).
-            self._session = open_session(tls=None if self._https else True)
+            self._session = open_session(tls=self._tls if self._https else True)
         return self._session
 
     async def _send(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
@@ -444,7 +449,12 @@ class ComfyClient:
             url = "ws://" + url.removeprefix("http://")
         url = f"{url}/ws?clientId={quote(self.client_id, safe='')}"
         try:
-            ws = await connect(url, max_size=_WS_MAX_FRAME, open_timeout=self.timeout)
+            ws = await connect(
+                url,
+                max_size=_WS_MAX_FRAME,
+                open_timeout=self.timeout,
+                ssl=self._tls if self._https else None,
+            )
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise BackendUnreachable(
                 f"{self.base_url} refused the WebSocket: {_name(exc)}"

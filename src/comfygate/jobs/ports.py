@@ -295,6 +295,9 @@ class Blobs(Protocol):
 
     async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]: ...
 
+    async def abort_open_parts(self, prefix: str, *, begun_before: datetime) -> int:
+        """Drop unfinished multipart uploads under ``prefix`` begun before then."""
+
 
 @dataclass(frozen=True)
 class ResolvedUpload:

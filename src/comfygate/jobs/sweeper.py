@@ -41,6 +41,7 @@ class SweepReport:
     expired_outputs: int = 0
     purged_jobs: int = 0
     unused_uploads: int = 0
+    open_parts: int = 0
 
     def total(self) -> int:
         return (
@@ -49,6 +50,7 @@ class SweepReport:
             + self.expired_outputs
             + self.purged_jobs
             + self.unused_uploads
+            + self.open_parts
         )
 
 
@@ -71,15 +73,20 @@ class Sweeper:
         report.expired_outputs = await self._expire_outputs(now)
         report.purged_jobs = await self._purge_jobs(now)
         report.unused_uploads = await self._unused_uploads(now)
+        # An agent killed mid-upload leaves its parts open; no attempt lasts a day.
+        report.open_parts = await self.blobs.abort_open_parts(
+            "outputs/", begun_before=now - timedelta(seconds=DAY_S)
+        )
         if report.total():
             log.info(
                 "sweep: %d manifests repaired, %d losing-attempt files, %d jobs' outputs "
-                "expired, %d jobs purged, %d unused uploads",
+                "expired, %d jobs purged, %d unused uploads, %d unfinished multipart uploads",
                 report.repaired_manifests,
                 report.losing_files,
                 report.expired_outputs,
                 report.purged_jobs,
                 report.unused_uploads,
+                report.open_parts,
             )
         return report
 

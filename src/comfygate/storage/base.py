@@ -135,6 +135,11 @@ class Storage(ABC):
         """Drop an unfinished upload and its parts; one already gone is fine."""
         raise NotImplementedError(f"{type(self).__name__} has no multipart uploads")
 
+    async def abort_open_parts(self, prefix: str, *, begun_before: datetime) -> int:
+        """Drop the unfinished multipart uploads under ``prefix`` begun before then (an
+        agent that died mid-upload leaves one, billed, until someone does); how many."""
+        return 0
+
     async def signed_url(self, key: str, ttl_s: int) -> tuple[str, datetime]:
         signed = self.sign_get(key, ttl_s=ttl_s)
         return signed.url, signed.expires_at

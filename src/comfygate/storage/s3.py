@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -113,6 +113,19 @@ class LengthSigner:
                 raise
             error = exc.response.get("Error", {})
             raise PartsRefused(error.get("Code", "Error"), error.get("Message", "")) from None
+
+    def open_parts(self, prefix: str) -> list[tuple[str, str, datetime]]:
+        """(key, upload id, begun at) of the unfinished multipart uploads under ``prefix``."""
+        full = f"{self._prefix}/{prefix}" if self._prefix else prefix
+        found = []
+        pages = self._client.get_paginator("list_multipart_uploads")
+        for page in pages.paginate(Bucket=self._bucket, Prefix=full):
+            for upload in page.get("Uploads", []):
+                key = str(upload["Key"])
+                if self._prefix:
+                    key = key.removeprefix(f"{self._prefix}/")
+                found.append((key, str(upload["UploadId"]), upload["Initiated"]))
+        return found
 
     def abort_parts(self, key: str, upload_id: str) -> None:
         try:
@@ -298,3 +311,14 @@ class S3Storage(Storage):
 
     async def abort_parts(self, key: str, upload_id: str) -> None:
         await asyncio.to_thread(self._put_signer.abort_parts, check_key(key), upload_id)
+
+    async def abort_open_parts(self, prefix: str, *, begun_before: datetime) -> int:
+        signer = self._put_signer
+        stale = [
+            (key, upload_id)
+            for key, upload_id, begun in await asyncio.to_thread(signer.open_parts, prefix)
+            if begun < begun_before
+        ]
+        for key, upload_id in stale:
+            await asyncio.to_thread(signer.abort_parts, key, upload_id)
+        return len(stale)

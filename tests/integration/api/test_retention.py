@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from comfygate.clock import FakeClock
+from comfygate.jobs.ports import Blobs
 from comfygate.jobs.sweeper import Retention, Sweeper
 from comfygate.sim import SimServer
 from tests.integration.conftest import RunningGateway, wait_status
@@ -86,3 +88,25 @@ async def test_a_manifest_lost_to_a_crash_is_written_again(gateway: RunningGatew
     assert await gateway.gw.sweeper.repair_manifests(since=since) == 1
     assert await storage.get_bytes(key) == written
     assert await gateway.gw.sweeper.repair_manifests(since=since) == 0
+
+
+async def test_the_sweep_drops_multipart_uploads_open_for_a_day(gateway: RunningGateway) -> None:
+    asked: list[tuple[str, datetime]] = []
+
+    class Storage:
+        """The gateway's storage, noting what the sweep asks to abort."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(gateway.gw.storage, name)
+
+        async def abort_open_parts(self, prefix: str, *, begun_before: datetime) -> int:
+            asked.append((prefix, begun_before))
+            return 1
+
+    later = FakeClock(gateway.gw.clock.now() + timedelta(days=2))
+    sweeper = Sweeper(
+        store=gateway.gw.store, blobs=cast(Blobs, Storage()), clock=later, retention=Retention()
+    )
+    report = await sweeper.run_once()
+    assert report.open_parts == 1
+    assert asked == [("outputs/", later.now() - timedelta(days=1))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -174,3 +174,19 @@ async def test_parts_storage_will_not_join_are_refused_and_abort_drops_them(
     assert s3_server.open_uploads(url) == []
     assert await s3.stat("outputs/j/main/1/9-0.mp4") is None
     await s3.abort_parts("outputs/j/main/1/9-0.mp4", upload_id)  # gone already: fine
+
+
+async def test_unfinished_uploads_begun_before_a_time_are_dropped(
+    s3_server: S3Server, clock: FakeClock
+) -> None:
+    s3 = S3Storage.from_settings(url := s3_server.fresh_url(), s3_server.settings(), clock)
+    prefix = parse_s3_url(url)[1]
+    sizes = plan_parts(11 * MIB, 5 * MIB)
+    for key in ("outputs/j/main/1/9-0.mp4", "outputs/k/main/2/9-0.mp4", "inputs/u/a.mp4"):
+        await s3.begin_parts(key, ttl_s=300, content_type="video/mp4", sizes=sizes)
+    # moto dates every upload 2010-11-10: a cutoff before that keeps them all.
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    assert await s3.abort_open_parts("outputs/", begun_before=long_ago) == 0
+    assert len(s3_server.open_uploads(url)) == 3
+    assert await s3.abort_open_parts("outputs/", begun_before=datetime.now(UTC)) == 2
+    assert s3_server.open_uploads(url) == [f"{prefix}/inputs/u/a.mp4"]

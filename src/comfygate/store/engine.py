@@ -20,7 +20,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
 SQLITE_READERS = 4
+#: ``Connection.info`` key: a statement of the current call has completed
+_COMPLETED = "comfygate.completed"
 
 
 class Database(Protocol):
@@ -127,8 +129,21 @@ def _close(conn: Connection) -> None:
     conn.close()
 
 
+class _RanNothing(Exception):
+    """A call's connection was found dead before any of its statements completed."""
+
+
 class AsyncDatabase:
-    """A database with an async driver: PostgreSQL through asyncpg."""
+    """A database with an async driver: PostgreSQL through asyncpg.
+
+    Round trips are what a transaction costs here, in the gateway and in the server
+    alike. SQLAlchemy's ``pool_pre_ping`` spends three on every checkout (asyncpg's
+    ping runs BEGIN, a query and ROLLBACK), so a stale pooled connection is found by
+    use instead: a call whose connection turns out dead before any statement of it
+    completed ran nothing, and runs once more on a fresh one. Reads run in autocommit:
+    at READ COMMITTED a transaction gives a read no steadier view (each statement
+    takes its own snapshot), only a BEGIN and a ROLLBACK more.
+    """
 
     def __init__(
         self, url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout_s: float = 30
@@ -138,11 +153,15 @@ class AsyncDatabase:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_s,
-            pool_pre_ping=True,
             hide_parameters=True,
         )
+        self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._counter = StatementCounter()
         self._counter.watch(self._engine.sync_engine)
+
+        @event.listens_for(self._engine.sync_engine, "after_cursor_execute")
+        def _done(conn: Connection, *_args: Any) -> None:
+            conn.info[_COMPLETED] = True
 
     @property
     def statements(self) -> int:
@@ -153,17 +172,50 @@ class AsyncDatabase:
         return self._engine.dialect.name
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        async with self._connection() as conn, conn.begin():
-            return await conn.run_sync(fn)
+        async def once(conn: AsyncConnection) -> T:
+            async with conn.begin():
+                return await conn.run_sync(fn)
+
+        return await self._run(self._engine, once)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        async with self._connection() as conn:
+        async def once(conn: AsyncConnection) -> T:
             return await conn.run_sync(fn)
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        return await self._run(self._reader, once)
+
+    async def _run(
+        self, engine: AsyncEngine, once: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T:
         try:
-            conn = await self._engine.connect()
+            return await self._once(engine, once, may_retry=True)
+        except _RanNothing:
+            # The pool dropped every connection older than the dead one.
+            return await self._once(engine, once, may_retry=False)
+
+    async def _once(
+        self,
+        engine: AsyncEngine,
+        once: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        may_retry: bool,
+    ) -> T:
+        async with self._connection(engine) as conn:
+            info = conn.info
+            info[_COMPLETED] = False
+            try:
+                return await once(conn)
+            except sa_exc.DBAPIError as exc:
+                # A COMMIT lost with its connection may have landed: only a call that
+                # completed no statement is surely safe to run again.
+                if may_retry and exc.connection_invalidated and not info.get(_COMPLETED, True):
+                    raise _RanNothing from exc
+                raise
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        try:
+            conn = await engine.connect()
         except sa_exc.TimeoutError as exc:  # every pooled connection stayed busy
             raise DatabaseBusy from exc
         try:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.postgres
 async def test_no_free_connection_is_database_busy(pg_database: str) -> None:
     db = AsyncDatabase(pg_database, pool_size=1, max_overflow=0, pool_timeout_s=0.01)
     try:
-        async with db._connection():
+        async with db._connection(db._engine):
             with pytest.raises(DatabaseBusy):
                 await db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
             with pytest.raises(DatabaseBusy):

@@ -184,9 +184,7 @@ class AsyncDatabase:
 
         return await self._run(self._reader, once)
 
-    async def _run(
-        self, engine: AsyncEngine, once: Callable[[AsyncConnection], Awaitable[T]]
-    ) -> T:
+    async def _run(self, engine: AsyncEngine, once: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         try:
             return await self._once(engine, once, may_retry=True)
         except _RanNothing:

@@ -28,6 +28,7 @@ from comfygate.events.pg_broker import PgBroker
 from comfygate.events.redis_broker import RedisBroker
 from comfygate.events.relay import Relay
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.fresh_prompts import FreshPrompts
 from comfygate.jobs.lease_requests import LeaseRequests
 from comfygate.jobs.model import TERMINAL, WorkflowVersion
 from comfygate.jobs.model_lists import ModelLists
@@ -349,6 +350,7 @@ async def build_gateway(
     fetch_client = guarded_client(guard, timeout_s=settings.outbound.fetch_timeout_s, verify=tls)
     webhooks = SqlWebhookStore(store.db)
     signing_key = settings.signing_key()
+    fresh = FreshPrompts()
     service = JobService(
         store=store,
         blobs=storage,
@@ -365,6 +367,7 @@ async def build_gateway(
         webhook_urls=WebhookUrlCheck(guard),
         quotas=quota_policy(settings.limits),
         log_prompts=settings.log_prompts,
+        fresh=fresh,
     )
     gate = WorkerGate(
         store=store,
@@ -378,6 +381,7 @@ async def build_gateway(
             poll_s=settings.poll_s,
         ),
         log_prompts=settings.log_prompts,
+        fresh=fresh,
     )
     rescuer = Rescuer(
         store=store, blobs=storage, events=events, doorbell=doorbell, clock=clock, rng=rng

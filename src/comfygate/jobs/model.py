@@ -281,8 +281,8 @@ class Attempt:
 class Lease:
     """What an agent gets when it leases a job: everything it needs, nothing to look up.
 
-    ``prompt_key`` is the patched graph in storage (``jobs/{id}/prompt.json``); the
-    agent never reads ``workflows/``.
+    ``prompt_key`` is the patched graph in storage (``jobs/{id}/prompt.json``), which
+    ``graph`` usually carries already; the agent never reads ``workflows/``.
     """
 
     job_id: str
@@ -297,6 +297,8 @@ class Lease:
     retry_on_timeout: bool = False
     lease_ttl_s: float
     heartbeat_s: float
+    #: the graph itself, when the gateway had it at hand; None: read ``prompt_key``
+    graph: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

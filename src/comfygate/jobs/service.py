@@ -39,6 +39,7 @@ from comfygate.errors import (
 from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.fresh_prompts import FreshPrompts
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import (
     IdempotencyRecord,
@@ -103,8 +104,11 @@ class JobService:
         webhook_urls: WebhookUrls | None = None,
         quotas: QuotaPolicy | None = None,
         log_prompts: bool = False,
+        fresh: FreshPrompts | None = None,
     ) -> None:
         self.store = store
+        #: shared with the WorkerGate: leases handed out here carry graphs from it
+        self.fresh = fresh
         #: parameters are the users' words: logged only when the operator asks
         self.log_prompts = log_prompts
         self.blobs = blobs
@@ -269,10 +273,13 @@ class JobService:
         }
         # The patched graph is stored before the row exists, so no agent can lease a job
         # whose prompt is not there yet; an orphan object on a failed insert is harmless.
+        prompt = json.dumps(graph).encode()
         await asyncio.gather(
-            self.blobs.put_bytes(prompt_key(job_id), json.dumps(graph).encode(), JSON_TYPE),
+            self.blobs.put_bytes(prompt_key(job_id), prompt, JSON_TYPE),
             self.blobs.put_bytes(request_key(job_id), json.dumps(request).encode(), JSON_TYPE),
         )
+        if self.fresh is not None:
+            self.fresh.keep(job_id, prompt)
         job = await self._insert(
             NewJob(
                 id=job_id,
@@ -349,6 +356,8 @@ class JobService:
                 reservation=reservation,
             )
         except (QueueFull, TooManyActiveJobs, QuotaExceeded, IdempotencyKeyInFlight) as refused:
+            if self.fresh is not None:
+                self.fresh.take(job.id)
             # Refused inside the insert's transaction, so surely not made: its prompt and
             # request would be litter no sweep finds. (Other errors may come after a commit.)
             for key in (prompt_key(job.id), request_key(job.id)):

@@ -7,12 +7,14 @@ Agents reach this only through a transport (in-process now, HTTP for remote agen
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from comfygate.clock import Clock
 from comfygate.errors import LeaseLost
@@ -20,6 +22,7 @@ from comfygate.ids import new_prompt_id
 from comfygate.jobs.announce import publish_status, write_error, write_manifest
 from comfygate.jobs.backoff import retry_delay_s
 from comfygate.jobs.doorbell import Doorbell
+from comfygate.jobs.fresh_prompts import FreshPrompts
 from comfygate.jobs.keys import (
     cancel_bell,
     outputs_prefix,
@@ -113,9 +116,12 @@ class WorkerGate:
         lease_times: LeaseTimes,
         rng: random.Random | None = None,
         log_prompts: bool = False,
+        fresh: FreshPrompts | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
+        #: graphs accepted here, not yet leased (shared with the JobService)
+        self.fresh = fresh or FreshPrompts(max_bytes=0)
         self.events = events
         self.doorbell = doorbell
         self.clock = clock
@@ -228,7 +234,7 @@ class WorkerGate:
                         )
                     if claimed is not None:
                         job, attempt = claimed
-                        lease = self._to_lease(job, attempt)
+                        lease = self._to_lease(job, attempt, graph=await self._graph(job.id))
                         if attempt.prompt_id == prompt_id:  # ours, not one recorded before
                             await self._publish_status(job)
                             self._reporting[lease.lease_token] = _Reporting(
@@ -296,7 +302,20 @@ class WorkerGate:
         )
         return [self._to_lease(job, attempt) for job, attempt in adopted]
 
-    def _to_lease(self, job: Job, attempt: Attempt) -> Lease:
+    async def _graph(self, job_id: str) -> dict[str, Any] | None:
+        """The job's graph for its lease: saves the agent a read. None when storage
+        fails now; the job is leased already, and the agent reads (and retries) itself."""
+        data = self.fresh.take(job_id)
+        if data is None:
+            try:
+                data = await self.blobs.get_bytes(prompt_key(job_id))
+            except Exception:
+                log.warning("job %s: its graph could not be read for its lease", job_id)
+                return None
+        graph: dict[str, Any] = json.loads(data)
+        return graph
+
+    def _to_lease(self, job: Job, attempt: Attempt, graph: dict[str, Any] | None = None) -> Lease:
         assert job.lease_token is not None
         return Lease(
             job_id=job.id,
@@ -310,6 +329,7 @@ class WorkerGate:
             retry_on_timeout=job.retry_on_timeout,
             lease_ttl_s=self.times.ttl_s,
             heartbeat_s=self.times.heartbeat_s,
+            graph=graph,
         )
 
     def _others_in(self, pool: str, backend: str) -> bool:

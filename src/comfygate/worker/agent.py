@@ -474,7 +474,11 @@ class Agent:
         return entry
 
     async def _graph(self, lease: Lease) -> dict[str, Any]:
-        graph: dict[str, Any] = json.loads(await self.blobs.read(lease, lease.prompt_key))
+        graph: dict[str, Any] = (
+            lease.graph
+            if lease.graph is not None
+            else json.loads(await self.blobs.read(lease, lease.prompt_key))
+        )
         # ComfyUI's cache is global: a per-attempt folder makes every attempt write anew.
         return set_output_prefix(graph, f"comfygate/{lease.job_id}/{lease.attempt}")
 

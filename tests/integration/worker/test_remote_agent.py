@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import httpx
 import pytest
 
 from comfygate.comfy.session import open_session
@@ -90,3 +93,29 @@ async def test_a_restarted_remote_agent_reattaches_to_its_running_job(
     assert job["status"] == "succeeded" and job["attempts"] == 1, job
     prompts = [path for _, path, _ in sim.log if path == "/prompt"]
     assert len(prompts) == 1, prompts
+
+
+async def test_a_remote_agent_gets_the_graph_with_its_lease_and_never_asks_for_it(
+    remote: tuple[RunningGateway, str, Callable[[SimServer], Running]], start_sim: SimFactory
+) -> None:
+    rg, _, start = remote
+    sim = await start_sim()
+    _, transport, _ = start(sim)
+    calls: list[str] = []
+    send = transport.send
+
+    async def recorded(method: str, path: str, **kw: Any) -> httpx.Response:
+        calls.append(f"{method} {path}")
+        return await send(method, path, **kw)
+
+    transport.send = recorded  # type: ignore[method-assign]
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed", within_s=30)
+    assert job["status"] == "succeeded", job
+    assert any(call.endswith("/complete") for call in calls), calls
+    assert not [call for call in calls if call.endswith("/prompt")], calls
+    # ... and ran the graph the gateway stored for the job
+    [posted] = [body for method, path, body in sim.log if path == "/prompt" and method == "POST"]
+    stored = json.loads(await rg.gw.storage.get_bytes(f"jobs/{job['id']}/prompt.json"))
+    assert set(posted["prompt"]) == set(stored)

@@ -4,6 +4,7 @@ keeps its request id across retries so a lease taken for a lost answer comes bac
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from comfygate.clock import FakeClock
 from comfygate.errors import LeaseLost
 from comfygate.jobs.model import Lease, Lessee, Progress
 from comfygate.worker.transport.http import GatewayRefused, HttpTransport
-from comfygate.worker.transport.wire import lease_to_dict, models_digest
+from comfygate.worker.transport.wire import lease_from_dict, lease_to_dict, models_digest
 
 LEASE = Lease(
     job_id="01a00000-0000-7000-8000-000000000000",
@@ -138,3 +139,10 @@ async def test_the_model_list_goes_once_per_gateway_then_by_digest() -> None:
     assert await t.lease(other, wait_s=0) is None
     assert bodies[4]["models"] == ["n"]
     await t.aclose()
+
+
+def test_a_lease_carries_its_graph_over_the_wire_when_the_gateway_has_it() -> None:
+    graph = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}
+    carried = lease_from_dict(json.loads(json.dumps(lease_to_dict(replace(LEASE, graph=graph)))))
+    assert carried.graph == graph
+    assert lease_from_dict(lease_to_dict(LEASE)).graph is None

@@ -19,7 +19,7 @@ PRESIGNED = "presigned"
 
 def lease_to_dict(lease: Lease) -> dict[str, Any]:
     base = f"{PREFIX}/jobs/{lease.job_id}"
-    return {
+    body: dict[str, Any] = {
         "job_id": lease.job_id,
         "lease_token": lease.lease_token,
         "attempt": lease.attempt,
@@ -38,6 +38,9 @@ def lease_to_dict(lease: Lease) -> dict[str, Any]:
             "inputs": [f"{base}/inputs/{n}" for n in range(len(lease.inputs))],
         },
     }
+    if lease.graph is not None:
+        body["graph"] = lease.graph  # the agent need not ask for urls.prompt
+    return body
 
 
 def lease_from_dict(data: dict[str, Any]) -> Lease:
@@ -53,6 +56,7 @@ def lease_from_dict(data: dict[str, Any]) -> Lease:
         retry_on_timeout=bool(data["retry_on_timeout"]),
         lease_ttl_s=float(data["lease_ttl_s"]),
         heartbeat_s=float(data["heartbeat_s"]),
+        graph=data["graph"] if isinstance(data.get("graph"), dict) else None,
     )
 
 

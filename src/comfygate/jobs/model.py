@@ -239,8 +239,9 @@ class QueueHead:
 
     #: how many can be claimed now (counted up to the look's depth)
     claimable: int
-    #: how many of those name no model file and avoid no backend: any backend fits
-    open: int
+    #: the model files each of those names (in claim order), for the ones that avoid no
+    #: backend: a backend whose ComfyUI has them all may take it
+    needs: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,23 +85,32 @@ class _Reporting:
 
 
 class _Look:
-    """One look at a pool's queue, shared by the waiters that asked during it. Each
-    job it saw that any backend may take is a ticket: that many waiters claim at once,
-    the rest first check that a job is there for them."""
+    """One look at a pool's queue, shared by the waiters that asked during it. Each job
+    it saw that avoids no backend is a ticket for the first waiter whose ComfyUI has
+    its model files: ticket holders claim at once; the rest check the database only
+    when the look may have missed a job for them."""
 
-    def __init__(self, head: QueueHead) -> None:
+    def __init__(self, head: QueueHead, depth: int) -> None:
         self.head = head
-        self._tickets = head.open
+        self._tickets = list(head.needs)
+        self._depth = depth
 
     @classmethod
-    async def of(cls, read: Awaitable[QueueHead]) -> _Look:
-        return cls(await read)
+    async def of(cls, read: Awaitable[QueueHead], depth: int) -> _Look:
+        return cls(await read, depth)
 
-    def take_ticket(self) -> bool:
-        if self._tickets <= 0:
-            return False
-        self._tickets -= 1
-        return True
+    def take_ticket(self, models: frozenset[str] | None) -> bool:
+        """Take a job seen that a backend with ``models`` (None: any) may run."""
+        for n, needs in enumerate(self._tickets):
+            if models is None or needs <= models:
+                del self._tickets[n]
+                return True
+        return False
+
+    def beyond_tickets(self) -> bool:
+        """Whether the queue may hold a job for a waiter without a ticket: the look saw
+        a job that avoids some backend (for a while), or stopped at its depth."""
+        return self.head.claimable > len(self.head.needs) or self.head.claimable >= self._depth
 
 
 class WorkerGate:
@@ -205,13 +214,17 @@ class WorkerGate:
                         look = await self._look(pool)
                         if not look.head.claimable:
                             continue
-                    # Past the jobs the look saw that any backend may take, a job may
-                    # need models or avoid this backend: a read first, so that idle
-                    # waiters do not take the write lock for nothing.
-                    if not look.take_ticket() and not await self.store.has_claimable(
-                        pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
-                    ):
-                        continue
+                    if not look.take_ticket(lessee.models):
+                        # Every job the look saw that this backend may run has a ticket
+                        # holder claiming it: wait for the next ring, do not race them.
+                        if not look.beyond_tickets():
+                            continue
+                        # A read first, so that idle waiters do not take the write lock
+                        # for nothing.
+                        if not await self.store.has_claimable(
+                            pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
+                        ):
+                            continue
                     prompt_id = new_prompt_id()
                     claimed = await self.store.claim(
                         pool=pool,
@@ -267,7 +280,10 @@ class WorkerGate:
         if looking is None or looking[0].is_set():
             # Armed before the read: a job queued meanwhile rings it, voiding the answer.
             read = self.store.queue_head(pool=pool, now=self.clock.now(), depth=CLAIMERS_PER_POOL)
-            looking = (self.doorbell.arm(pool), asyncio.ensure_future(_Look.of(read)))
+            looking = (
+                self.doorbell.arm(pool),
+                asyncio.ensure_future(_Look.of(read, CLAIMERS_PER_POOL)),
+            )
             self._looking[pool] = looking
         bell, pending = looking
         at = self.clock.monotonic()

@@ -833,8 +833,8 @@ class SqlJobStore:
     async def queue_head(self, *, pool: str, now: datetime, depth: int) -> QueueHead:
         def run(conn: Connection) -> QueueHead:
             rows = conn.execute(_queue_head(depth), {"pool": pool, "now": now}).all()
-            fit_any = sum(1 for row in rows if not row.models and row.avoid_backend is None)
-            return QueueHead(claimable=len(rows), open=fit_any)
+            needs = tuple(frozenset(row.models or ()) for row in rows if row.avoid_backend is None)
+            return QueueHead(claimable=len(rows), needs=needs)
 
         return await self._db.read(run)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from comfygate.clock import FakeClock
-from comfygate.jobs.model import Lease, Lessee
+from comfygate.jobs.model import JobFailure, Lease, Lessee
 from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.store import SqlJobStore
 from tests.integration.store.test_lease_requests import gate_over
@@ -66,7 +66,7 @@ async def test_a_ready_job_no_waiter_has_the_models_for_stays_queued(
     assert lease is not None and lease.job_id == job.id
 
 
-async def test_only_a_job_not_every_backend_may_take_costs_a_waiter_its_own_check(
+async def test_only_a_job_that_avoids_a_backend_costs_a_waiter_its_own_check(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
@@ -79,17 +79,32 @@ async def test_only_a_job_not_every_backend_may_take_costs_a_waiter_its_own_chec
 
     monkeypatch.setattr(store, "has_claimable", counted)
     box = lessee(1, frozenset({"sdxl.safetensors"}))
+    bare = lessee(2, frozenset())
     # A job any backend may take: the shared look is all the waiter reads before it claims.
     plain = await store.create_job(new_job(), now=clock.now())
     gate.doorbell.ring("default")
     [lease] = await one_poll(gate, [box])
     assert lease is not None and lease.job_id == plain.id
-    assert checks == []
-    # A job that names a model: the waiter checks that it has it before it claims.
+    # A job that names a model: the look shows which one, so the waiter that has it
+    # claims at once and the one that lacks it neither checks nor claims.
     needy = await store.create_job(new_job(models=("sdxl.safetensors",)), now=clock.now())
+    gate.doorbell.ring("default")
+    assert await one_poll(gate, [bare]) == [None]
     gate.doorbell.ring("default")
     [lease] = await one_poll(gate, [box])
     assert lease is not None and lease.job_id == needy.id
+    assert checks == []
+    # A retried job that waits a while for another backend than the one it failed on:
+    # the look cannot tell who may take it now, so the waiter checks.
+    retried = await store.create_job(new_job(), now=clock.now())
+    gate.doorbell.ring("default")
+    [first] = await one_poll(gate, [lessee(9)])
+    assert first is not None and first.job_id == retried.id
+    await gate.fail(first, JobFailure(code="backend_error", message="x"), retryable=True)
+    clock.advance(60)  # past its retry delay
+    gate.doorbell.ring("default")
+    [lease] = await one_poll(gate, [bare])
+    assert lease is not None and lease.job_id == retried.id
     assert checks == ["default"]
 
 
@@ -102,3 +117,27 @@ async def test_waiters_past_the_jobs_seen_check_before_they_claim(
     leases = await one_poll(gate, [lessee(n) for n in range(WAITERS)])
     taken = sorted(lease.job_id for lease in leases if lease is not None)
     assert taken == sorted(job.id for job in jobs)
+
+
+async def test_one_job_for_many_waiters_costs_one_look_and_one_claim(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    waiters = [lessee(n) for n in range(WAITERS)]
+    assert await one_poll(gate, waiters) == [None] * WAITERS
+    calls: list[str] = []
+    for name in ("queue_head", "has_claimable", "claim"):
+        real = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    await store.create_job(new_job(), now=clock.now())
+    gate.doorbell.ring("default")
+    leases = await one_poll(gate, waiters)
+    assert sum(lease is not None for lease in leases) == 1
+    # The look saw one job any backend may take: its ticket holder claims it, and the
+    # other waiters neither query nor race it for the write lock.
+    assert sorted(calls) == ["claim", "queue_head"], calls

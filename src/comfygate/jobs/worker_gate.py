@@ -414,17 +414,24 @@ class WorkerGate:
     async def preview(
         self, lease: Lease, *, node_id: str | None, content_type: str, data: bytes
     ) -> None:
-        job = await self.store.get_job(lease.job_id)
-        if job is None or job.lease_token != lease.lease_token:
-            return
+        # Fenced like progress: a lease this gate handed out or saved lately stands;
+        # another is checked against the row.
+        seen = self._reporting.get(lease.lease_token)
+        if seen is not None and self.clock.monotonic() - seen.saved_at < PROGRESS_SAVE_S:
+            owner_id = seen.owner_id
+        else:
+            job = await self.store.get_job(lease.job_id)
+            if job is None or job.lease_token != lease.lease_token:
+                return
+            owner_id = job.owner_id
         ext = "png" if content_type == "image/png" else "jpg"
-        key = preview_key(job.id, ext)
+        key = preview_key(lease.job_id, ext)
         await self.blobs.put_bytes(key, data, content_type)
         url, expires_at = await self.blobs.signed_url(key, PREVIEW_TTL_S)
         await self.events.publish(
             LiveEvent(
-                job_id=job.id,
-                owner_id=job.owner_id,
+                job_id=lease.job_id,
+                owner_id=owner_id,
                 type="preview",
                 data={"url": url, "node_id": node_id, "expires_at": expires_at.isoformat()},
             )

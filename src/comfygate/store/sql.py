@@ -156,9 +156,15 @@ def _transitioned(
         return None
     job = job_from_row(row)
     first = job.last_seq - count + 1
-    for i, (kind, data) in enumerate(extra_events):
-        _append(conn, job, kind, data, first + i, now)
-    _append(conn, job, "status", status_data(job), job.last_seq, now)
+    events = [*extra_events, ("status", status_data(job))]
+    # One batch: a job's outputs and its status cost one round trip, not one each.
+    conn.execute(
+        INSERT_EVENT,
+        [
+            {"job_id": job.id, "seq": first + i, "type": kind, "data": data, "at": now}
+            for i, (kind, data) in enumerate(events)
+        ],
+    )
     _tell_webhook(conn, job, now)
     return job
 

@@ -5,9 +5,10 @@ the broker; a ring of the doorbell likewise. One sender task drains the queue in
 batches, in order, and waits out a broker that is away.
 
 In: a ring wakes the local waiters. A stored event's notice is read back from the
-store (``events_after``) and fanned out on the local bus with its stored data and
-seq, so SSE streams here see the same events, in the same order, as streams on the
-gateway that wrote them; a live event (progress, preview) carries its data. Notices
+store (``events_after_many``: one read for the notices of many jobs that arrived
+together) and fanned out on the local bus with its stored data and seq, so SSE
+streams here see the same events, in the same order, as streams on the gateway that
+wrote them; a live event (progress, preview) carries its data. Notices
 of owners nobody follows here are dropped before any read. Our own notices, which
 the broker delivers back, are ignored: they were published locally already.
 """
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from comfygate.events.broker import Broker, backoff_delays
@@ -37,10 +38,12 @@ QUEUE_MAX = 10_000
 SEND_BATCH = 200
 #: jobs whose fanned-out seq is remembered, so a burst of notices costs one read
 REMEMBERED_JOBS = 10_000
+#: notices fanned out after one read of the store at most
+FAN_BATCH = 100
 
 
 class EventLog(Protocol):
-    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]: ...
+    async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]: ...
 
 
 class Relay:
@@ -127,34 +130,42 @@ class Relay:
                     await asyncio.sleep(next(delays))
 
     async def _fan_out(self) -> None:
-        # One at a time, in arrival order: a progress tick never overtakes the status
-        # event noticed before it.
+        # The notices waiting are taken together, so a busy gateway reads the stored
+        # events of many jobs at once.
         while True:
-            notice = await self._inbox.get()
+            batch = [await self._inbox.get()]
+            while len(batch) < FAN_BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
             try:
-                await self._fan_out_one(notice)
+                await self._fan_out_batch(batch)
             except Exception:
-                log.exception("could not fan out %s of job %s", notice.type, notice.job_id)
+                log.exception("could not fan out %d notice(s)", len(batch))
 
-    async def _fan_out_one(self, n: EventNotice) -> None:
-        if n.seq is None:
-            assert n.data is not None
-            await self.bus.publish(
-                LiveEvent(job_id=n.job_id, owner_id=n.owner_id, type=n.type, data=n.data)
-            )
-            return
-        if n.seq <= self._fanned.get(n.job_id, 0):
-            return  # read along with an earlier notice
-        # Everything from this seq on: the later notices of a burst then cost no read.
-        events = await self.log.events_after(n.job_id, n.seq - 1)
-        for ev in events:
-            await self.bus.publish(
-                LiveEvent(
-                    job_id=n.job_id, owner_id=n.owner_id, type=ev.type, data=ev.data, seq=ev.seq
+    async def _fan_out_batch(self, batch: list[EventNotice]) -> None:
+        # Everything from each job's first new seq on: later notices then cost no read.
+        after: dict[str, int] = {}
+        for n in batch:
+            if n.seq is not None and n.seq > self._fanned.get(n.job_id, 0):
+                after[n.job_id] = min(after.get(n.job_id, n.seq), n.seq)
+        read = await self.log.events_after_many({j: seq - 1 for j, seq in after.items()})
+        # In arrival order, each job's stored events at its first notice: a progress
+        # tick never overtakes the status event noticed before it.
+        for n in batch:
+            if n.seq is None:
+                assert n.data is not None
+                await self.bus.publish(
+                    LiveEvent(job_id=n.job_id, owner_id=n.owner_id, type=n.type, data=n.data)
                 )
-            )
-        if events:
-            self._fanned[n.job_id] = events[-1].seq
-            self._fanned.move_to_end(n.job_id)
-            if len(self._fanned) > REMEMBERED_JOBS:
-                self._fanned.popitem(last=False)
+                continue
+            events = read.pop(n.job_id, [])
+            for ev in events:
+                await self.bus.publish(
+                    LiveEvent(
+                        job_id=n.job_id, owner_id=n.owner_id, type=ev.type, data=ev.data, seq=ev.seq
+                    )
+                )
+            if events:
+                self._fanned[n.job_id] = events[-1].seq
+                self._fanned.move_to_end(n.job_id)
+                if len(self._fanned) > REMEMBERED_JOBS:
+                    self._fanned.popitem(last=False)

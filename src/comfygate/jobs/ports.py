@@ -7,7 +7,7 @@ when the job is not in one of them; none silently succeeds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,6 +99,10 @@ class JobStore(Protocol):
     ) -> list[JobEvent]:
         """The job's events after ``seq``, in order; with ``since``, only those stored
         (``at``) at or after it."""
+
+    async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]:
+        """For each job of ``after``, its events after the seq given, in order (jobs with
+        none left out): one read for a burst of notices about several jobs."""
 
     async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:
         """The job's events after ``seq``, then the job itself, read after them (so it is

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -717,6 +717,29 @@ class SqlJobStore:
             rows = conn.execute(query.order_by(job_events.c.seq))
             return [event_from_row(r) for r in rows]
 
+        return await self._db.read(run)
+
+    async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]:
+        def run(conn: Connection) -> dict[str, list[JobEvent]]:
+            query = (
+                select(job_events)
+                .where(
+                    or_(
+                        *(
+                            and_(job_events.c.job_id == job_id, job_events.c.seq > seq)
+                            for job_id, seq in after.items()
+                        )
+                    )
+                )
+                .order_by(job_events.c.job_id, job_events.c.seq)
+            )
+            found: dict[str, list[JobEvent]] = {}
+            for r in conn.execute(query):
+                found.setdefault(r.job_id, []).append(event_from_row(r))
+            return found
+
+        if not after:
+            return {}
         return await self._db.read(run)
 
     async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:

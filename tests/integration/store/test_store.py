@@ -174,6 +174,13 @@ async def test_fenced_writes_and_the_zombie_agent(store: SqlJobStore, clock: Fak
         "succeeded",
     ]
     assert [e.seq for e in await store.events_after(job.id, 4)] == [5, 6]
+    other = await store.create_job(new_job(), now=clock.now())
+    many = await store.events_after_many({job.id: 4, other.id: 0, "no-such-job": 0})
+    assert {j: [e.seq for e in events] for j, events in many.items()} == {
+        job.id: [5, 6],
+        other.id: [1],
+    }
+    assert await store.events_after_many({job.id: 6}) == {}
     outcomes = [a.outcome for a in await store.attempts(job.id)]
     assert outcomes == ["websocket_lost", "succeeded"]
 

@@ -4,7 +4,7 @@ reads back from the store and fans out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,9 +34,10 @@ class FakeLog:
         timeline.append(ev)
         return LiveEvent(job_id=job_id, owner_id="alice", type=type_, data=ev.data, seq=ev.seq)
 
-    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]:
+    async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]:
         self.reads += 1
-        return [e for e in self.events.get(job_id, []) if e.seq > seq]
+        found = {j: [e for e in self.events.get(j, []) if e.seq > seq] for j, seq in after.items()}
+        return {j: events for j, events in found.items() if events}
 
 
 @dataclass
@@ -91,6 +92,26 @@ async def test_a_burst_of_notices_costs_one_read_and_keeps_its_order(pair: Pair)
     assert await take(there, 3) == events
     await settle()
     assert pair.log.reads == 1 and there.queue.empty()
+
+
+async def test_a_burst_of_notices_of_several_jobs_costs_one_read(pair: Pair) -> None:
+    there = pair.b.bus.subscribe("alice")
+    tick = LiveEvent(job_id="j2", owner_id="alice", type="progress", data={"value": 1})
+    sent = [
+        pair.log.append("j1", "status", {"status": "running"}),
+        pair.log.append("j2", "status", {"status": "running"}),
+        tick,
+        pair.log.append("j3", "status", {"status": "queued"}),
+        pair.log.append("j1", "status", {"status": "succeeded"}),
+    ]
+    # Published together, as a busy gateway would: their notices cross in one batch.
+    await asyncio.gather(*(pair.a.publish(ev) for ev in sent))
+    got = await take(there, len(sent))
+    await settle()
+    assert pair.log.reads == 1 and there.queue.empty()
+    # Each job's events in order, and the tick after the status noticed before it.
+    for job in ("j1", "j2", "j3"):
+        assert [e for e in got if e.job_id == job] == [e for e in sent if e.job_id == job]
 
 
 async def test_live_events_carry_their_data_in_order_with_stored_ones(pair: Pair) -> None:

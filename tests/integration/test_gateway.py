@@ -51,3 +51,22 @@ async def test_a_job_runs_on_an_https_backend_the_gateways_tls_context_trusts(
         r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})
         job = await wait_status(c, r.json()["id"], "succeeded", "failed", within_s=30)
     assert job["status"] == "succeeded", job
+
+
+async def test_a_job_leased_where_it_was_accepted_never_reads_its_graph_from_storage(
+    sim: SimServer, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rg = await start_gateway(sim.url)
+    read: list[str] = []
+    get_bytes = rg.gw.storage.get_bytes
+
+    async def recorded(key: str) -> bytes:
+        read.append(key)
+        return await get_bytes(key)
+
+    monkeypatch.setattr(rg.gw.storage, "get_bytes", recorded)
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed")
+    assert job["status"] == "succeeded", job
+    assert f"jobs/{job['id']}/prompt.json" not in read, read

@@ -130,7 +130,7 @@ class WorkerGate:
         self.store = store
         self.blobs = blobs
         #: graphs accepted here, not yet leased (shared with the JobService)
-        self.fresh = fresh or FreshPrompts(max_bytes=0)
+        self.fresh = fresh if fresh is not None else FreshPrompts(max_bytes=0)
         self.events = events
         self.doorbell = doorbell
         self.clock = clock

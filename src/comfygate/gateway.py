@@ -351,6 +351,20 @@ async def build_gateway(
     webhooks = SqlWebhookStore(store.db)
     signing_key = settings.signing_key()
     fresh = FreshPrompts()
+    gate = WorkerGate(
+        store=store,
+        blobs=storage,
+        events=events,
+        doorbell=doorbell,
+        clock=clock,
+        lease_times=LeaseTimes(
+            ttl_s=settings.lease.ttl_s,
+            heartbeat_s=settings.lease.heartbeat_s,
+            poll_s=settings.poll_s,
+        ),
+        log_prompts=settings.log_prompts,
+        fresh=fresh,
+    )
     service = JobService(
         store=store,
         blobs=storage,
@@ -368,20 +382,7 @@ async def build_gateway(
         quotas=quota_policy(settings.limits),
         log_prompts=settings.log_prompts,
         fresh=fresh,
-    )
-    gate = WorkerGate(
-        store=store,
-        blobs=storage,
-        events=events,
-        doorbell=doorbell,
-        clock=clock,
-        lease_times=LeaseTimes(
-            ttl_s=settings.lease.ttl_s,
-            heartbeat_s=settings.lease.heartbeat_s,
-            poll_s=settings.poll_s,
-        ),
-        log_prompts=settings.log_prompts,
-        fresh=fresh,
+        on_queued=gate.queued_here,
     )
     rescuer = Rescuer(
         store=store, blobs=storage, events=events, doorbell=doorbell, clock=clock, rng=rng

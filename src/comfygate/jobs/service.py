@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,8 +105,12 @@ class JobService:
         quotas: QuotaPolicy | None = None,
         log_prompts: bool = False,
         fresh: FreshPrompts | None = None,
+        on_queued: Callable[[str, frozenset[str]], None] | None = None,
     ) -> None:
         self.store = store
+        #: told of each job this gateway queues, before its pool's ring (the WorkerGate:
+        #: a waiter here then claims it without reading the queue first)
+        self.on_queued = on_queued
         #: shared with the WorkerGate: leases handed out here carry graphs from it
         self.fresh = fresh
         #: parameters are the users' words: logged only when the operator asks
@@ -263,6 +267,7 @@ class JobService:
         job_id = new_id()
         now = self.clock.now()
         graph = patch_graph(workflow, valid)
+        needed = models_needed(graph)
         request = {
             "workflow": workflow.name,
             "workflow_version": workflow.version,
@@ -296,19 +301,24 @@ class JobService:
                 retry_on_timeout=workflow.retry_on_timeout,
                 expires_at=now + timedelta(seconds=workflow.queue_ttl_s),
                 webhook=target.to_dict() if target else None,
-                models=models_needed(graph),
+                models=needed,
             ),
             now=now,
             admission=self.quotas.admission(principal, workflow.cost.of(valid)),
             reservation=reservation,
         )
-        self.doorbell.ring(job.pool)
+        self._queued(job, needed)
         await self._publish_status(job)
         if self.log_prompts:
             log.info("job %s accepted: %s %s", job.id, workflow.name, json.dumps(valid))
         else:
             log.info("job %s accepted: %s", job.id, workflow.name)
         return job
+
+    def _queued(self, job: Job, models: Iterable[str]) -> None:
+        if self.on_queued is not None:
+            self.on_queued(job.pool, frozenset(models))
+        self.doorbell.ring(job.pool)
 
     async def _webhook(self, raw: Any) -> WebhookTarget | None:
         if raw is None:
@@ -441,6 +451,7 @@ class JobService:
         request.update(accepted_at=now.isoformat(), retry_of=old.id)
         await self.blobs.put_bytes(request_key(job_id), json.dumps(request).encode(), JSON_TYPE)
         queue_ttl = old.expires_at - old.created_at if old.expires_at else None
+        needed = models_needed(json.loads(prompt))
         job = await self._insert(
             NewJob(
                 id=job_id,
@@ -458,12 +469,12 @@ class JobService:
                 expires_at=now + queue_ttl if queue_ttl is not None else None,
                 retry_of=old.id,
                 webhook=old.webhook,
-                models=models_needed(json.loads(prompt)),
+                models=needed,
             ),
             now=now,
             admission=self._retry_admission(principal, old),
         )
-        self.doorbell.ring(job.pool)
+        self._queued(job, needed)
         await self._publish_status(job)
         return job
 

@@ -53,6 +53,8 @@ LESSEE_SEEN_S = 60.0
 PROGRESS_SAVE_S = 1.0
 #: waiters of one pool on one gateway that check for a job of their own and claim at once
 CLAIMERS_PER_POOL = 4
+#: tickets of jobs queued here kept per pool at most (each for up to a poll interval)
+QUEUED_HERE_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,15 @@ class _Reporting:
     canceled: asyncio.Event | None
 
 
+def _take_fitting(tickets: list[frozenset[str]], models: frozenset[str] | None) -> bool:
+    """Take the first ticket whose model files ``models`` (None: any) has all of."""
+    for n, needs in enumerate(tickets):
+        if models is None or needs <= models:
+            del tickets[n]
+            return True
+    return False
+
+
 class _Look:
     """One look at a pool's queue, shared by the waiters that asked during it. Each job
     it saw that avoids no backend is a ticket for the first waiter whose ComfyUI has
@@ -101,11 +112,7 @@ class _Look:
 
     def take_ticket(self, models: frozenset[str] | None) -> bool:
         """Take a job seen that a backend with ``models`` (None: any) may run."""
-        for n, needs in enumerate(self._tickets):
-            if models is None or needs <= models:
-                del self._tickets[n]
-                return True
-        return False
+        return _take_fitting(self._tickets, models)
 
     def beyond_tickets(self) -> bool:
         """Whether the queue may hold a job for a waiter without a ticket: the look saw
@@ -153,6 +160,29 @@ class WorkerGate:
         self._none_ready: dict[str, tuple[asyncio.Event, float, _Look]] = {}
         #: pool → the waiters here that may check and claim at the same time
         self._claiming: dict[str, asyncio.Semaphore] = {}
+        #: pool → (when, the model files of each job) queued through this gateway lately:
+        #: a ticket each, so the job's ring is not followed by a read
+        self._queued_here: dict[str, tuple[float, list[frozenset[str]]]] = {}
+
+    def queued_here(self, pool: str, models: frozenset[str]) -> None:
+        """A job this gateway just queued in ``pool``, naming ``models``: the first
+        waiter here whose ComfyUI has those files claims at once. On an idle pool that
+        is the path of every job, and the look's read would stand between the submit
+        and the claim."""
+        now = self.clock.monotonic()
+        since, tickets = self._queued_here.get(pool, (now, []))
+        if now - since >= self.times.poll_s:  # no waiter here took those: looks will
+            since, tickets = now, []
+        if len(tickets) < QUEUED_HERE_MAX:
+            tickets.append(models)
+        self._queued_here[pool] = (since, tickets)
+
+    def _take_queued_here(self, pool: str, models: frozenset[str] | None) -> bool:
+        since, tickets = self._queued_here.get(pool, (0.0, []))
+        if self.clock.monotonic() - since >= self.times.poll_s:
+            self._queued_here.pop(pool, None)
+            return False
+        return _take_fitting(tickets, models)
 
     async def lease(
         self,
@@ -202,29 +232,20 @@ class WorkerGate:
                 # A retried job waits a while for another backend than the one it failed
                 # on, but only when the pool has another backend to offer.
                 avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
-                look = await self._look(pool)
-                if not look.head.claimable:
-                    continue
+                queued_here = self._take_queued_here(pool, lessee.models)
+                if not queued_here:
+                    look = await self._look(pool)
+                    if not look.head.claimable:
+                        continue
                 # After a ring, a few waiters at a time go on: once the job is taken,
                 # the rest find the shared "none ready" instead of querying each.
                 claimers = self._claimers(pool)
                 waited = claimers.locked()
                 async with claimers:
-                    if waited:  # others went first: the jobs seen may be gone
-                        look = await self._look(pool)
-                        if not look.head.claimable:
-                            continue
-                    if not look.take_ticket(lessee.models):
-                        # Every job the look saw that this backend may run has a ticket
-                        # holder claiming it: wait for the next ring, do not race them.
-                        if not look.beyond_tickets():
-                            continue
-                        # A read first, so that idle waiters do not take the write lock
-                        # for nothing.
-                        if not await self.store.has_claimable(
-                            pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
-                        ):
-                            continue
+                    if not queued_here and not await self._may_claim(
+                        pool, lessee, avoid, look, waited
+                    ):
+                        continue
                     prompt_id = new_prompt_id()
                     claimed = await self.store.claim(
                         pool=pool,
@@ -262,6 +283,25 @@ class WorkerGate:
             # Polls too: a retry's not_before passing rings no bell, and a ring can be
             # missed between a lost claim and the wait.
             await _any_rung(bells, min(remaining, self.times.poll_s))
+
+    async def _may_claim(
+        self, pool: str, lessee: Lessee, avoid: str | None, look: _Look, waited: bool
+    ) -> bool:
+        """Whether a job may be there for this waiter, after ``look`` found one."""
+        if waited:  # others went first: the jobs seen may be gone
+            look = await self._look(pool)
+            if not look.head.claimable:
+                return False
+        if look.take_ticket(lessee.models):
+            return True
+        # Every job the look saw that this backend may run has a ticket holder claiming
+        # it: wait for the next ring, do not race them.
+        if not look.beyond_tickets():
+            return False
+        # A read first, so that idle waiters do not take the write lock for nothing.
+        return await self.store.has_claimable(
+            pool=pool, now=self.clock.now(), avoid=avoid, models=lessee.models
+        )
 
     def _claimers(self, pool: str) -> asyncio.Semaphore:
         return self._claiming.setdefault(pool, asyncio.Semaphore(CLAIMERS_PER_POOL))

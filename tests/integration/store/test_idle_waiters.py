@@ -141,3 +141,34 @@ async def test_one_job_for_many_waiters_costs_one_look_and_one_claim(
     # The look saw one job any backend may take: its ticket holder claims it, and the
     # other waiters neither query nor race it for the write lock.
     assert sorted(calls) == ["claim", "queue_head"], calls
+
+
+async def test_a_job_queued_here_is_claimed_without_a_look_by_a_waiter_that_fits(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    bare, box = lessee(1, frozenset()), lessee(2, frozenset({"sdxl.safetensors"}))
+    assert await one_poll(gate, [bare, box]) == [None, None]
+    calls: list[str] = []
+    for name in ("queue_head", "has_claimable", "claim"):
+        real = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    job = await store.create_job(new_job(models=("sdxl.safetensors",)), now=clock.now())
+    gate.queued_here("default", frozenset({"sdxl.safetensors"}))
+    gate.doorbell.ring("default")
+    # The waiter without the model takes no ticket (and looks); the one with it claims
+    # at once, without a look of its own.
+    assert await one_poll(gate, [bare]) == [None]
+    assert calls == ["queue_head"]
+    [lease] = await one_poll(gate, [box])
+    assert lease is not None and lease.job_id == job.id
+    assert calls == ["queue_head", "claim"], calls
+    # A ticket no waiter here took lasts a poll interval: then looks take over.
+    gate.queued_here("default", frozenset({"flux.safetensors"}))
+    clock.advance(gate.times.poll_s)
+    assert gate._take_queued_here("default", None) is False

@@ -163,6 +163,8 @@ class WorkerGate:
         #: pool → (when, the model files of each job) queued through this gateway lately:
         #: a ticket each, so the job's ring is not followed by a read
         self._queued_here: dict[str, tuple[float, list[frozenset[str]]]] = {}
+        #: pool → claims under such a ticket in flight here
+        self._claiming_queued: dict[str, int] = {}
 
     def queued_here(self, pool: str, models: frozenset[str]) -> None:
         """A job this gateway just queued in ``pool``, naming ``models``: the first
@@ -234,6 +236,10 @@ class WorkerGate:
                 avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
                 queued_here = self._take_queued_here(pool, lessee.models)
                 if not queued_here:
+                    if self._claiming_queued.get(pool):
+                        # A waiter here claims a job just queued: a look now would still
+                        # see it and send more claimers. That claim rings when done.
+                        continue
                     look = await self._look(pool)
                     if not look.head.claimable:
                         continue
@@ -247,18 +253,26 @@ class WorkerGate:
                     ):
                         continue
                     prompt_id = new_prompt_id()
-                    claimed = await self.store.claim(
-                        pool=pool,
-                        agent_id=lessee.agent_id,
-                        backend=lessee.backend,
-                        prompt_id=prompt_id,
-                        lease_token=secrets.token_urlsafe(24),
-                        lease_ttl_s=self.times.ttl_s,
-                        now=self.clock.now(),
-                        avoid=avoid,
-                        request_id=request_id,
-                        models=lessee.models,
-                    )
+                    if queued_here:
+                        self._claiming_queued[pool] = self._claiming_queued.get(pool, 0) + 1
+                    try:
+                        claimed = await self.store.claim(
+                            pool=pool,
+                            agent_id=lessee.agent_id,
+                            backend=lessee.backend,
+                            prompt_id=prompt_id,
+                            lease_token=secrets.token_urlsafe(24),
+                            lease_ttl_s=self.times.ttl_s,
+                            now=self.clock.now(),
+                            avoid=avoid,
+                            request_id=request_id,
+                            models=lessee.models,
+                        )
+                    finally:
+                        if queued_here:
+                            self._claiming_queued[pool] -= 1
+                            # The waiters that held back look now, at the committed queue.
+                            self.doorbell.ring_here(pool)
                     if claimed is None and request_id is not None:
                         # Lost a race, maybe to a retry of this very call on another gateway
                         # (whose claim may not have committed yet: watch from now on).

@@ -172,3 +172,27 @@ async def test_a_job_queued_here_is_claimed_without_a_look_by_a_waiter_that_fits
     gate.queued_here("default", frozenset({"flux.safetensors"}))
     clock.advance(gate.times.poll_s)
     assert gate._take_queued_here("default", None) is False
+
+
+async def test_while_a_job_queued_here_is_claimed_the_other_waiters_here_hold_back(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    waiters = [lessee(n) for n in range(WAITERS)]
+    assert await one_poll(gate, waiters) == [None] * WAITERS
+    calls: list[str] = []
+    for name in ("queue_head", "has_claimable", "claim"):
+        real = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    job = await store.create_job(new_job(), now=clock.now())
+    gate.queued_here("default", frozenset())
+    gate.doorbell.ring("default")
+    leases = await one_poll(gate, waiters)
+    assert [lease.job_id for lease in leases if lease is not None] == [job.id]
+    # One claim, no look: the others neither read the queue nor raced for the job.
+    assert calls == ["claim"], calls

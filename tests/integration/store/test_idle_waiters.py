@@ -28,6 +28,20 @@ async def one_poll(gate: WorkerGate, lessees: list[Lessee]) -> list[Lease | None
     return list(await asyncio.gather(*(gate.lease(x, wait_s=0) for x in lessees)))
 
 
+def claim_path_calls(store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the store's claim-path calls from now on, in order."""
+    calls: list[str] = []
+    for name in ("queue_head", "has_claimable", "claim"):
+        real = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    return calls
+
+
 async def test_idle_waiters_share_one_look_until_a_ring_or_the_poll_interval(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -119,45 +133,13 @@ async def test_waiters_past_the_jobs_seen_check_before_they_claim(
     assert taken == sorted(job.id for job in jobs)
 
 
-async def test_one_job_for_many_waiters_costs_one_look_and_one_claim(
-    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    gate = gate_over(store, clock, tmp_path)
-    waiters = [lessee(n) for n in range(WAITERS)]
-    assert await one_poll(gate, waiters) == [None] * WAITERS
-    calls: list[str] = []
-    for name in ("queue_head", "has_claimable", "claim"):
-        real = getattr(store, name)
-
-        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
-            calls.append(_name)
-            return await _real(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
-    await store.create_job(new_job(), now=clock.now())
-    gate.doorbell.ring("default")
-    leases = await one_poll(gate, waiters)
-    assert sum(lease is not None for lease in leases) == 1
-    # The look saw one job any backend may take: its ticket holder claims it, and the
-    # other waiters neither query nor race it for the write lock.
-    assert sorted(calls) == ["claim", "queue_head"], calls
-
-
 async def test_a_job_queued_here_is_claimed_without_a_look_by_a_waiter_that_fits(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
     bare, box = lessee(1, frozenset()), lessee(2, frozenset({"sdxl.safetensors"}))
     assert await one_poll(gate, [bare, box]) == [None, None]
-    calls: list[str] = []
-    for name in ("queue_head", "has_claimable", "claim"):
-        real = getattr(store, name)
-
-        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
-            calls.append(_name)
-            return await _real(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
+    calls = claim_path_calls(store, monkeypatch)
     job = await store.create_job(new_job(models=("sdxl.safetensors",)), now=clock.now())
     gate.queued_here("default", frozenset({"sdxl.safetensors"}))
     gate.doorbell.ring("default")
@@ -174,25 +156,25 @@ async def test_a_job_queued_here_is_claimed_without_a_look_by_a_waiter_that_fits
     assert gate._take_queued_here("default", None) is False
 
 
-async def test_while_a_job_queued_here_is_claimed_the_other_waiters_here_hold_back(
-    store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("here", [False, True], ids=["queued-elsewhere", "queued-here"])
+async def test_one_job_for_many_waiters_costs_at_most_one_look_and_one_claim(
+    store: SqlJobStore,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    here: bool,
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
     waiters = [lessee(n) for n in range(WAITERS)]
     assert await one_poll(gate, waiters) == [None] * WAITERS
-    calls: list[str] = []
-    for name in ("queue_head", "has_claimable", "claim"):
-        real = getattr(store, name)
-
-        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
-            calls.append(_name)
-            return await _real(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
+    calls = claim_path_calls(store, monkeypatch)
     job = await store.create_job(new_job(), now=clock.now())
-    gate.queued_here("default", frozenset())
+    if here:
+        gate.queued_here("default", frozenset())
     gate.doorbell.ring("default")
     leases = await one_poll(gate, waiters)
     assert [lease.job_id for lease in leases if lease is not None] == [job.id]
-    # One claim, no look: the others neither read the queue nor raced for the job.
-    assert calls == ["claim"], calls
+    # Queued elsewhere: the look saw one job any backend may take, its ticket holder
+    # claims it, and the other waiters neither query nor race it for the write lock.
+    # Queued here: its first waiter claims it without a look, and the others hold back.
+    assert calls == (["claim"] if here else ["queue_head", "claim"]), calls

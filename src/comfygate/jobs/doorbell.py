@@ -18,6 +18,10 @@ class Doorbell:
 
     def ring(self, name: str) -> None:
         self.ring_here(name)
+        self.echo(name)
+
+    def echo(self, name: str) -> None:
+        """Carry a ring of ``name`` to the other gateways only."""
         if self._echo is not None:
             self._echo(name)
 

@@ -108,8 +108,8 @@ class JobService:
         on_queued: Callable[[str, frozenset[str]], None] | None = None,
     ) -> None:
         self.store = store
-        #: told of each job this gateway queues, before its pool's ring (the WorkerGate:
-        #: a waiter here then claims it without reading the queue first)
+        #: told of each job this gateway queues, instead of ringing its pool's bell: the
+        #: WorkerGate, whose waiters here claim it without reading the queue first
         self.on_queued = on_queued
         #: shared with the WorkerGate: leases handed out here carry graphs from it
         self.fresh = fresh
@@ -317,8 +317,9 @@ class JobService:
 
     def _queued(self, job: Job, models: Iterable[str]) -> None:
         if self.on_queued is not None:
-            self.on_queued(job.pool, frozenset(models))
-        self.doorbell.ring(job.pool)
+            self.on_queued(job.pool, frozenset(models))  # rings the pool's bell
+        else:
+            self.doorbell.ring(job.pool)
 
     async def _webhook(self, raw: Any) -> WebhookTarget | None:
         if raw is None:

@@ -55,6 +55,9 @@ PROGRESS_SAVE_S = 1.0
 CLAIMERS_PER_POOL = 4
 #: tickets of jobs queued here kept per pool at most (each for up to a poll interval)
 QUEUED_HERE_MAX = 64
+#: a job queued here that a waiter here fits rings the other gateways only if no claim
+#: here took a job this long after: their waiters would only race it
+ECHO_AFTER_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -165,12 +168,19 @@ class WorkerGate:
         self._queued_here: dict[str, tuple[float, list[frozenset[str]]]] = {}
         #: pool → claims under such a ticket in flight here
         self._claiming_queued: dict[str, int] = {}
+        #: pool → the model files of each waiter here waiting for a ring (None: any)
+        self._waiting: dict[str, list[frozenset[str] | None]] = {}
+        #: pool → the rings of jobs queued here not yet carried to the other gateways
+        self._echoes: dict[str, list[asyncio.TimerHandle]] = {}
 
     def queued_here(self, pool: str, models: frozenset[str]) -> None:
-        """A job this gateway just queued in ``pool``, naming ``models``: the first
-        waiter here whose ComfyUI has those files claims at once. On an idle pool that
-        is the path of every job, and the look's read would stand between the submit
-        and the claim."""
+        """A job this gateway just queued in ``pool``, naming ``models``, and its ring.
+
+        The first waiter here whose ComfyUI has those files claims it at once: on an
+        idle pool that is the path of every job, and the look's read would stand
+        between the submit and the claim. When such a waiter is waiting now, the other
+        gateways hear the ring only if no claim here took a job within ECHO_AFTER_S:
+        otherwise every gateway would look and race it."""
         now = self.clock.monotonic()
         since, tickets = self._queued_here.get(pool, (now, []))
         if now - since >= self.times.poll_s:  # no waiter here took those: looks will
@@ -178,6 +188,25 @@ class WorkerGate:
         if len(tickets) < QUEUED_HERE_MAX:
             tickets.append(models)
         self._queued_here[pool] = (since, tickets)
+        waiting = self._waiting.get(pool, [])
+        if not any(have is None or models <= have for have in waiting):
+            self.doorbell.ring(pool)
+            return
+        self.doorbell.ring_here(pool)
+        echoes = self._echoes.setdefault(pool, [])
+        echoes.append(
+            asyncio.get_running_loop().call_later(ECHO_AFTER_S, self._echo_now, pool, echoes)
+        )
+
+    def _echo_now(self, pool: str, echoes: list[asyncio.TimerHandle]) -> None:
+        echoes.pop(0)
+        self.doorbell.echo(pool)
+
+    def _absorbed_echo(self, pool: str) -> None:
+        """A claim here took a job queued here: one ring the others need not hear."""
+        echoes = self._echoes.get(pool)
+        if echoes:
+            echoes.pop(0).cancel()
 
     def _take_queued_here(self, pool: str, models: frozenset[str] | None) -> bool:
         since, tickets = self._queued_here.get(pool, (0.0, []))
@@ -273,6 +302,8 @@ class WorkerGate:
                             self._claiming_queued[pool] -= 1
                             # The waiters that held back look now, at the committed queue.
                             self.doorbell.ring_here(pool)
+                    if queued_here and claimed is not None:
+                        self._absorbed_echo(pool)
                     if claimed is None and request_id is not None:
                         # Lost a race, maybe to a retry of this very call on another gateway
                         # (whose claim may not have committed yet: watch from now on).
@@ -296,7 +327,13 @@ class WorkerGate:
                 return None
             # Polls too: a retry's not_before passing rings no bell, and a ring can be
             # missed between a lost claim and the wait.
-            await _any_rung(bells, min(remaining, self.times.poll_s))
+            for pool in lessee.pools:
+                self._waiting.setdefault(pool, []).append(lessee.models)
+            try:
+                await _any_rung(bells, min(remaining, self.times.poll_s))
+            finally:
+                for pool in lessee.pools:
+                    self._waiting[pool].remove(lessee.models)
 
     async def _may_claim(
         self, pool: str, lessee: Lessee, avoid: str | None, look: _Look, waited: bool

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from comfygate.clock import FakeClock
+from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobFailure, Lease, Lessee
-from comfygate.jobs.worker_gate import WorkerGate
+from comfygate.jobs.worker_gate import ECHO_AFTER_S, WorkerGate
 from comfygate.store import SqlJobStore
 from tests.integration.store.test_lease_requests import gate_over
 from tests.integration.store.test_store import new_job
@@ -178,3 +179,41 @@ async def test_one_job_for_many_waiters_costs_at_most_one_look_and_one_claim(
     # claims it, and the other waiters neither query nor race it for the write lock.
     # Queued here: its first waiter claims it without a look, and the others hold back.
     assert calls == (["claim"] if here else ["queue_head", "claim"]), calls
+
+
+async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here_takes_it(
+    store: SqlJobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    gate = gate_over(store, clock, tmp_path)
+    echoed: list[str] = []
+    gate.doorbell = Doorbell(echo=echoed.append)
+    # No waiter here: the other gateways hear of the job at once.
+    gate.queued_here("default", frozenset())
+    assert echoed == ["default"]
+    gate._queued_here.clear()
+
+    async def waiting(who: Lessee) -> asyncio.Task[Lease | None]:
+        task = asyncio.create_task(gate.lease(who, wait_s=5))
+        for _ in range(1000):  # until it waits for a ring (its look reads in a thread)
+            if who.models in gate._waiting.get("default", []):
+                return task
+            await asyncio.sleep(0.001)
+        raise AssertionError("the waiter never waited")
+
+    # A waiter here fits and takes it: the ring never leaves this gateway.
+    task = await waiting(lessee(1))
+    job = await store.create_job(new_job(), now=clock.now())
+    gate.queued_here("default", frozenset())
+    lease = await asyncio.wait_for(task, 5)
+    assert lease is not None and lease.job_id == job.id
+    await asyncio.sleep(ECHO_AFTER_S * 2)
+    assert echoed == ["default"]
+    # A waiter here that lacks the job's model does not hold the ring back.
+    task = await waiting(lessee(2, frozenset()))
+    gate.queued_here("default", frozenset({"sdxl.safetensors"}))
+    assert echoed == ["default", "default"]
+    # One that fits but finds the job gone (taken elsewhere): the ring leaves late.
+    gate.queued_here("default", frozenset())
+    await asyncio.sleep(ECHO_AFTER_S * 2)
+    assert echoed == ["default", "default", "default"]
+    task.cancel()

@@ -382,7 +382,7 @@ async def build_gateway(
         quotas=quota_policy(settings.limits),
         log_prompts=settings.log_prompts,
         fresh=fresh,
-        on_queued=gate.queued_here,
+        waiters=gate,
     )
     rescuer = Rescuer(
         store=store, blobs=storage, events=events, doorbell=doorbell, clock=clock, rng=rng

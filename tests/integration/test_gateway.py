@@ -3,8 +3,10 @@ the gateway's trusted CAs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,28 @@ async def test_a_job_leased_where_it_was_accepted_never_reads_its_graph_from_sto
         job = await wait_status(c, r.json()["id"], "succeeded", "failed")
     assert job["status"] == "succeeded", job
     assert f"jobs/{job['id']}/prompt.json" not in read, read
+
+
+async def test_a_job_submitted_while_an_agent_waits_is_leased_in_its_own_transaction(
+    sim: SimServer, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rg = await start_gateway(sim.url)
+    for _ in range(500):  # until the agent waits for work
+        if rg.gw.gate._waiting.get("default"):
+            break
+        await asyncio.sleep(0.01)
+    claims: list[str] = []
+    claim = rg.gw.store.claim
+
+    async def recorded(**kw: Any) -> Any:
+        claims.append(kw["pool"])
+        return await claim(**kw)
+
+    monkeypatch.setattr(rg.gw.store, "claim", recorded)
+    async with rg.client() as c:
+        r = await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})
+        job = await wait_status(c, r.json()["id"], "succeeded", "failed")
+        [attempt] = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"]
+    assert job["status"] == "succeeded", job
+    assert claims == []
+    assert attempt["started_at"] == job["created_at"]

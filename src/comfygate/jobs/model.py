@@ -257,6 +257,25 @@ class Lessee:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Claim:
+    """What one claim asks of a pool's queue on behalf of a waiting lessee."""
+
+    pool: str
+    agent_id: str
+    backend: str
+    #: the new attempt's prompt id, recorded before its POST
+    prompt_id: str
+    lease_token: str
+    lease_ttl_s: float
+    #: a backend whose failed jobs it skips for a while (their retries prefer another)
+    avoid: str | None = None
+    #: with it the lease is recorded, and a retry of the lease call gets it back
+    request_id: str | None = None
+    #: the model files its ComfyUI has (None: every job fits)
+    models: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobEvent:
     """One row of a job's timeline; ``seq`` counts from 1 per job."""
 

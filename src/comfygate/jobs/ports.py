@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from comfygate.jobs.handoff import Handoff
 from comfygate.jobs.model import (
     Attempt,
+    Claim,
     IdempotencyRecord,
     Job,
     JobEvent,
@@ -75,6 +77,20 @@ class JobStore(Protocol):
         ``QuotaExceeded`` for its owner, else its charge is recorded. With a
         reservation, the key's row names the job in the same transaction, or
         ``IdempotencyKeyInFlight`` when the reservation was taken over."""
+
+    async def create_and_claim(
+        self,
+        job: NewJob,
+        claim: Claim,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
+    ) -> tuple[Job, tuple[Job, Attempt] | None]:
+        """``create_job``, then ``claim`` in the same transaction: a waiting lessee gets
+        its lease with no transaction of its own. The claim takes what the queue puts
+        first, which may be an older job than this one, or nothing."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -324,3 +340,16 @@ class RemoteImages(Protocol):
 class WebhookUrls(Protocol):
     async def check(self, url: str) -> None:
         """Raise unless the gateway may send webhooks to this URL."""
+
+
+class Waiters(Protocol):
+    """The agents waiting for work on this gateway (the WorkerGate), as a submit sees
+    them."""
+
+    def handoff(self, pool: str, models: frozenset[str]) -> Handoff | None:
+        """A waiter whose backend fits a job of ``pool`` needing ``models``, taken out
+        of the waiting, with the claim to make for it; None when none waits."""
+
+    def queued_here(self, pool: str, models: frozenset[str]) -> None:
+        """A job of ``pool`` needing ``models`` was queued here and stays queued: ring
+        its pool's bell."""

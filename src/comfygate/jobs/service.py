@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,8 +40,10 @@ from comfygate.ids import new_id
 from comfygate.jobs.announce import publish_status
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.fresh_prompts import FreshPrompts
+from comfygate.jobs.handoff import Claimed
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
 from comfygate.jobs.model import (
+    Claim,
     IdempotencyRecord,
     InputFile,
     Job,
@@ -55,6 +57,7 @@ from comfygate.jobs.ports import (
     JobStore,
     RemoteImages,
     UploadResolver,
+    Waiters,
     WebhookUrls,
 )
 from comfygate.jobs.quota import Admission, QuotaPolicy
@@ -105,12 +108,12 @@ class JobService:
         quotas: QuotaPolicy | None = None,
         log_prompts: bool = False,
         fresh: FreshPrompts | None = None,
-        on_queued: Callable[[str, frozenset[str]], None] | None = None,
+        waiters: Waiters | None = None,
     ) -> None:
         self.store = store
-        #: told of each job this gateway queues, instead of ringing its pool's bell: the
-        #: WorkerGate, whose waiters here claim it without reading the queue first
-        self.on_queued = on_queued
+        #: the agents waiting here (the WorkerGate): one that fits a job gets it in the
+        #: job's own transaction; else it hears of the job instead of the pool's bell
+        self.waiters = waiters
         #: shared with the WorkerGate: leases handed out here carry graphs from it
         self.fresh = fresh
         #: parameters are the users' words: logged only when the operator asks
@@ -285,7 +288,7 @@ class JobService:
         )
         if self.fresh is not None:
             self.fresh.keep(job_id, prompt)
-        job = await self._insert(
+        job = await self._queue(
             NewJob(
                 id=job_id,
                 owner_id=principal.id,
@@ -307,17 +310,47 @@ class JobService:
             admission=self.quotas.admission(principal, workflow.cost.of(valid)),
             reservation=reservation,
         )
-        self._queued(job, needed)
-        await self._publish_status(job)
         if self.log_prompts:
             log.info("job %s accepted: %s %s", job.id, workflow.name, json.dumps(valid))
         else:
             log.info("job %s accepted: %s", job.id, workflow.name)
         return job
 
-    def _queued(self, job: Job, models: Iterable[str]) -> None:
-        if self.on_queued is not None:
-            self.on_queued(job.pool, frozenset(models))  # rings the pool's bell
+    async def _queue(
+        self,
+        job: NewJob,
+        *,
+        now: datetime,
+        admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
+    ) -> Job:
+        """Insert the job and tell its status; an agent waiting here that fits it gets
+        it in the same transaction, else its pool hears of it."""
+        models = frozenset(job.models)
+        handoff = self.waiters.handoff(job.pool, models) if self.waiters else None
+        try:
+            created, claimed = await self._insert(
+                job,
+                now=now,
+                admission=admission,
+                reservation=reservation,
+                claim=handoff.claim if handoff else None,
+            )
+            # Before the handoff, whose lessee tells the running status (the next seq).
+            await self._publish_status(created)
+        except BaseException:
+            if handoff is not None:
+                handoff.hand(None)
+            raise
+        if handoff is not None:
+            handoff.hand(claimed)
+        if claimed is None or claimed[0].id != created.id:
+            self._queued(created, models)
+        return created
+
+    def _queued(self, job: Job, models: frozenset[str]) -> None:
+        if self.waiters is not None:
+            self.waiters.queued_here(job.pool, models)  # rings the pool's bell
         else:
             self.doorbell.ring(job.pool)
 
@@ -355,17 +388,28 @@ class JobService:
         job: NewJob,
         *,
         now: datetime,
-        admission: Admission | None = None,
-        reservation: KeyReservation | None = None,
-    ) -> Job:
+        admission: Admission | None,
+        reservation: KeyReservation | None,
+        claim: Claim | None,
+    ) -> tuple[Job, Claimed]:
         try:
-            return await self.store.create_job(
+            if claim is not None:
+                return await self.store.create_and_claim(
+                    job,
+                    claim,
+                    now=now,
+                    max_queued=self.max_queue_depth,
+                    admission=admission,
+                    reservation=reservation,
+                )
+            created = await self.store.create_job(
                 job,
                 now=now,
                 max_queued=self.max_queue_depth,
                 admission=admission,
                 reservation=reservation,
             )
+            return created, None
         except (QueueFull, TooManyActiveJobs, QuotaExceeded, IdempotencyKeyInFlight) as refused:
             if self.fresh is not None:
                 self.fresh.take(job.id)
@@ -453,7 +497,7 @@ class JobService:
         await self.blobs.put_bytes(request_key(job_id), json.dumps(request).encode(), JSON_TYPE)
         queue_ttl = old.expires_at - old.created_at if old.expires_at else None
         needed = models_needed(json.loads(prompt))
-        job = await self._insert(
+        job = await self._queue(
             NewJob(
                 id=job_id,
                 owner_id=old.owner_id,
@@ -475,8 +519,6 @@ class JobService:
             now=now,
             admission=self._retry_admission(principal, old),
         )
-        self._queued(job, needed)
-        await self._publish_status(job)
         return job
 
     def _retry_admission(self, principal: Principal, old: Job) -> Admission | None:

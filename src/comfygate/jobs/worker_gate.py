@@ -23,6 +23,7 @@ from comfygate.jobs.announce import publish_status, write_error, write_manifest
 from comfygate.jobs.backoff import retry_delay_s
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.fresh_prompts import FreshPrompts
+from comfygate.jobs.handoff import Claimed, Handoff
 from comfygate.jobs.keys import (
     cancel_bell,
     outputs_prefix,
@@ -31,6 +32,7 @@ from comfygate.jobs.keys import (
 )
 from comfygate.jobs.model import (
     Attempt,
+    Claim,
     HeartbeatReply,
     Job,
     JobFailure,
@@ -68,13 +70,33 @@ class LeaseTimes:
     poll_s: float = 1.0
 
 
-async def _any_rung(bells: list[asyncio.Event], timeout_s: float) -> None:
-    waits = [asyncio.ensure_future(bell.wait()) for bell in bells]
+async def _any_rung(
+    bells: list[asyncio.Event], timeout_s: float, handed: asyncio.Future[Claimed]
+) -> None:
+    """Until a bell rings, a submit hands the waiter a job, or the time is up."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(bell.wait()) for bell in bells]
+    either: list[asyncio.Future[Any]] = [*waits, handed]
     try:
-        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A lease call waiting here for a ring."""
+
+    lessee: Lessee
+    request_id: str | None
+    wanted: Callable[[], bool]
+    #: settled by a submit that took this waiter (``handoff``) with its claim's outcome
+    handed: asyncio.Future[Claimed]
+    #: that submit's handoff, from when it took the waiter
+    handoff: Handoff | None = None
+
+    def fits(self, models: frozenset[str]) -> bool:
+        return self.lessee.models is None or models <= self.lessee.models
 
 
 @dataclass(frozen=True)
@@ -168,8 +190,8 @@ class WorkerGate:
         self._queued_here: dict[str, tuple[float, list[frozenset[str]]]] = {}
         #: pool → claims under such a ticket in flight here
         self._claiming_queued: dict[str, int] = {}
-        #: pool → the model files of each waiter here waiting for a ring (None: any)
-        self._waiting: dict[str, list[frozenset[str] | None]] = {}
+        #: pool → the waiters here waiting for a ring, first come first
+        self._waiting: dict[str, list[_Waiter]] = {}
         #: pool → the rings of jobs queued here not yet carried to the other gateways
         self._echoes: dict[str, list[asyncio.TimerHandle]] = {}
 
@@ -189,7 +211,7 @@ class WorkerGate:
             tickets.append(models)
         self._queued_here[pool] = (since, tickets)
         waiting = self._waiting.get(pool, [])
-        if not any(have is None or models <= have for have in waiting):
+        if not any(w.handoff is None and w.fits(models) for w in waiting):
             self.doorbell.ring(pool)
             return
         self.doorbell.ring_here(pool)
@@ -197,6 +219,35 @@ class WorkerGate:
         echoes.append(
             asyncio.get_running_loop().call_later(ECHO_AFTER_S, self._echo_now, pool, echoes)
         )
+
+    def handoff(self, pool: str, models: frozenset[str]) -> Handoff | None:
+        """The first waiter here whose ComfyUI has ``models``, taken out of the waiting
+        for a submit that claims for it in the job's own transaction (an idle pool's
+        every job takes this path); None when no such waiter waits."""
+        for waiter in self._waiting.get(pool, []):
+            if waiter.handoff is None and waiter.fits(models) and waiter.wanted():
+                lessee = waiter.lessee
+                waiter.handoff = Handoff(
+                    claim=Claim(
+                        pool=pool,
+                        agent_id=lessee.agent_id,
+                        backend=lessee.backend,
+                        prompt_id=new_prompt_id(),
+                        lease_token=secrets.token_urlsafe(24),
+                        lease_ttl_s=self.times.ttl_s,
+                        avoid=self._avoid(pool, lessee),
+                        request_id=waiter.request_id,
+                        models=lessee.models,
+                    ),
+                    outcome=waiter.handed,
+                )
+                return waiter.handoff
+        return None
+
+    def _avoid(self, pool: str, lessee: Lessee) -> str | None:
+        """A retried job waits a while for another backend than the one it failed on,
+        but only when the pool has another backend to offer."""
+        return lessee.backend if self._others_in(pool, lessee.backend) else None
 
     def _echo_now(self, pool: str, echoes: list[asyncio.TimerHandle]) -> None:
         echoes.pop(0)
@@ -260,9 +311,7 @@ class WorkerGate:
             # Armed before the checks, so a ring between check and wait is not missed.
             bells = [self.doorbell.arm(pool) for pool in lessee.pools]
             for pool in self._pools_in_turn(lessee):
-                # A retried job waits a while for another backend than the one it failed
-                # on, but only when the pool has another backend to offer.
-                avoid = lessee.backend if self._others_in(pool, lessee.backend) else None
+                avoid = self._avoid(pool, lessee)
                 queued_here = self._take_queued_here(pool, lessee.models)
                 if not queued_here:
                     if self._claiming_queued.get(pool):
@@ -312,28 +361,40 @@ class WorkerGate:
                             agent_id=lessee.agent_id, request_id=request_id
                         )
                     if claimed is not None:
-                        job, attempt = claimed
-                        lease = self._to_lease(job, attempt, graph=await self._graph(job.id))
-                        if attempt.prompt_id == prompt_id:  # ours, not one recorded before
-                            await self._publish_status(job)
-                            self._reporting[lease.lease_token] = _Reporting(
-                                owner_id=job.owner_id,
-                                saved_at=self.clock.monotonic(),
-                                canceled=self.doorbell.arm(cancel_bell(job.id)),
-                            )
-                        return lease
+                        return await self._leased(*claimed, prompt_id=prompt_id)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return None
             # Polls too: a retry's not_before passing rings no bell, and a ring can be
             # missed between a lost claim and the wait.
+            waiter = _Waiter(lessee, request_id, wanted, asyncio.get_running_loop().create_future())
             for pool in lessee.pools:
-                self._waiting.setdefault(pool, []).append(lessee.models)
+                self._waiting.setdefault(pool, []).append(waiter)
             try:
-                await _any_rung(bells, min(remaining, self.times.poll_s))
+                await _any_rung(bells, min(remaining, self.times.poll_s), waiter.handed)
             finally:
                 for pool in lessee.pools:
-                    self._waiting[pool].remove(lessee.models)
+                    self._waiting[pool].remove(waiter)
+            if waiter.handoff is not None:
+                # A submit claims for this waiter: its transaction decides, however long.
+                claimed = await waiter.handed
+                if claimed is not None:
+                    return await self._leased(*claimed, prompt_id=waiter.handoff.claim.prompt_id)
+                if request_id is not None:
+                    watch = True  # that claim may have met a retry of this call elsewhere
+
+    async def _leased(self, job: Job, attempt: Attempt, *, prompt_id: str) -> Lease:
+        """The lease of a claimed job; a claim that made the attempt ``prompt_id`` (not
+        one recorded before for the same request) tells the running status."""
+        lease = self._to_lease(job, attempt, graph=await self._graph(job.id))
+        if attempt.prompt_id == prompt_id:
+            await self._publish_status(job)
+            self._reporting[lease.lease_token] = _Reporting(
+                owner_id=job.owner_id,
+                saved_at=self.clock.monotonic(),
+                canceled=self.doorbell.arm(cancel_bell(job.id)),
+            )
+        return lease
 
     async def _may_claim(
         self, pool: str, lessee: Lessee, avoid: str | None, look: _Look, waited: bool

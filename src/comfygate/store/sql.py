@@ -47,6 +47,7 @@ from comfygate.jobs.model import (
     LEASED,
     TERMINAL,
     Attempt,
+    Claim,
     IdempotencyRecord,
     Job,
     JobEvent,
@@ -409,6 +410,68 @@ def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
     return max(owner_last or 0, now or 0) + 1
 
 
+def _creator(
+    job: NewJob,
+    now: datetime,
+    max_queued: int | None,
+    admission: Admission | None,
+    reservation: KeyReservation | None,
+) -> Callable[[Connection], Job]:
+    """The statements of ``create_job``, to run in a transaction of the caller's."""
+
+    def run(conn: Connection) -> Job:
+        if max_queued is not None:
+            depth = _queued_in(conn, job.pool)
+            if depth >= max_queued:
+                raise QueueFull(details={"pool": job.pool, "queued": depth})
+        if admission is not None:
+            quotas.admit(conn, owner_id=job.owner_id, job_id=job.id, admission=admission, now=now)
+        values = {
+            "id": job.id,
+            "owner_id": job.owner_id,
+            "workflow": job.workflow,
+            "workflow_version": job.workflow_version,
+            "pool": job.pool,
+            "status": Q,
+            "priority": job.priority,
+            "fair_key": _fair_key(conn, job.pool, job.owner_id),
+            "attempts": 0,
+            "max_attempts": job.max_attempts,
+            "timeout_s": job.timeout_s,
+            "retry_on_timeout": job.retry_on_timeout,
+            "params": job.params,
+            "metadata": job.metadata,
+            "inputs": [i.to_dict() for i in job.inputs],
+            "progress": None,
+            "error": None,
+            "outputs": [],
+            "last_seq": 1,
+            "retry_of": job.retry_of,
+            "expires_at": job.expires_at,
+            "webhook": job.webhook,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Left out, not None: SQL NULL rather than JSON null, which the claim tests
+        # for "needs no model".
+        if job.models:
+            values["models"] = list(job.models)
+        row = conn.execute(INSERT_JOB, values).one()
+        created = job_from_row(row)
+        _append(conn, created, "status", status_data(created), 1, now)
+        if reservation is not None:
+            # In the job's transaction: a retry of a request whose gateway died after
+            # this finds the job, and a key taken over meanwhile makes no job here.
+            linked = conn.execute(
+                update(idempotency_keys).where(_reserved(reservation)).values(job_id=created.id)
+            ).rowcount
+            if not linked:
+                raise IdempotencyKeyInFlight
+        return created
+
+    return run
+
+
 def _queued_in(conn: Connection, pool: str) -> int:
     return int(conn.execute(QUEUED_IN, {"pool": pool}).scalar() or 0)
 
@@ -605,59 +668,35 @@ class SqlJobStore:
         admission: Admission | None = None,
         reservation: KeyReservation | None = None,
     ) -> Job:
-        def run(conn: Connection) -> Job:
-            if max_queued is not None:
-                depth = _queued_in(conn, job.pool)
-                if depth >= max_queued:
-                    raise QueueFull(details={"pool": job.pool, "queued": depth})
-            if admission is not None:
-                quotas.admit(
-                    conn, owner_id=job.owner_id, job_id=job.id, admission=admission, now=now
-                )
-            values = {
-                "id": job.id,
-                "owner_id": job.owner_id,
-                "workflow": job.workflow,
-                "workflow_version": job.workflow_version,
-                "pool": job.pool,
-                "status": Q,
-                "priority": job.priority,
-                "fair_key": _fair_key(conn, job.pool, job.owner_id),
-                "attempts": 0,
-                "max_attempts": job.max_attempts,
-                "timeout_s": job.timeout_s,
-                "retry_on_timeout": job.retry_on_timeout,
-                "params": job.params,
-                "metadata": job.metadata,
-                "inputs": [i.to_dict() for i in job.inputs],
-                "progress": None,
-                "error": None,
-                "outputs": [],
-                "last_seq": 1,
-                "retry_of": job.retry_of,
-                "expires_at": job.expires_at,
-                "webhook": job.webhook,
-                "created_at": now,
-                "updated_at": now,
-            }
-            # Left out, not None: SQL NULL rather than JSON null, which the claim tests
-            # for "needs no model".
-            if job.models:
-                values["models"] = list(job.models)
-            row = conn.execute(INSERT_JOB, values).one()
-            created = job_from_row(row)
-            _append(conn, created, "status", status_data(created), 1, now)
-            if reservation is not None:
-                # In the job's transaction: a retry of a request whose gateway died after
-                # this finds the job, and a key taken over meanwhile makes no job here.
-                linked = conn.execute(
-                    update(idempotency_keys).where(_reserved(reservation)).values(job_id=created.id)
-                ).rowcount
-                if not linked:
-                    raise IdempotencyKeyInFlight
-            return created
+        return await self._db.write(_creator(job, now, max_queued, admission, reservation))
 
-        return await self._db.write(run)
+    async def create_and_claim(
+        self,
+        job: NewJob,
+        claim: Claim,
+        *,
+        now: datetime,
+        max_queued: int | None = None,
+        admission: Admission | None = None,
+        reservation: KeyReservation | None = None,
+    ) -> tuple[Job, tuple[Job, Attempt] | None]:
+        create = _creator(job, now, max_queued, admission, reservation)
+        take = self._claimer(claim, now)
+
+        def run(conn: Connection) -> tuple[Job, tuple[Job, Attempt] | None]:
+            created = create(conn)
+            return created, take(conn)
+
+        try:
+            return await self._db.write(run)
+        except IntegrityError:
+            if claim.request_id is None:
+                raise
+            # Another gateway answered a retry of the waiter's lease call meanwhile
+            # (PostgreSQL), and the whole transaction rolled back: the job alone, then.
+            return await self.create_job(
+                job, now=now, max_queued=max_queued, admission=admission, reservation=reservation
+            ), None
 
     async def get_job(self, job_id: str) -> Job | None:
         def run(conn: Connection) -> Job | None:
@@ -898,17 +937,44 @@ class SqlJobStore:
         """PostgreSQL: UPDATE jobs … WHERE id = (SELECT id … ORDER BY priority DESC,
         fair_key, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *. SQLite: same, FOR
         UPDATE dropped; the writer holds BEGIN IMMEDIATE."""
-        statement = _claim_update(pool, avoid, models, lease_ttl_s, self._database_clock)
+        claim = Claim(
+            pool=pool,
+            agent_id=agent_id,
+            backend=backend,
+            prompt_id=prompt_id,
+            lease_token=lease_token,
+            lease_ttl_s=lease_ttl_s,
+            avoid=avoid,
+            request_id=request_id,
+            models=models,
+        )
+        try:
+            return await self._db.write(self._claimer(claim, now))
+        except IntegrityError:
+            if request_id is None:
+                raise
+            # Another gateway answered a retry of this call meanwhile (PostgreSQL): this
+            # claim rolled back; that one's lease is the answer.
+            return await self.requested_lease(agent_id=agent_id, request_id=request_id)
+
+    def _claimer(
+        self, claim: Claim, now: datetime
+    ) -> Callable[[Connection], tuple[Job, Attempt] | None]:
+        """The statements of ``claim``, to run in a transaction of the caller's."""
+        statement = _claim_update(
+            claim.pool, claim.avoid, claim.models, claim.lease_ttl_s, self._database_clock
+        )
         params = {
             "now": now,
             "prefer_other_until": now - timedelta(seconds=PREFER_OTHER_S),
-            "agent_id": agent_id,
-            "lease_token": lease_token,
+            "agent_id": claim.agent_id,
+            "lease_token": claim.lease_token,
         }
         if not self._database_clock:
             params["lease_now"] = now
-            params["lease_expires_at"] = now + timedelta(seconds=lease_ttl_s)
+            params["lease_expires_at"] = now + timedelta(seconds=claim.lease_ttl_s)
         lease_now = self.lease_now(now)
+        agent_id, request_id = claim.agent_id, claim.request_id
 
         def run(conn: Connection) -> tuple[Job, Attempt] | None:
             if request_id is not None:
@@ -918,13 +984,13 @@ class SqlJobStore:
             row = conn.execute(statement, params).first()
             if row is None:
                 return None
-            _advance_pool_clock(conn, pool, row.fair_key)
+            _advance_pool_clock(conn, claim.pool, row.fair_key)
             job = job_from_row(row)
             attempt = Attempt(
                 job_id=job.id,
                 attempt=job.attempts,
-                backend=backend,
-                prompt_id=prompt_id,
+                backend=claim.backend,
+                prompt_id=claim.prompt_id,
                 started_at=now,
             )
             conn.execute(
@@ -932,8 +998,8 @@ class SqlJobStore:
                 {
                     "job_id": job.id,
                     "attempt": attempt.attempt,
-                    "backend": backend,
-                    "prompt_id": prompt_id,
+                    "backend": claim.backend,
+                    "prompt_id": claim.prompt_id,
                     "started_at": now,
                 },
             )
@@ -947,20 +1013,13 @@ class SqlJobStore:
                         request_id=request_id,
                         job_id=job.id,
                         attempt=job.attempts,
-                        lease_token=lease_token,
+                        lease_token=claim.lease_token,
                         created_at=lease_now,
                     )
                 )
             return job, attempt
 
-        try:
-            return await self._db.write(run)
-        except IntegrityError:
-            if request_id is None:
-                raise
-            # Another gateway answered a retry of this call meanwhile (PostgreSQL): this
-            # claim rolled back; that one's lease is the answer.
-            return await self.requested_lease(agent_id=agent_id, request_id=request_id)
+        return run
 
     async def requested_lease(
         self, *, agent_id: str, request_id: str

@@ -195,7 +195,7 @@ async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here
     async def waiting(who: Lessee) -> asyncio.Task[Lease | None]:
         task = asyncio.create_task(gate.lease(who, wait_s=5))
         for _ in range(1000):  # until it waits for a ring (its look reads in a thread)
-            if who.models in gate._waiting.get("default", []):
+            if any(w.lessee is who for w in gate._waiting.get("default", [])):
                 return task
             await asyncio.sleep(0.001)
         raise AssertionError("the waiter never waited")

@@ -12,29 +12,12 @@ import pytest
 from comfygate.clock import FakeClock
 from comfygate.errors import Conflict, InvalidTransition, NotFound
 from comfygate.ids import new_id
-from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.keys import prompt_key, request_key
 from comfygate.jobs.model import InputFile, JobStatus, NewJob
 from comfygate.jobs.quota import QuotaPolicy
 from comfygate.jobs.service import JobService
 from comfygate.principal import ADMIN, LOCAL, Principal
-from tests.unit.jobs.fakes import FakeBlobs, FakeEvents, FakeStore, NoUploads
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def parts(clock: FakeClock) -> dict[str, Any]:
-    return {
-        "store": FakeStore(),
-        "blobs": FakeBlobs(),
-        "events": FakeEvents(),
-        "doorbell": Doorbell(),
-        "clock": clock,
-    }
+from tests.unit.jobs.fakes import FakeBlobs, FakeStore, NoUploads
 
 
 @pytest.fixture

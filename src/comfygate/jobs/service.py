@@ -336,14 +336,17 @@ class JobService:
                 reservation=reservation,
                 claim=handoff.claim if handoff else None,
             )
-            # Before the handoff, whose lessee tells the running status (the next seq).
-            await self._publish_status(created)
         except BaseException:
             if handoff is not None:
                 handoff.hand(None)
             raise
-        if handoff is not None:
-            handoff.hand(claimed)
+        try:
+            # Before the handoff, whose lessee tells the running status (the next seq).
+            await self._publish_status(created)
+        finally:
+            # Committed: whatever happens here, the lease reaches its lessee.
+            if handoff is not None:
+                handoff.hand(claimed)
         if claimed is None or claimed[0].id != created.id:
             self._queued(created, models)
         return created

@@ -114,3 +114,20 @@ async def test_a_refused_job_hands_its_waiter_nothing(parts: dict[str, Any]) -> 
         await service_with(parts, waiters).retry(ADMIN, old_id)
     assert waiters.handoffs[0].outcome.result() is None
     assert waiters.queued == []
+
+
+async def test_a_committed_claim_reaches_its_waiter_even_if_telling_the_status_fails(
+    parts: dict[str, Any],
+) -> None:
+    class Down(Exception):
+        pass
+
+    async def fails(event: Any) -> None:
+        raise Down
+
+    parts["events"].publish = fails
+    waiters = FakeWaiters(1)
+    with pytest.raises(Down):
+        await service_with(parts, waiters).retry(ADMIN, await finished_job(parts))
+    claimed = waiters.handoffs[0].outcome.result()
+    assert claimed is not None and claimed[0].status is JobStatus.RUNNING

@@ -116,6 +116,12 @@ QUEUED_IN = (
     .select_from(jobs)
     .where(jobs.c.pool == bindparam("pool"), jobs.c.status == Q)
 )
+#: what a new job's fair key rests on, in one statement
+FAIR_KEY = select(OWNER_LAST_KEY.scalar_subquery(), POOL_KEY.scalar_subquery())
+#: the same and its pool's queue depth, for a gateway that bounds the queue
+FAIR_KEY_AND_DEPTH = select(
+    OWNER_LAST_KEY.scalar_subquery(), POOL_KEY.scalar_subquery(), QUEUED_IN.scalar_subquery()
+)
 
 
 def _append(
@@ -400,14 +406,15 @@ def _reserved(reservation: KeyReservation) -> Any:
     )
 
 
-def _fair_key(conn: Connection, pool: str, owner_id: str) -> int:
+def _fair_key(conn: Connection, pool: str, owner_id: str, *, depth: bool) -> tuple[int, int]:
     """Start-time fair queuing: one past the later of the owner's last queued job and
     the pool's virtual time (the fair_key of its latest claim). An owner who queues a
     thousand jobs gets keys far ahead; a newcomer's first job slots in right after the
-    jobs being claimed now."""
-    owner_last = conn.execute(OWNER_LAST_KEY, {"pool": pool, "owner_id": owner_id}).scalar()
-    now = conn.execute(POOL_KEY, {"pool": pool}).scalar()
-    return max(owner_last or 0, now or 0) + 1
+    jobs being claimed now. With ``depth``, also the jobs queued in the pool (else 0)."""
+    statement = FAIR_KEY_AND_DEPTH if depth else FAIR_KEY
+    row = conn.execute(statement, {"pool": pool, "owner_id": owner_id}).one()
+    owner_last, now = row[0], row[1]
+    return max(owner_last or 0, now or 0) + 1, int(row[2] or 0) if depth else 0
 
 
 def _creator(
@@ -420,10 +427,9 @@ def _creator(
     """The statements of ``create_job``, to run in a transaction of the caller's."""
 
     def run(conn: Connection) -> Job:
-        if max_queued is not None:
-            depth = _queued_in(conn, job.pool)
-            if depth >= max_queued:
-                raise QueueFull(details={"pool": job.pool, "queued": depth})
+        fair_key, depth = _fair_key(conn, job.pool, job.owner_id, depth=max_queued is not None)
+        if max_queued is not None and depth >= max_queued:
+            raise QueueFull(details={"pool": job.pool, "queued": depth})
         if admission is not None:
             quotas.admit(conn, owner_id=job.owner_id, job_id=job.id, admission=admission, now=now)
         values = {
@@ -434,7 +440,7 @@ def _creator(
             "pool": job.pool,
             "status": Q,
             "priority": job.priority,
-            "fair_key": _fair_key(conn, job.pool, job.owner_id),
+            "fair_key": fair_key,
             "attempts": 0,
             "max_attempts": job.max_attempts,
             "timeout_s": job.timeout_s,
@@ -470,10 +476,6 @@ def _creator(
         return created
 
     return run
-
-
-def _queued_in(conn: Connection, pool: str) -> int:
-    return int(conn.execute(QUEUED_IN, {"pool": pool}).scalar() or 0)
 
 
 ADVANCE_POOL_CLOCK = (

@@ -466,6 +466,17 @@ async def test_a_full_pool_refuses_new_jobs_and_keeps_the_queued(
     assert await store.finished_since(pool="default", since=clock.now()) == 0
 
 
+async def test_queueing_a_job_reads_its_fair_key_and_pool_depth_in_one_statement(
+    store: SqlJobStore, clock: FakeClock
+) -> None:
+    await claim(store, clock)  # the pool has a clock
+    await store.create_job(new_job(), now=clock.now(), max_queued=5)
+    before = store.db.statements
+    await store.create_job(new_job(), now=clock.now(), max_queued=5)
+    # One read (owner's last key, pool clock, depth), the job's insert, its first event.
+    assert store.db.statements - before == 3
+
+
 async def test_adopt_renews_an_agents_leases_on_its_backend_only(
     store: SqlJobStore, clock: FakeClock
 ) -> None:

@@ -3,8 +3,12 @@
 Both sides run ``image-ops`` at its first example against the same simulator process:
 the direct client posts the patched graph (fresh SaveImage prefix each run), follows
 its WebSocket to ``execution_success``, reads ``/history`` and downloads with ``/view``;
-comfygate is driven through its API (submit, SSE until succeeded, download). Then 200
-jobs of 100 ms of work each over 4 simulator backends, against the ideal.
+comfygate is driven through its API (submit, SSE until succeeded, download). A third
+side, the floor, sends the same three requests to a bare FastAPI app on the gateway's
+server stack that answers them from a recording of one comfygate job
+(bench/contract_floor.py): what the job contract costs before any work, so the direct
+time plus the floor is what a gateway on this stack that did nothing would take. Then
+200 jobs of 100 ms of work each over 4 simulator backends, against the ideal.
 
     .venv/bin/python bench/overhead.py [--runs 200]
     .venv/bin/python bench/overhead.py --part latency --comfy http://127.0.0.1:8188
@@ -16,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from comfygate.comfy.client import ComfyClient
@@ -33,7 +41,7 @@ from comfygate.comfy.graph import set_output_prefix
 from comfygate.comfy.messages import Executing, ExecutionError, ExecutionSuccess
 from comfygate.contracts import load_workflow, patch_graph, validate_params
 from comfygate.ids import new_prompt_id
-from comfygate.serve import spawn_gateway, start_simulator, stop_process
+from comfygate.serve import free_port, spawn_gateway, start_simulator, stop_process
 from comfygate.sse import SseParser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,30 +105,40 @@ async def sse_status(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             yield event.json()
 
 
+async def sse_status_of(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    """The same, read with aiohttp (the latency part's client, as on the direct side)."""
+    parser = SseParser()
+    async for raw in response.content:
+        event = parser.feed(raw.decode().rstrip("\r\n"))
+        if event is not None and event.type == "status":
+            yield event.json()
+
+
 def iso(value: str) -> float:
     return datetime.fromisoformat(value).timestamp() * 1000
 
 
 async def gateway_run(
-    client: httpx.AsyncClient, comfy: ComfyClient, params: dict[str, Any]
+    client: aiohttp.ClientSession, comfy: ComfyClient, params: dict[str, Any]
 ) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     wall_start = time.time() * 1000
-    r = await client.post("/v1/workflows/image-ops/jobs", json={"params": params})
-    job = r.json()
+    async with client.post("/v1/workflows/image-ops/jobs", json={"params": params}) as r:
+        job = await r.json()
     seen_ms = 0.0
-    async with client.stream("GET", job["urls"]["events"]) as stream:
-        # Read to the end: the stream closes after the terminal status, and a response
-        # read whole leaves its connection open for the download.
-        async for event in sse_status(stream):
+    async with client.get(job["urls"]["events"]) as stream:
+        # Read to the end: the stream closes after the terminal status.
+        async for event in sse_status_of(stream):
             job = event
             if job["status"] in ("succeeded", "failed", "canceled"):
                 seen_ms = time.time() * 1000
     assert job["status"] == "succeeded", job
     for asset in job["outputs"]:
-        await client.get(asset["url"])
+        async with client.get(asset["url"]) as download:
+            await download.read()
     total = (time.perf_counter() - start) * 1000
-    attempts = (await client.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"]
+    async with client.get(f"/v1/jobs/{job['id']}/attempts") as r:
+        attempts = (await r.json())["attempts"]
     history = await comfy.history(attempts[-1]["prompt_id"])
     assert history is not None
     # ComfyUI's own timestamps of the attempt (epoch ms, on this machine's clock)
@@ -139,6 +157,60 @@ async def gateway_run(
 
 def start_gateway(data: Path, backends: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     return spawn_gateway(data, ROOT / "workflows", backends)
+
+
+async def record_job(client: aiohttp.ClientSession, params: dict[str, Any]) -> dict[str, Any]:
+    """One job's answers as the client saw them: the floor app replays them."""
+    async with client.post("/v1/workflows/image-ops/jobs", json={"params": params}) as r:
+        submitted = await r.text()
+    job = json.loads(submitted)
+    async with client.get(job["urls"]["events"]) as stream:
+        events = [chunk.decode() async for chunk in stream.content.iter_any()]
+    async with client.get(f"/v1/jobs/{job['id']}") as r:
+        job = await r.json()
+    async with client.get(job["outputs"][0]["url"]) as download:
+        output, content_type = await download.read(), download.headers["content-type"]
+    return {
+        "submit": submitted,
+        "events": events,
+        "output": output.hex(),
+        "content_type": content_type,
+    }
+
+
+def start_floor(recording: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The contract floor app (bench/contract_floor.py) on a free port, once it answers."""
+    port = free_port()
+    server = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    server += ["--log-level", "warning"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "contract_floor:app", "--port", str(port), *server],
+        cwd=ROOT / "bench",
+        env={**os.environ, "COMFYGATE_FLOOR": str(recording)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{url}/output", timeout=1)
+            return proc, url
+        time.sleep(0.05)
+    stop_process(proc)
+    raise RuntimeError("the contract floor app did not start")
+
+
+async def floor_run(client: aiohttp.ClientSession, params: dict[str, Any]) -> float:
+    """The gateway run's three requests against the floor app: submit, the stream to
+    its end, the download."""
+    start = time.perf_counter()
+    async with client.post("/jobs", json={"params": params}) as r:
+        assert r.status == 202
+        await r.read()
+    async with client.get("/events") as stream:
+        async for _ in sse_status_of(stream):
+            pass
+    async with client.get("/output") as download:
+        await download.read()
+    return (time.perf_counter() - start) * 1000
 
 
 async def latency(runs: int, tmp: Path, comfy_url: str | None = None) -> None:
@@ -166,26 +238,51 @@ async def latency(runs: int, tmp: Path, comfy_url: str | None = None) -> None:
 
         direct: list[float] = []
         via: list[float] = []
+        bare: list[float] = []
         splits: list[dict[str, float]] = []
-        async with httpx.AsyncClient(base_url=gw_url, timeout=30) as client, comfy.socket() as sock:
+        # Every side speaks HTTP through aiohttp, as the direct client (ComfyClient) does:
+        # a slower client library on one side only would count as the gateway's time.
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(gw_url, timeout=timeout) as client,
+            comfy.socket() as sock,
+        ):
             for n in range(10):  # warm both paths
                 await direct_run(comfy, sock, graph, -n - 1)
                 await gateway_run(client, comfy, params)
-            # interleaved, so both sides see the same machine
-            for n in range(runs):
-                direct.append(await direct_run(comfy, sock, graph, n))
-                total, split = await gateway_run(client, comfy, params)
-                via.append(total)
-                splits.append(split)
+            recording = tmp / "floor.json"
+            recording.write_text(json.dumps(await record_job(client, params)))
+            floor, floor_url = start_floor(recording)
+            async with aiohttp.ClientSession(floor_url, timeout=timeout) as bare_client:
+                for _ in range(10):
+                    await floor_run(bare_client, params)
+                # interleaved, so every side sees the same machine
+                for n in range(runs):
+                    direct.append(await direct_run(comfy, sock, graph, n))
+                    total, split = await gateway_run(client, comfy, params)
+                    via.append(total)
+                    splits.append(split)
+                    bare.append(await floor_run(bare_client, params))
         await comfy.aclose()
         d50, d95, g50, g95 = (pct(direct, 0.5), pct(direct, 0.95), pct(via, 0.5), pct(via, 0.95))
+        f50, f95 = pct(bare, 0.5), pct(bare, 0.95)
         print(f"image-ops, {runs} runs each, interleaved:")
         print(f"  direct    p50 {d50:7.1f} ms  p95 {d95:7.1f} ms")
         print(f"  comfygate p50 {g50:7.1f} ms  p95 {g95:7.1f} ms")
         print(f"  ratio     p50 {g50 / d50:7.2f}x    p95 {g95 / d95:.2f}x   (aim: p50 ≤ 1.5x)")
         parts = "  ".join(f"{k} {statistics.median(s[k] for s in splits):.1f}" for k in splits[0])
         print(f"  added ms (p50 of each part): {parts}")
+        print(
+            f"  floor     p50 {f50:7.1f} ms  p95 {f95:7.1f} ms   (the same three requests "
+            "answered from a recording by a bare FastAPI app: the contract before any work)"
+        )
+        print(
+            f"  a gateway on this stack that did no work: (direct + floor) / direct = "
+            f"{(d50 + f50) / d50:.2f}x at p50; comfygate's own work: {g50 - d50 - f50:.1f} ms"
+        )
     finally:
+        with contextlib.suppress(NameError):
+            stop_process(floor)
         stop_process(gateway)
         if sim:
             stop_process(sim)

@@ -95,8 +95,11 @@ class _Waiter:
     #: that submit's handoff, from when it took the waiter
     handoff: Handoff | None = None
 
-    def fits(self, models: frozenset[str]) -> bool:
-        return self.lessee.models is None or models <= self.lessee.models
+    def takes(self, models: frozenset[str]) -> bool:
+        """Whether it would take a job that needs ``models`` now: not taken by a submit
+        already, not being drained, and its ComfyUI has those files."""
+        have = self.lessee.models
+        return self.handoff is None and (have is None or models <= have) and self.wanted()
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ class WorkerGate:
             tickets.append(models)
         self._queued_here[pool] = (since, tickets)
         waiting = self._waiting.get(pool, [])
-        if not any(w.handoff is None and w.fits(models) for w in waiting):
+        if not any(w.takes(models) for w in waiting):
             self.doorbell.ring(pool)
             return
         self.doorbell.ring_here(pool)
@@ -225,7 +228,7 @@ class WorkerGate:
         for a submit that claims for it in the job's own transaction (an idle pool's
         every job takes this path); None when no such waiter waits."""
         for waiter in self._waiting.get(pool, []):
-            if waiter.handoff is None and waiter.fits(models) and waiter.wanted():
+            if waiter.takes(models):
                 lessee = waiter.lessee
                 waiter.handoff = Handoff(
                     claim=Claim(

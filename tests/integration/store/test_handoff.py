@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from comfygate.clock import FakeClock
+from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobStatus, Lease, Lessee
 from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.store import SqlJobStore
@@ -81,10 +82,12 @@ async def test_each_waiter_is_taken_once_and_only_for_a_job_it_fits(
         task.cancel()
 
 
-async def test_a_draining_waiter_is_not_taken(
+async def test_a_draining_waiter_is_not_taken_nor_holds_the_ring_back(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
+    echoed: list[str] = []
+    gate.doorbell = Doorbell(echo=echoed.append)
     wanted = True
     task = asyncio.create_task(gate.lease(lessee(1), wait_s=5, wanted=lambda: wanted))
     for _ in range(1000):
@@ -93,6 +96,10 @@ async def test_a_draining_waiter_is_not_taken(
         await asyncio.sleep(0.001)
     wanted = False
     assert gate.handoff("default", frozenset()) is None
+    # The job stays queued: the other gateways hear of it at once, not after a wait
+    # for a claim here that will not come.
+    gate.queued_here("default", frozenset())
+    assert echoed == ["default"]
     task.cancel()
 
 

@@ -2,9 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests import services
 from tests.s3server import s3_server
 
 __all__ = ["no_proxy_env", "s3_server"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    services.report(terminalreporter)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ _Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any
 
 class Lane:
     """Up to ``threads`` daemon threads taking calls from one queue, first come first
-    served; started when calls find none idle, ended after IDLE_S without work.
+    served; started when calls outnumber the threads waiting for one, ended after
+    ``idle_s`` without work.
 
     ``setup`` runs in a thread before its first call, and what it returns stays with
     that thread (``resource()``): the thread's own database connection, say;
@@ -37,16 +38,22 @@ class Lane:
         name: str,
         setup: Callable[[], Any] | None = None,
         teardown: Callable[[Any], None] | None = None,
+        idle_s: float | None = None,
     ) -> None:
         self._calls: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._max = threads
         self._name = name
         self._setup = setup
         self._teardown = teardown
+        self._idle_s = IDLE_S if idle_s is None else idle_s
         self._local = threading.local()
-        #: threads waiting for a call and not yet counted on by one
-        self._idle = 0
+        # Both counts change only under the lock, so a thread that gives up waiting
+        # and a call put in at that moment agree on who serves the call.
         self._lock = threading.Lock()
+        #: calls put in and not yet taken by a thread
+        self._queued = 0
+        #: threads in (or about to enter) the wait for a call
+        self._waiting = 0
         self._threads: list[threading.Thread] = []
         self._started = 0
 
@@ -59,57 +66,59 @@ class Lane:
         raises its exception. Cancelling the wait does not stop a call already taken."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put((loop, future, fn))
-        if not self._take_idle():
-            self._spawn()
-        return future
-
-    def _take_idle(self) -> bool:
         with self._lock:
-            if self._idle == 0:
-                return False
-            self._idle -= 1
-            return True
+            self._queued += 1
+            self._calls.put((loop, future, fn))
+            # A busy thread comes back for queued calls, so at the limit none is lost.
+            if self._queued > self._waiting and len(self._threads) < self._max:
+                self._spawn()
+        return future
 
     async def close(self) -> None:
         """End the threads once the calls already queued have run."""
         with self._lock:
-            threads = [t for t in self._threads if t.is_alive()]
-            self._threads = []
+            threads = list(self._threads)
         for _ in threads:
             self._calls.put(None)
         for thread in threads:
             await asyncio.to_thread(thread.join)
 
     def _spawn(self) -> None:
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            if len(self._threads) >= self._max:
-                return
-            self._started += 1
-            thread = threading.Thread(
-                target=self._serve, name=f"{self._name}-{self._started}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        """Start a thread; the caller holds the lock. It counts as waiting from here,
+        so the next call does not start another for the same work."""
+        self._started += 1
+        thread = threading.Thread(
+            target=self._serve, name=f"{self._name}-{self._started}", daemon=True
+        )
+        self._threads.append(thread)
+        self._waiting += 1
+        thread.start()
 
     def _serve(self) -> None:
         self._local.resource = None
+        me = threading.current_thread()
         try:
             while True:
                 try:
-                    item = self._calls.get(timeout=IDLE_S)
+                    item = self._calls.get(timeout=self._idle_s)
                 except queue.Empty:
-                    # Leave only as an idle thread: a call that counted on this one
-                    # (took its idle mark) is served before it goes.
-                    if self._take_idle():
-                        return
+                    with self._lock:
+                        # A call put in since the timeout counted on the waiters as
+                        # they were: go only if the others still cover every call.
+                        if self._queued < self._waiting:
+                            self._waiting -= 1
+                            self._threads.remove(me)
+                            return
                     continue
-                if item is None:
-                    return
+                with self._lock:
+                    self._waiting -= 1
+                    if item is None:
+                        self._threads.remove(me)
+                        return
+                    self._queued -= 1
                 self._call(*item)
                 with self._lock:
-                    self._idle += 1
+                    self._waiting += 1
         finally:
             if self._teardown is not None and self._local.resource is not None:
                 with contextlib.suppress(Exception):

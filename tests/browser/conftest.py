@@ -19,6 +19,7 @@ import pytest
 
 from comfygate.serve import free_port, start_simulator, stop_process
 from tests.browser.axe import axe_source
+from tests.services import unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COMFYGATE_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-STRICT = os.environ.get("COMFYGATE_TEST_STRICT") == "1"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -52,12 +52,6 @@ new MutationObserver((records) => {
   }
 }).observe(document, { subtree: true, attributes: true, attributeFilter: ["value"] });
 """
-
-
-def unavailable(reason: str) -> None:
-    if STRICT:
-        pytest.fail(f"browser tests cannot run: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -117,11 +111,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        unavailable("chromium", f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        unavailable("the playwright package is not installed")
+        unavailable("chromium", "the playwright package is not installed")
     with sync_playwright() as p:
         yield p
 
@@ -143,7 +137,7 @@ def axe_js() -> str:
     try:
         return axe_source(ROOT / ".venv" / "cache")
     except OSError as exc:
-        unavailable(f"axe-core could not be fetched: {exc}")
+        unavailable("chromium", f"axe-core could not be fetched: {exc}")
         raise
 
 

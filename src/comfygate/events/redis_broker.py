@@ -60,7 +60,7 @@ class RedisBroker:
                 log.warning("broker: Redis subscription lost (%s); retrying", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(next(delays))
 
     async def send(self, payloads: Sequence[str]) -> None:

@@ -50,6 +50,7 @@ AS = {
 }
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("who", list(AS))
 async def test_schemathesis_finds_nothing(
     who: str, start_sim: SimFactory, start_gateway: GatewayFactory, tmp_path: Path

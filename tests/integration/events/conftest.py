@@ -1,12 +1,12 @@
-"""The Redis on this machine, for the broker tests: skipped when it does not answer,
-except under CI, where a missing Redis fails."""
+"""The Redis on this machine, for the broker tests (see tests/services.py for a missing one)."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
 import redis
+
+from tests.services import unavailable
 
 REDIS_URL = os.environ.get("COMFYGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -16,9 +16,6 @@ def require_redis() -> None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        why = f"Redis at {REDIS_URL} does not answer: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        unavailable("Redis", f"{REDIS_URL} does not answer: {exc}")
     finally:
         client.close()

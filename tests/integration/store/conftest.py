@@ -15,6 +15,7 @@ from sqlalchemy import text
 from comfygate.clock import FakeClock
 from comfygate.jobs.model import WorkflowVersion
 from comfygate.store import SqlJobStore, open_store
+from tests.services import unavailable
 
 PG_HOST = os.environ.get("COMFYGATE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("COMFYGATE_TEST_PG_PORT", "5432")
@@ -36,9 +37,7 @@ def throwaway_pg_database() -> Iterator[str]:
     try:
         asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
     except OSError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            raise
-        pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer: {exc}")
+        unavailable("PostgreSQL", f"{PG_HOST}:{PG_PORT} does not answer: {exc}")
     yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
     asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -16,11 +16,15 @@ def card(page: Page, job_id: str) -> Locator:
 
 def submit(page: Page) -> str:
     """Click Run and return the id of the job card that appears for it."""
-    before = set(job_ids(page))
-    page.click("#run-button")
-    page.wait_for_function("n => document.querySelectorAll('li.job').length > n", arg=len(before))
-    [new] = [i for i in job_ids(page) if i not in before]
-    return new
+    # The id comes from this click's own submit: another tab of the same visitor may
+    # add a card of its job to this dock at any moment.
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.split("?")[0].endswith("/jobs")
+    ) as answer:
+        page.click("#run-button")
+    job_id: str = answer.value.json()["id"]
+    card(page, job_id).wait_for()
+    return job_id
 
 
 def job_ids(page: Page) -> list[str]:

@@ -18,6 +18,9 @@ from comfygate.sim import SimServer
 from tests.integration.chaos.tally import TERMINAL, report, tally
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
 
+# Each runs real processes through kills and restarts: tens of seconds on a busy machine.
+pytestmark = pytest.mark.timeout(180)
+
 CHAOS_LEASE = {"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1}
 
 

@@ -20,6 +20,9 @@ from comfygate.serve import spawn_gateway
 from tests.integration.chaos.tally import TERMINAL, tally
 from tests.integration.conftest import SimFactory
 
+# Each runs real processes through kills and restarts: tens of seconds on a busy machine.
+pytestmark = pytest.mark.timeout(180)
+
 JOBS = 200
 KILLS = 3
 CHAOS_ENV = {

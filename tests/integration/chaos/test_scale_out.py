@@ -36,7 +36,8 @@ from tests.integration.chaos.tally import TERMINAL, tally
 from tests.integration.store.conftest import throwaway_pg_database
 from tests.s3server import S3Server
 
-pytestmark = pytest.mark.postgres
+# A thousand jobs through three gateways and their kills: minutes on a busy machine.
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(600)]
 
 JOBS = int(os.environ.get("COMFYGATE_SCALE_JOBS", "1000"))
 GATEWAYS = 3

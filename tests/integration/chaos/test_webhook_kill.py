@@ -9,11 +9,15 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
 from comfygate.serve import spawn_gateway
 from tests.integration.conftest import SimFactory
 from tests.integration.receiver import Receiver
+
+# Each runs real processes through kills and restarts: tens of seconds on a busy machine.
+pytestmark = pytest.mark.timeout(180)
 
 ENV = {"COMFYGATE_OUTBOUND__ALLOW": "127.0.0.1", "COMFYGATE_WEBHOOKS__TIMEOUT_S": "3"}
 

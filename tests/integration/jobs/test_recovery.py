@@ -19,6 +19,9 @@ from comfygate.serve import spawn_gateway
 from comfygate.sim import SimServer
 from tests.integration.conftest import SimFactory
 
+# Each runs real processes through kills and restarts: tens of seconds on a busy machine.
+pytestmark = pytest.mark.timeout(180)
+
 Spawn = Callable[[SimServer], Awaitable[tuple[subprocess.Popen[bytes], str]]]
 CHAOS_ENV = {
     "COMFYGATE_LEASE__TTL_S": "6",

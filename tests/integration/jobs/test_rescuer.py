@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from comfygate.jobs.model import HeartbeatReply, Lease
 from tests.integration.conftest import GatewayFactory, SimFactory, wait_status
+
+# Each waits out leases that run dry: tens of seconds on a busy machine.
+pytestmark = pytest.mark.timeout(180)
 
 CHAOS_LEASE = {"ttl_s": 6, "heartbeat_s": 2, "rescue_every_s": 1}
 

@@ -111,7 +111,9 @@ def run_tests(selected: list[str]) -> int:
         else:
             xml = reports / f"{name}.xml"
             code = subprocess.run(
-                [str(PY), "-m", "pytest", *args, f"--junitxml={xml}", "-q"], cwd=ROOT, env=env
+                [str(PY), "-m", "pytest", *args, f"--junitxml={xml}", "-q", "--durations=10"],
+                cwd=ROOT,
+                env=env,
             ).returncode
             if code == 5:  # no tests collected: not a failure of the suite
                 code = 0

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from comfygate.api.deps import gateway
+from comfygate.api.served_files import served_headers
 from comfygate.errors import (
     Forbidden,
     InvalidParams,
@@ -374,4 +375,8 @@ async def _check_stored(gw: Gateway, outputs: list[OutputFile]) -> None:
 
 
 def _stream(gw: Gateway, key: str, media_type: str) -> StreamingResponse:
-    return StreamingResponse(gw.storage.open(key), media_type=media_type)
+    return StreamingResponse(
+        gw.storage.open(key),
+        media_type=media_type,
+        headers=served_headers(key.rsplit("/", 1)[-1], media_type),
+    )

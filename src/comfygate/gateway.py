@@ -41,7 +41,7 @@ from comfygate.jobs.webhooks import Backoff
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.keys import ApiKeys
 from comfygate.limiting.address import Network, networks
-from comfygate.limiting.rate import KindRates, SubmitRateLimiter, open_storage
+from comfygate.limiting.rate import SubmitRateLimiter, kind_rates, open_storage
 from comfygate.shares import ShareLinks
 from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
@@ -437,10 +437,10 @@ async def build_gateway(
         tls=tls,
         relay=relay,
         rate_limiter=SubmitRateLimiter(
-            {
-                kind: KindRates(per_principal=k.per_minute, per_address=k.per_address_per_minute)
-                for kind, k in settings.limits.kinds.items()
-            },
+            kind_rates(
+                settings.limits,
+                public_anonymous=settings.allow_anonymous and settings.public_site,
+            ),
             open_storage(settings.broker_url),
         ),
         budgets=SqlBudgets(store.db),

@@ -111,6 +111,26 @@ async def test_without_trusted_proxies_a_forwarded_header_from_loopback_is_ignor
     assert codes == [202, 202, 429], "each forged address got a count of its own"
 
 
+async def test_on_a_public_site_a_caller_without_a_cookie_is_limited_like_a_visitor(
+    start_gateway: GatewayFactory,
+) -> None:
+    """Anonymous use and the public site, as on the demo: leaving the visitor cookie out
+    must not skip the visitors' limits; each address is counted as one visitor."""
+    gateway = await start_gateway(
+        allow_anonymous=True,
+        public_site=True,
+        limits={"kinds": {"visitor": {"per_minute": 2}}},
+        trusted_proxies=["127.0.0.1/32"],
+    )
+    first = [await submit_from(gateway, "198.51.100.1") for _ in range(3)]
+    assert [r.status_code for r in first] == [202, 202, 429]
+    assert first[2].json()["error"]["details"] == {"limits": ["principal"]}
+    assert first[2].headers["ratelimit-policy"] == '"principal";q=2;w=60'
+    assert (await submit_from(gateway, "198.51.100.2")).status_code == 202, (
+        "another address is another anonymous caller, with a count of its own"
+    )
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

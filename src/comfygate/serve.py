@@ -35,25 +35,26 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: Settings, *, port: int) -> uvicorn.Config:
     """How uvicorn serves the gateway (``comfygate serve``, and the tests' gateways)."""
     return uvicorn.Config(
         app,
-        host=host,
+        host=settings.host,
         port=port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=3,
         lifespan="on",
-        # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the peer before
-        # the gateway sees it; only the gateway's trusted_proxies decide who is a proxy.
-        proxy_headers=False,
+        # Left alone uvicorn believes X-Forwarded-For and -Proto from 127.0.0.1: only
+        # trusted_proxies may say who the client is and whether it came over https.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 
 async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:
     gw = await build_gateway(settings)
-    server = uvicorn.Server(server_config(create_app(gw), settings.host, settings.port))
+    server = uvicorn.Server(server_config(create_app(gw), settings, port=settings.port))
     if on_ready:
 
         async def announce() -> None:

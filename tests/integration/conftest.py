@@ -94,7 +94,7 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
         settings = load_settings(None, comfy=list(comfy), port=0, **overrides)
         gw = await build_gateway(settings, **build)
         # Served as `comfygate serve` serves it, so uvicorn's settings are under test too.
-        server = uvicorn.Server(server_config(create_app(gw), "127.0.0.1", 0))
+        server = uvicorn.Server(server_config(create_app(gw), settings, port=0))
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

@@ -205,6 +205,9 @@ class LimitSettings(BaseModel):
     (``comfygate demo`` turns them on for visitors); admins and workers are never limited."""
 
     kinds: dict[str, KindLimits] = Field(default_factory=dict)
+    #: failed authentications (wrong token or key, refused JWT) a minute per client
+    #: address, and per API key that was identified but refused; past it, 429. 0: off
+    auth_failures_per_minute: int = Field(default=10, ge=0)
     #: the budget of each visitor without one of its own (none: unlimited)
     visitor_budget: BudgetSetting | None = None
 

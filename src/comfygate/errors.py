@@ -13,6 +13,7 @@
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
       RateLimited                   too many submissions in a window (429, RateLimit headers)
       TooManyActiveJobs             the caller has its most jobs queued and running (429)
+      TooManyFailedAttempts         credentials failed too often from here (429, Retry-After)
       QuotaExceeded                 the job would exceed the caller's budget (402)
       Gone                          it existed and was deleted (410)
         JobDeleted
@@ -179,6 +180,21 @@ class TooManyActiveJobs(ComfygateError):
     def headers(self) -> dict[str, str]:
         # No estimate of when a job of this caller ends; a short, fixed wait.
         return {"Retry-After": "10"}
+
+
+class TooManyFailedAttempts(ComfygateError):
+    """Too many failed attempts to authenticate; retry later."""
+
+    code = "too_many_failed_attempts"
+    status_code = 429
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class QuotaExceeded(ComfygateError):

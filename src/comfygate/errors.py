@@ -22,6 +22,7 @@
       InvalidTransition             a job is not in a state that allows the change
       LeaseLost                     a fenced worker write matched no row
       InvalidUpload                 an uploaded file failed its checks (422)
+      BodyTooLarge                  the request body is past its limit (413)
       JobError                      why one attempt of a job did not succeed
         RetryableJobError           the job goes back to the queue while attempts remain
           BackendUnreachable
@@ -258,6 +259,13 @@ class InvalidUpload(ComfygateError):
 
     code = "invalid_upload"
     status_code = 422
+
+
+class BodyTooLarge(ComfygateError):
+    """The request body is too large."""
+
+    code = "body_too_large"
+    status_code = 413
 
 
 class JobError(ComfygateError):

@@ -52,10 +52,12 @@ async def worker(request: Request, gw: GW) -> ApiKey:
     secret = bearer(request)
     if secret is None:
         raise Unauthorized(refusal)
-    if sessions(request).check_token(secret):
-        # A credential we know, refused for its scope like any admin key: no guess.
-        raise Forbidden("this needs a key with the worker scope")
     async with sign_in_attempt(gw, request) as attempt:
+        # Checked only once the address may try at all: else its answer would tell a
+        # throttled guesser which guess was the admin token.
+        if sessions(request).check_token(secret):
+            # A credential we know, refused for its scope like any admin key: no guess.
+            raise Forbidden("this needs a key with the worker scope")
         key = await gw.api_keys.resolve(secret)
         if key is None:
             attempt.key_id = await gw.api_keys.revoked_id(secret)

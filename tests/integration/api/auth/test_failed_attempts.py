@@ -60,6 +60,9 @@ async def test_wrong_bearer_keys_are_throttled_per_address(
     for r in codes[FAILURES:]:
         assert_throttled(r)
     assert no_credentials.status_code == 401, "no credential is no guess"
+    admin = from_address("198.51.100.1", authorization=f"Bearer {guarded.settings.admin_key()}")
+    async with guarded.client() as c:
+        assert_throttled(await c.request(method, path, json={}, headers=admin))
 
 
 async def test_a_revoked_key_is_throttled_from_every_address(guarded: RunningGateway) -> None:

@@ -100,6 +100,17 @@ class UploadSettings(BaseModel):
         return formats
 
 
+class RequestSettings(BaseModel):
+    """How large a request body may be; one past it gets 413 before the rest is read.
+    Files the clients upload go to signed URLs (each with its own declared size) and
+    agents stream outputs, so neither counts here."""
+
+    #: JSON and every other body
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    #: a multipart submit: its pictures (each within uploads.max_bytes) and params
+    max_multipart_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
 class WebhookSettings(BaseModel):
     """How webhook deliveries are sent and retried: backoff doubles from ``backoff_base_s``
     up to ``backoff_max_s`` (with jitter) until ``retry_for_s`` after the first attempt."""
@@ -205,6 +216,9 @@ class LimitSettings(BaseModel):
     (``comfygate demo`` turns them on for visitors); admins and workers are never limited."""
 
     kinds: dict[str, KindLimits] = Field(default_factory=dict)
+    #: failed authentications (wrong token or key, refused JWT) a minute per client
+    #: address, and per API key that was identified but refused; past it, 429. 0: off
+    auth_failures_per_minute: int = Field(default=10, ge=0)
     #: the budget of each visitor without one of its own (none: unlimited)
     visitor_budget: BudgetSetting | None = None
 
@@ -253,6 +267,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
+    requests: RequestSettings = Field(default_factory=RequestSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     #: idempotency keys are kept at least this long

@@ -13,6 +13,7 @@
       QueueFull                     the pool's queue is at its limit (429, Retry-After)
       RateLimited                   too many submissions in a window (429, RateLimit headers)
       TooManyActiveJobs             the caller has its most jobs queued and running (429)
+      TooManyFailedAttempts         credentials failed too often from here (429, Retry-After)
       QuotaExceeded                 the job would exceed the caller's budget (402)
       Gone                          it existed and was deleted (410)
         JobDeleted
@@ -21,6 +22,7 @@
       InvalidTransition             a job is not in a state that allows the change
       LeaseLost                     a fenced worker write matched no row
       InvalidUpload                 an uploaded file failed its checks (422)
+      BodyTooLarge                  the request body is past its limit (413)
       JobError                      why one attempt of a job did not succeed
         RetryableJobError           the job goes back to the queue while attempts remain
           BackendUnreachable
@@ -181,6 +183,21 @@ class TooManyActiveJobs(ComfygateError):
         return {"Retry-After": "10"}
 
 
+class TooManyFailedAttempts(ComfygateError):
+    """Too many failed attempts to authenticate; retry later."""
+
+    code = "too_many_failed_attempts"
+    status_code = 429
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 class QuotaExceeded(ComfygateError):
     """The job would exceed your budget; details say what remains and when it resets."""
 
@@ -242,6 +259,13 @@ class InvalidUpload(ComfygateError):
 
     code = "invalid_upload"
     status_code = 422
+
+
+class BodyTooLarge(ComfygateError):
+    """The request body is too large."""
+
+    code = "body_too_large"
+    status_code = 413
 
 
 class JobError(ComfygateError):

@@ -41,7 +41,8 @@ from comfygate.jobs.webhooks import Backoff
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.keys import ApiKeys
 from comfygate.limiting.address import Network, networks
-from comfygate.limiting.rate import KindRates, SubmitRateLimiter, open_storage
+from comfygate.limiting.failures import AuthFailures
+from comfygate.limiting.rate import SubmitRateLimiter, kind_rates, open_storage
 from comfygate.shares import ShareLinks
 from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
@@ -98,6 +99,7 @@ class Gateway:
     webhooks: SqlWebhookStore
     dispatcher: Dispatcher
     rate_limiter: SubmitRateLimiter
+    auth_failures: AuthFailures
     budgets: SqlBudgets
     trusted_proxies: tuple[Network, ...]
     outbound: list[httpx.AsyncClient] = field(default_factory=list)
@@ -274,6 +276,7 @@ class Gateway:
             await self._http.close()
         await self.admin.aclose()
         await self.rate_limiter.aclose()
+        await self.auth_failures.aclose()
         await self.store.close()
 
 
@@ -437,11 +440,15 @@ async def build_gateway(
         tls=tls,
         relay=relay,
         rate_limiter=SubmitRateLimiter(
-            {
-                kind: KindRates(per_principal=k.per_minute, per_address=k.per_address_per_minute)
-                for kind, k in settings.limits.kinds.items()
-            },
+            kind_rates(
+                settings.limits,
+                public_anonymous=settings.allow_anonymous and settings.public_site,
+            ),
             open_storage(settings.broker_url),
+        ),
+        auth_failures=AuthFailures(
+            settings.limits.auth_failures_per_minute,
+            open_storage(settings.broker_url, key_prefix="comfygate-auth"),
         ),
         budgets=SqlBudgets(store.db),
         trusted_proxies=networks(settings.trusted_proxies),

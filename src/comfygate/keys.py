@@ -116,6 +116,11 @@ class ApiKeys:
         key = await self._store.by_id(key_id)
         return None if key is None or key.revoked_at is not None else key
 
+    async def revoked_id(self, secret: str) -> str | None:
+        """The id of the revoked key with this secret, or None (unknown or live)."""
+        key = await self._store.by_hash(hash_secret(secret))
+        return key.id if key is not None and key.revoked_at is not None else None
+
     async def resolve(self, secret: str) -> ApiKey | None:
         """The live key with this secret, or None (unknown or revoked)."""
         key = await self._store.by_hash(hash_secret(secret))

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from comfygate.api.app import create_app
 from comfygate.config import Settings
@@ -34,18 +35,26 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:
-    gw = await build_gateway(settings)
-    app = create_app(gw)
-    config = uvicorn.Config(
+def server_config(app: FastAPI, settings: Settings, *, port: int) -> uvicorn.Config:
+    """How uvicorn serves the gateway (``comfygate serve``, and the tests' gateways)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port,
+        port=port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=3,
+        lifespan="on",
+        # Left alone uvicorn believes X-Forwarded-For and -Proto from 127.0.0.1: only
+        # trusted_proxies may say who the client is and whether it came over https.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
-    server = uvicorn.Server(config)
+
+
+async def run_gateway(settings: Settings, *, on_ready: str | None = None) -> None:
+    gw = await build_gateway(settings)
+    server = uvicorn.Server(server_config(create_app(gw), settings, port=settings.port))
     if on_ready:
 
         async def announce() -> None:

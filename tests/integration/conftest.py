@@ -17,6 +17,7 @@ import uvicorn
 from comfygate.api.app import create_app
 from comfygate.config import Settings, load_settings
 from comfygate.gateway import Gateway, build_gateway
+from comfygate.serve import server_config
 from comfygate.sim import SimConfig, SimServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +93,8 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
         overrides.setdefault("public_site", True)
         settings = load_settings(None, comfy=list(comfy), port=0, **overrides)
         gw = await build_gateway(settings, **build)
-        config = uvicorn.Config(
-            create_app(gw), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-        )
-        server = uvicorn.Server(config)
+        # Served as `comfygate serve` serves it, so uvicorn's settings are under test too.
+        server = uvicorn.Server(server_config(create_app(gw), settings, port=0))
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

@@ -25,6 +25,7 @@ from comfygate.api import (
     workflows,
 )
 from comfygate.api.admin.routes import ROUTERS as ADMIN_ROUTERS
+from comfygate.api.body_limit import BodyLimit, BodyLimits
 from comfygate.api.render import Renderer
 from comfygate.gateway import Gateway
 from comfygate.storage.signing import Signer
@@ -84,6 +85,12 @@ def create_app(gw: Gateway, *, manage_lifetime: bool = True) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     web.install(app)
+    requests = gw.settings.requests
+    # Inside CORS, so a browser may read the 413 too.
+    app.add_middleware(
+        BodyLimit,
+        limits=BodyLimits(requests.max_body_bytes, requests.max_multipart_bytes),
+    )
     if gw.settings.cors_origins:
         # Bearer keys only: without allow_credentials a browser sends no cookies along,
         # so another site can never act as a visitor or a signed-in operator.

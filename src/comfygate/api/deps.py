@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -24,11 +25,32 @@ if TYPE_CHECKING:
 VISITOR_COOKIE = "comfygate_visitor"
 
 
-class InvalidCredentials(ComfygateError):
+class InvalidCredentials(Unauthorized):
     """The visitor cookie is not valid here; reload the page for a new one."""
 
     code = "invalid_credentials"
-    status_code = 401
+
+
+@dataclass
+class Attempt:
+    """One credential being verified; the code that refuses an identified API key
+    names it, so the failure counts against the key too."""
+
+    key_id: str | None = None
+
+
+@asynccontextmanager
+async def sign_in_attempt(gw: Gateway, request: Request) -> AsyncIterator[Attempt]:
+    """Verifying a credential the caller sent: refused at once (429) while its address
+    has failed too often, and an Unauthorized raised inside counts as one failure."""
+    address = client_address_of(gw, request)
+    await gw.auth_failures.check(address)
+    attempt = Attempt()
+    try:
+        yield attempt
+    except Unauthorized:
+        await gw.auth_failures.failed(address, attempt.key_id)
+        raise
 
 
 # Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
@@ -63,9 +85,11 @@ def _cookie_visitor(request: Request) -> Principal | None:
     return visitor(visitor_id)
 
 
-async def _bearer_principal(request: Request, credential: str) -> Principal:
-    """An API key, or a JWT of the configured identity provider; anything else is a 401
-    (never a fall back to a weaker identity)."""
+async def _bearer_principal(request: Request, credential: str, attempt: Attempt) -> Principal:
+    """The admin token, an API key, or a JWT of the configured identity provider;
+    anything else is a 401 (never a fall back to a weaker identity)."""
+    if (admin := admin_principal(request)) is not None:
+        return admin
     gw = gateway_of(request)
     key = await gw.api_keys.resolve(credential)
     if key is not None:
@@ -75,6 +99,7 @@ async def _bearer_principal(request: Request, credential: str) -> Principal:
             return await gw.users.resolve(credential)
         except InvalidToken as exc:
             raise InvalidCredentials(f"the token is not accepted: {exc}") from None
+    attempt.key_id = await gw.api_keys.revoked_id(credential)
     raise InvalidCredentials("the API key is unknown or revoked")
 
 
@@ -83,10 +108,9 @@ async def current_principal(request: Request) -> Principal:
     token or an API key or a JWT (bearer); the admin session cookie (on admin paths); a
     visitor cookie. With none, a 401 — or, when the gateway allows anonymous use (the
     demo), the one local principal. Cookies count only with a CSRF proof on unsafe calls."""
-    if (admin := admin_principal(request)) is not None:
-        return admin
     if (credential := bearer(request)) is not None:
-        return await _bearer_principal(request, credential)
+        async with sign_in_attempt(gateway_of(request), request) as attempt:
+            return await _bearer_principal(request, credential, attempt)
     who = await cookie_admin(request) or _cookie_visitor(request)
     if who is not None:
         csrf.check_cookie_request(request)

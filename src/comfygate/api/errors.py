@@ -16,8 +16,35 @@ from comfygate.errors import ComfygateError, DatabaseBusy
 log = logging.getLogger(__name__)
 
 
+#: the longest string an error body carries: a message or detail that repeats what
+#: the client sent (a name, a value) is cut, so a huge request never gets a huge answer
+MAX_ECHO_CHARS = 1000
+#: error details are our own small structures; deeper or longer than this is cut too
+MAX_DETAIL_DEPTH = 6
+#: a detail per refused field: 100 name enough of a body with a million bad fields
+MAX_DETAIL_ITEMS = 100
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    return {"error": {"code": code, "message": _clip(message), "details": _bounded(details)}}
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[:MAX_ECHO_CHARS]}… ({len(text) - MAX_ECHO_CHARS} characters cut)"
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return _clip(value)
+    if depth >= MAX_DETAIL_DEPTH and isinstance(value, dict | list):
+        return "…"
+    if isinstance(value, dict):
+        return {_clip(str(k)): _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value[:MAX_DETAIL_ITEMS]]
+    return value
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from comfygate.api.deps import gateway
+from comfygate.api.served_files import served_headers
 from comfygate.errors import ComfygateError, InvalidUpload, OutputExpired
 from comfygate.gateway import Gateway
 from comfygate.storage.local import LocalStorage, content_type_for
@@ -39,14 +40,14 @@ async def download(
             raise OutputExpired
         raise Forbidden("the file is gone")
     size, chunks = opened
-    name = key.rsplit("/", 1)[-1]
+    content_type = content_type_for(key)
     return StreamingResponse(
         chunks,
-        media_type=content_type_for(key),
+        media_type=content_type,
         headers={
             "Content-Length": str(size),
-            "Content-Disposition": f'inline; filename="{name}"',
             "Cache-Control": "private, max-age=3600, immutable",
+            **served_headers(key.rsplit("/", 1)[-1], content_type),
         },
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from comfygate.jobs import metadata
 from comfygate.jobs.model import JobStatus
 from comfygate.storage.sanitize import FORMAT_TYPES
 from comfygate.storage.uploads import UploadLimits
@@ -160,6 +161,7 @@ def complete(schema: dict[str, Any], upload_limits: UploadLimits) -> None:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     components["Job"] = JOB_SCHEMA
+    components.update(metadata.SCHEMAS)
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     paths: dict[str, dict[str, Any]] = schema.get("paths", {})

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from comfygate.api.deps import gateway
+from comfygate.api.admin.credentials import bearer, sessions
+from comfygate.api.deps import gateway, sign_in_attempt
+from comfygate.api.served_files import served_headers
 from comfygate.errors import (
     Forbidden,
     InvalidParams,
@@ -46,10 +48,20 @@ async def worker(request: Request, gw: GW) -> ApiKey:
     """The worker key of ``Authorization: Bearer``; 401 without a live key, 403 for a
     key without the ``worker`` scope (``admin`` does not imply it: operators do not
     lease jobs)."""
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    key = await gw.api_keys.resolve(secret.strip()) if scheme.lower() == "bearer" else None
-    if key is None:
-        raise Unauthorized("a live API key with the worker scope is required (Bearer)")
+    refusal = "a live API key with the worker scope is required (Bearer)"
+    secret = bearer(request)
+    if secret is None:
+        raise Unauthorized(refusal)
+    async with sign_in_attempt(gw, request) as attempt:
+        # Checked only once the address may try at all: else its answer would tell a
+        # throttled guesser which guess was the admin token.
+        if sessions(request).check_token(secret):
+            # A credential we know, refused for its scope like any admin key: no guess.
+            raise Forbidden("this needs a key with the worker scope")
+        key = await gw.api_keys.resolve(secret)
+        if key is None:
+            attempt.key_id = await gw.api_keys.revoked_id(secret)
+            raise Unauthorized(refusal)
     if "worker" not in key.scopes:
         raise Forbidden("this needs a key with the worker scope")
     return key
@@ -374,4 +386,8 @@ async def _check_stored(gw: Gateway, outputs: list[OutputFile]) -> None:
 
 
 def _stream(gw: Gateway, key: str, media_type: str) -> StreamingResponse:
-    return StreamingResponse(gw.storage.open(key), media_type=media_type)
+    return StreamingResponse(
+        gw.storage.open(key),
+        media_type=media_type,
+        headers=served_headers(key.rsplit("/", 1)[-1], media_type),
+    )

@@ -16,6 +16,7 @@ from comfygate.contracts.text import publish_text_rules
 from comfygate.errors import InvalidParams, InvalidUpload
 from comfygate.gateway import Gateway
 from comfygate.ids import UUID_PATTERN
+from comfygate.jobs.metadata import METADATA_REF
 from comfygate.jobs.webhooks import WEBHOOK_SCHEMA
 from comfygate.principal import Principal
 
@@ -216,7 +217,7 @@ def submit_openapi(workflow: Workflow) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "params": schema,
-            "metadata": {"type": "object"},
+            "metadata": METADATA_REF,
             "webhook": WEBHOOK_SCHEMA,
         },
         "additionalProperties": False,

@@ -53,6 +53,19 @@ def fill_defaults(
     return filled
 
 
+#: how much of a refused value a message repeats
+ECHO_CHARS = 40
+
+
+def _message(error: ValidationError) -> str:
+    """jsonschema's message with the refused value cut to a prefix: it repeats the value
+    whole, so a 3 MB prompt made a 6 MB answer (message and summary)."""
+    shown = repr(error.instance)
+    if len(shown) <= 2 * ECHO_CHARS:
+        return error.message
+    return error.message.replace(shown, f"{shown[:ECHO_CHARS]}… ({len(shown)} characters)")
+
+
 def _details(error: ValidationError, known: set[str]) -> list[dict[str, str]]:
     path = list(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
@@ -77,7 +90,7 @@ def _details(error: ValidationError, known: set[str]) -> list[dict[str, str]]:
             for name in error.instance
             if name not in known
         ]
-    return [{"path": pointer(path), "message": error.message, "keyword": str(error.validator)}]
+    return [{"path": pointer(path), "message": _message(error), "keyword": str(error.validator)}]
 
 
 def validate_params(

@@ -42,6 +42,7 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.fresh_prompts import FreshPrompts
 from comfygate.jobs.handoff import Claimed
 from comfygate.jobs.keys import cancel_bell, prompt_key, request_key
+from comfygate.jobs.metadata import check_metadata
 from comfygate.jobs.model import (
     Claim,
     IdempotencyRecord,
@@ -151,6 +152,7 @@ class JobService:
         """Accept a job. With an idempotency key, a replay returns the first answer
         (image URLs are fetched once, by the first request)."""
         workflow = self.workflow(workflow_name)
+        metadata = check_metadata(metadata)
         if idempotency_key is None:
             job = await self._create(principal, workflow, params, metadata, webhook)
             return Submitted(202, render(job), job.id, replayed=False)
@@ -232,11 +234,6 @@ class JobService:
         webhook: Any = None,
         reservation: KeyReservation | None = None,
     ) -> Job:
-        if not isinstance(metadata, dict):
-            raise InvalidParams(
-                "metadata must be an object",
-                details=[{"path": "/metadata", "message": "must be an object", "keyword": "type"}],
-            )
         target = await self._webhook(webhook)
         if target is None and principal.webhook_url and self.webhook_urls is not None:
             # The key's default, checked when the key was made; every delivery is

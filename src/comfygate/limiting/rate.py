@@ -21,12 +21,17 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from comfygate.config import LimitSettings
 from comfygate.errors import RateLimited
 from comfygate.principal import Principal
 
 WINDOW_S = 60
 #: never rate limited: the operator and the worker agents
 EXEMPT_KINDS = frozenset({"admin", "worker"})
+#: one principal for every caller without credentials (``--allow-anonymous``): one
+#: count for all would let a single abuser lock every other caller out, so it counts
+#: per client address, as if each address were a principal of its own
+SHARED_KINDS = frozenset({"local"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,20 @@ class _Rule:
     name: str
     item: RateLimitItemPerMinute
     key: str
+
+
+def kind_rates(limits: LimitSettings, *, public_anonymous: bool) -> dict[str, KindRates]:
+    """Each kind's rates. ``public_anonymous`` (anonymous use on a public site): a
+    caller without credentials is anyone on the internet, so unless ``local`` has
+    limits of its own it is held to a visitor's; else it would skip every limit by
+    not sending the visitor cookie."""
+    kinds = dict(limits.kinds)
+    if public_anonymous and "local" not in kinds and "visitor" in kinds:
+        kinds["local"] = kinds["visitor"]
+    return {
+        kind: KindRates(per_principal=k.per_minute, per_address=k.per_address_per_minute)
+        for kind, k in kinds.items()
+    }
 
 
 def open_storage(broker_url: str | None, *, key_prefix: str = "comfygate-rate") -> Storage:
@@ -80,7 +99,10 @@ class SubmitRateLimiter:
         rules = []
         if rates.per_principal:
             item = RateLimitItemPerMinute(rates.per_principal)
-            rules.append(_Rule("principal", item, f"principal:{principal.id}"))
+            who = principal.id
+            if principal.kind in SHARED_KINDS:
+                who = f"{principal.id}@{address}"
+            rules.append(_Rule("principal", item, f"principal:{who}"))
         if rates.per_address:
             item = RateLimitItemPerMinute(rates.per_address)
             rules.append(_Rule("address", item, f"address:{address}"))

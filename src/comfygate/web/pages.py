@@ -17,6 +17,7 @@ from comfygate.api.deps import (
     renderer,
     tokens,
 )
+from comfygate.api.served_files import served_headers
 from comfygate.api.workflows import describe
 from comfygate.contracts import Workflow
 from comfygate.gateway import Gateway
@@ -149,7 +150,8 @@ async def example_picture(name: str, request: Request, gw: GW) -> Response:
     path = wf.path / EXAMPLE_PICTURE if wf else None
     if path is None or not path.is_file():
         return not_found(request, "This workflow has no example picture.")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    headers = {"Cache-Control": "max-age=3600", **served_headers(EXAMPLE_PICTURE, "image/png")}
+    return FileResponse(path, media_type="image/png", headers=headers)
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)

@@ -19,6 +19,7 @@ from tests.integration.sse import read_frames, terminal
 from tests.unit.storage.test_sanitize import GPS_IFD, bomb_png, encode
 from tests.unit.storage.test_uploads import png
 
+IMAGE_OPS_JOBS = "/v1/workflows/image-ops/jobs"
 TRAVERSAL_NAMES = [
     "../../x.png",
     "/etc/passwd",
@@ -179,6 +180,49 @@ async def test_text_parameters_are_bounded_and_free_of_control_characters(
             "/v1/workflows/txt2img/jobs", json={"params": {"prompt": "line one\n\tline two"}}
         )
         assert ok.status_code == 202
+
+
+async def test_an_error_repeats_a_prefix_of_a_huge_value_not_the_value(
+    gateway: RunningGateway,
+) -> None:
+    huge = "q" * 3_000_000
+    async with gateway.client() as c:
+        too_long = await c.post("/v1/workflows/txt2img/jobs", json={"params": {"prompt": huge}})
+        unknown = await c.post("/v1/workflows/txt2img/jobs", json={"params": {huge: 1}})
+        field = await c.post("/v1/workflows/txt2img/jobs", json={"params": {}, huge: 1})
+    assert too_long.status_code == 422
+    [detail] = too_long.json()["error"]["details"]
+    assert (detail["path"], detail["keyword"]) == ("/prompt", "maxLength")
+    assert "3000002 characters" in detail["message"], "says how long the value was"
+    for r in (too_long, unknown, field):
+        assert r.status_code == 422
+        assert len(r.content) < 4096, f"a {len(r.content)}-byte answer to a 3 MB value"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "path"),
+    [
+        ({"a\x00b": 1}, "/metadata"),
+        ({"note": "\x00"}, "/metadata/note"),
+        ({"big": "m" * 100_000}, "/metadata"),
+        ([], "/metadata"),
+    ],
+)
+async def test_metadata_is_bounded_and_plain(
+    gateway: RunningGateway, metadata: Any, path: str
+) -> None:
+    deep: Any = "leaf"
+    for _ in range(200):
+        deep = {"k": deep}
+    async with gateway.client() as c:
+        r = await c.post(IMAGE_OPS_JOBS, json={"params": {}, "metadata": metadata})
+        too_deep = await c.post(IMAGE_OPS_JOBS, json={"params": {}, "metadata": deep})
+        ok = await c.post(IMAGE_OPS_JOBS, json={"params": {}, "metadata": {"order": [1, "x"]}})
+    assert r.status_code == 422, r.text
+    assert [d["path"] for d in r.json()["error"]["details"]] == [path]
+    assert too_deep.status_code == 422, too_deep.text
+    assert too_deep.json()["error"]["details"][0]["keyword"] == "maxDepth"
+    assert ok.status_code == 202 and ok.json()["metadata"] == {"order": [1, "x"]}
 
 
 PROMPT = "zebra-quokka-7731 riding a unicycle"

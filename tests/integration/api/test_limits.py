@@ -81,24 +81,54 @@ async def test_the_rate_limit_is_exact_under_concurrent_submits(
     assert codes == [202] * 5 + [429] * 15
 
 
+async def submit_from(gateway: RunningGateway, forwarded_for: str) -> httpx.Response:
+    async with gateway.client() as c:
+        return await c.post(
+            IMAGE_OPS, json={"params": {}}, headers={"X-Forwarded-For": forwarded_for}
+        )
+
+
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
     start_gateway: GatewayFactory,
 ) -> None:
     gateway = await start_gateway(
         limits=local_limits(per_address_per_minute=2), trusted_proxies=["127.0.0.1/32"]
     )
-
-    async def submit(forwarded_for: str) -> httpx.Response:
-        async with gateway.client() as c:
-            return await c.post(
-                IMAGE_OPS, json={"params": {}}, headers={"X-Forwarded-For": forwarded_for}
-            )
-
     # The leftmost hop is forged by the client; the proxy appended the real address.
-    first = [await submit(f"10.9.9.{i}, 198.51.100.1") for i in range(3)]
+    first = [await submit_from(gateway, f"10.9.9.{i}, 198.51.100.1") for i in range(3)]
     assert [r.status_code for r in first] == [202, 202, 429]
     assert first[2].headers["ratelimit-policy"] == '"address";q=2;w=60'
-    assert (await submit("198.51.100.2")).status_code == 202
+    # Another client behind the proxy has a count of its own: the header was believed.
+    assert (await submit_from(gateway, "198.51.100.2")).status_code == 202
+
+
+async def test_without_trusted_proxies_a_forwarded_header_from_loopback_is_ignored(
+    start_gateway: GatewayFactory,
+) -> None:
+    """Loopback is no proxy unless trusted_proxies says so (uvicorn would believe it)."""
+    gateway = await start_gateway(limits=local_limits(per_address_per_minute=2))
+    codes = [(await submit_from(gateway, f"198.51.100.{i}")).status_code for i in range(3)]
+    assert codes == [202, 202, 429], "each forged address got a count of its own"
+
+
+async def test_on_a_public_site_a_caller_without_a_cookie_is_limited_like_a_visitor(
+    start_gateway: GatewayFactory,
+) -> None:
+    """Anonymous use and the public site, as on the demo: leaving the visitor cookie out
+    must not skip the visitors' limits; each address is counted as one visitor."""
+    gateway = await start_gateway(
+        allow_anonymous=True,
+        public_site=True,
+        limits={"kinds": {"visitor": {"per_minute": 2}}},
+        trusted_proxies=["127.0.0.1/32"],
+    )
+    first = [await submit_from(gateway, "198.51.100.1") for _ in range(3)]
+    assert [r.status_code for r in first] == [202, 202, 429]
+    assert first[2].json()["error"]["details"] == {"limits": ["principal"]}
+    assert first[2].headers["ratelimit-policy"] == '"principal";q=2;w=60'
+    assert (await submit_from(gateway, "198.51.100.2")).status_code == 202, (
+        "another address is another anonymous caller, with a count of its own"
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

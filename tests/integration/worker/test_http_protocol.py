@@ -202,8 +202,13 @@ async def test_outputs_uploaded_and_completed_appear_in_the_job(
     job_id = await _submit(rg)
     lease = (await _lease(worker)).json()
     token = {LEASE_HEADER: lease["lease_token"]}
-    graph = (await worker.get(lease["urls"]["prompt"], headers=token)).json()
+    served = await worker.get(lease["urls"]["prompt"], headers=token)
+    graph = served.json()
     assert isinstance(graph, dict) and graph
+    # A stored file, so never active content, even to an agent.
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-security-policy"].startswith("sandbox;")
+    assert served.headers["content-disposition"] == 'attachment; filename="prompt.json"'
     bad = await worker.put(f"/worker/v1/jobs/{job_id}/outputs/..%2Fx.png", headers=token)
     assert bad.status_code in (404, 422)
     png = b"\x89PNG\r\n\x1a\n" + b"x" * 1000

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from comfygate.api.admin.credentials import COOKIE, sessions
 from comfygate.api.admin.guard import ERRORS, require_admin
-from comfygate.api.deps import gateway_of
+from comfygate.api.deps import gateway_of, sign_in_attempt
 from comfygate.errors import Unauthorized
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -35,13 +35,16 @@ async def sign_in(body: SignIn, request: Request) -> Response:
     """Exchange the admin token (or an API key with the admin scope) for an
     ``HttpOnly; SameSite=Strict`` session cookie."""
     auth = sessions(request)
+    gw = gateway_of(request)
     key_id = None
-    if not auth.check_token(body.token):
-        key = await gateway_of(request).api_keys.resolve(body.token)
-        if key is None or "admin" not in key.scopes:
-            raise Unauthorized("that is neither the admin token nor an admin key")
-        # The session names the key, so revoking the key signs this session out.
-        key_id = key.id
+    async with sign_in_attempt(gw, request) as attempt:
+        if not auth.check_token(body.token):
+            key = await gw.api_keys.resolve(body.token)
+            if key is None or "admin" not in key.scopes:
+                attempt.key_id = key.id if key else await gw.api_keys.revoked_id(body.token)
+                raise Unauthorized("that is neither the admin token nor an admin key")
+            # The session names the key, so revoking the key signs this session out.
+            key_id = key.id
     session = auth.issue(key_id)
     response = Response(status_code=204)
     response.set_cookie(

@@ -45,8 +45,20 @@ async def test_the_visitor_cookie_is_httponly_lax_and_secure_over_https(
     [visitor] = [h for h in plain if h.startswith("comfygate_visitor=")]
     assert "httponly" in visitor.lower() and "samesite=lax" in visitor.lower()
     assert "secure" not in visitor.lower()
-    # Behind a TLS proxy on loopback (uvicorn trusts its X-Forwarded-Proto).
+    # X-Forwarded-Proto is believed only from a trusted proxy, loopback included.
     async with locked.client(headers={"x-forwarded-proto": "https"}) as c:
+        forged = (await c.get("/")).headers.get_list("set-cookie")
+    [visitor] = [h for h in forged if h.startswith("comfygate_visitor=")]
+    assert "secure" not in visitor.lower()
+
+
+async def test_behind_a_trusted_tls_proxy_the_visitor_cookie_is_secure(
+    start_gateway: GatewayFactory,
+) -> None:
+    proxied = await start_gateway(
+        allow_anonymous=False, public_site=True, trusted_proxies=["127.0.0.1/32"]
+    )
+    async with proxied.client(headers={"x-forwarded-proto": "https"}) as c:
         tls = (await c.get("/")).headers.get_list("set-cookie")
     [visitor] = [h for h in tls if h.startswith("comfygate_visitor=")]
     assert "secure" in visitor.lower()

@@ -14,33 +14,14 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobFailure, Lease, Lessee
 from comfygate.jobs.worker_gate import ECHO_AFTER_S, WorkerGate
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_lease_requests import gate_over
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import claim_path_calls, gate_over, lessee, new_job
 
 WAITERS = 20
-
-
-def lessee(n: int, models: frozenset[str] | None = None) -> Lessee:
-    return Lessee(agent_id=f"w{n}", backend=f"http://gpu-{n}", pools=("default",), models=models)
 
 
 async def one_poll(gate: WorkerGate, lessees: list[Lessee]) -> list[Lease | None]:
     """Every waiter looks once (a lease call that does not wait)."""
     return list(await asyncio.gather(*(gate.lease(x, wait_s=0) for x in lessees)))
-
-
-def claim_path_calls(store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the store's claim-path calls from now on, in order."""
-    calls: list[str] = []
-    for name in ("queue_head", "has_claimable", "claim"):
-        real = getattr(store, name)
-
-        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
-            calls.append(_name)
-            return await _real(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
-    return calls
 
 
 async def test_idle_waiters_share_one_look_until_a_ring_or_the_poll_interval(

@@ -53,8 +53,8 @@ from comfygate.jobs.model import (
 )
 from comfygate.jobs.ports import (
     Blobs,
+    ClientStore,
     EventSink,
-    JobStore,
     RemoteImages,
     UploadResolver,
     Waiters,
@@ -94,7 +94,7 @@ class JobService:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: ClientStore,
         blobs: Blobs,
         events: EventSink,
         uploads: UploadResolver,

@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -69,8 +70,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+@asynccontextmanager
+async def opened_store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+    """A store on a clean database, holding workflow version ``v1``."""
     # Lease times follow the FakeClock here; the database's clock is tested on its own.
     s = await open_store(database_url, clock=clock, database_clock=False)
     if not database_url.startswith("sqlite"):
@@ -90,3 +92,9 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+    async with opened_store(database_url, clock) as s:
+        yield s

@@ -7,9 +7,8 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import cast
 
-from comfygate.comfy.client import ComfyClient, HistoryEntry, OutputRef
+from comfygate.comfy.client import HistoryEntry, OutputRef
 from comfygate.errors import OutputMissing
 from comfygate.jobs.model import Lease
 from comfygate.worker.blobs import WorkerBlobs
@@ -76,13 +75,13 @@ def entry(outputs: dict[str, tuple[OutputRef, ...]]) -> HistoryEntry:
 
 def setup() -> tuple[FakeComfy, DictBlobs, EarlyFetches]:
     comfy, blobs = FakeComfy(), DictBlobs()
-    return comfy, blobs, EarlyFetches(cast(ComfyClient, comfy), blobs, LEASE)
+    return comfy, blobs, EarlyFetches(comfy, blobs, LEASE)
 
 
 async def collect(
     comfy: FakeComfy, blobs: DictBlobs, early: EarlyFetches, history: HistoryEntry
 ) -> list[tuple[str, bytes]]:
-    outputs = await collect_outputs(cast(ComfyClient, comfy), blobs, LEASE, history, early)
+    outputs = await collect_outputs(comfy, blobs, LEASE, history, early)
     return [(o.key, blobs.files[o.key]) for o in outputs]
 
 

@@ -13,7 +13,7 @@ from comfygate.errors import OutputMissing
 from comfygate.jobs.model import Lease
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
-from tests.unit.worker.test_http_transport import LEASE
+from tests.unit.worker.helpers import LEASE
 
 
 def ui(*names: str) -> dict[str, list[dict[str, str]]]:

@@ -65,6 +65,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["fake", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fake_or_database(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """A contract test runs on a fake and on the real store: the real store's database
+    URL, or None for the fake."""
+    if request.param == "fake":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

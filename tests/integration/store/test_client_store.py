@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,23 +25,12 @@ from tests.integration.store.helpers import new_job
 from tests.unit.jobs.fakes import FakeStore
 
 
-@pytest.fixture(params=["fake", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """The real store's database URL; None for the fake."""
-    if request.param == "fake":
-        return None
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
 @pytest.fixture
-async def store(database: str | None, clock: FakeClock) -> AsyncIterator[ClientStore]:
-    if database is None:
+async def store(fake_or_database: str | None, clock: FakeClock) -> AsyncIterator[ClientStore]:
+    if fake_or_database is None:
         yield FakeStore()
         return
-    async with opened_store(database, clock) as real:
+    async with opened_store(fake_or_database, clock) as real:
         yield real
 
 

@@ -97,7 +97,8 @@ class ClientStore(Protocol):
         """How many of the pool's jobs ended since then."""
 
     async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
-        """queued → canceled; running → canceling. Other states: InvalidTransition."""
+        """queued → canceled; running → canceling; canceling stays (no new event).
+        Other states: InvalidTransition; an unknown job: NotFound."""
 
     async def expire_queued(self, *, now: datetime) -> list[Job]:
         """queued jobs past ``expires_at`` → expired."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -90,6 +91,10 @@ def run_tests(selected: list[str]) -> int:
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     failed_suites: list[str] = []
     env = dict(os.environ)
+    # Every suite runs in a random order (pytest-randomly), so tests that lean on one
+    # another fail; one seed for the run, printed, so a failing order can be repeated.
+    seed = os.environ.get("COMFYGATE_TEST_SEED") or str(random.randrange(2**32))
+    print(f"test order: --randomly-seed={seed} (COMFYGATE_TEST_SEED={seed} repeats it)", flush=True)
     for name, args, missing in suites():
         if selected and name not in selected:
             continue
@@ -111,7 +116,16 @@ def run_tests(selected: list[str]) -> int:
         else:
             xml = reports / f"{name}.xml"
             code = subprocess.run(
-                [str(PY), "-m", "pytest", *args, f"--junitxml={xml}", "-q", "--durations=10"],
+                [
+                    str(PY),
+                    "-m",
+                    "pytest",
+                    *args,
+                    f"--randomly-seed={seed}",
+                    f"--junitxml={xml}",
+                    "-q",
+                    "--durations=10",
+                ],
                 cwd=ROOT,
                 env=env,
             ).returncode

@@ -32,14 +32,12 @@ from comfygate.jobs.model import (
 from comfygate.jobs.quota import Admission
 
 
-class JobStore(Protocol):
-    # -- workflow versions ---------------------------------------------------------
-    async def save_workflow_version(self, version: WorkflowVersion) -> None:
-        """Insert the version unless it exists (versions are content hashes)."""
+class ClientStore(Protocol):
+    """What the client side of the job domain (JobService, and the removal of a
+    deleted job's files) needs of the store: a slice of :class:`JobStore` small enough
+    for a fake to honour in full (tests/unit/jobs/fakes.py, held to the real store by
+    tests/integration/store/test_client_store.py)."""
 
-    async def get_workflow_version(self, version: str) -> WorkflowVersion | None: ...
-
-    # -- idempotency keys ----------------------------------------------------------
     async def reserve_idempotency_key(
         self, *, owner_id: str, key: str, fingerprint: str, now: datetime
     ) -> IdempotencyRecord | None:
@@ -59,9 +57,6 @@ class JobStore(Protocol):
         """Reserve anew, at ``now``, an in-flight key whose request made no job; False
         when it changed meanwhile (another request took it, or a job was made)."""
 
-    async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
-
-    # -- jobs: create and read -----------------------------------------------------
     async def create_job(
         self,
         job: NewJob,
@@ -94,6 +89,42 @@ class JobStore(Protocol):
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
+    async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:
+        """The job's events after ``seq``, then the job itself, read after them (so it is
+        at least as new as the last of them), in one trip to the database."""
+
+    async def finished_since(self, *, pool: str, since: datetime) -> int:
+        """How many of the pool's jobs ended since then."""
+
+    async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
+        """queued → canceled; running → canceling; canceling stays (no new event).
+        Other states: InvalidTransition; an unknown job: NotFound."""
+
+    async def expire_queued(self, *, now: datetime) -> list[Job]:
+        """queued jobs past ``expires_at`` → expired."""
+
+    async def delete_job(self, job_id: str, *, now: datetime) -> Job:
+        """A finished job → tombstone (parameters, inputs, outputs, timeline gone).
+        InvalidTransition while it runs; idempotent once deleted."""
+
+    async def inputs_in_use(self, prefixes: Sequence[str]) -> set[str]:
+        """The input folders (``inputs/{upload}``) some job still names."""
+
+
+class JobStore(ClientStore, Protocol):
+    # -- workflow versions ---------------------------------------------------------
+
+    async def save_workflow_version(self, version: WorkflowVersion) -> None:
+        """Insert the version unless it exists (versions are content hashes)."""
+
+    async def get_workflow_version(self, version: str) -> WorkflowVersion | None: ...
+
+    # -- idempotency keys ----------------------------------------------------------
+
+    async def purge_idempotency_keys(self, *, older_than: datetime) -> int: ...
+
+    # -- jobs: create and read -----------------------------------------------------
+
     async def list_jobs(
         self,
         *,
@@ -120,26 +151,13 @@ class JobStore(Protocol):
         """For each job of ``after``, its events after the seq given, in order (jobs with
         none left out): one read for a burst of notices about several jobs."""
 
-    async def events_and_job(self, job_id: str, seq: int) -> tuple[list[JobEvent], Job | None]:
-        """The job's events after ``seq``, then the job itself, read after them (so it is
-        at least as new as the last of them), in one trip to the database."""
-
     async def attempts(self, job_id: str) -> list[Attempt]: ...
-
-    async def finished_since(self, *, pool: str, since: datetime) -> int:
-        """How many of the pool's jobs ended since then."""
 
     async def queue_position(self, job: Job) -> int | None:
         """Jobs of the same pool that a claim would take before this one (0 = next)."""
 
-    # -- jobs: client-side transitions ---------------------------------------------
-    async def request_cancel(self, job_id: str, *, now: datetime) -> Job:
-        """queued → canceled; running → canceling. Other states: InvalidTransition."""
-
-    async def expire_queued(self, *, now: datetime) -> list[Job]:
-        """queued jobs past ``expires_at`` → expired."""
-
     # -- the worker protocol, fenced by lease token ---------------------------------
+
     async def queue_head(self, *, pool: str, now: datetime, depth: int) -> QueueHead:
         """One read of the first ``depth`` claimable jobs of the pool, which every idle
         waiter can share: how many there are, and how many any backend may take."""
@@ -234,10 +252,6 @@ class JobStore(Protocol):
     async def finish_cancel(self, job_id: str, lease_token: str, *, now: datetime) -> Job:
         """canceling|running → canceled, after the agent stopped the prompt. Fenced."""
 
-    async def delete_job(self, job_id: str, *, now: datetime) -> Job:
-        """A finished job → tombstone (parameters, inputs, outputs, timeline gone).
-        InvalidTransition while it runs; idempotent once deleted."""
-
     async def expire_outputs(self, *, finished_before: datetime, now: datetime) -> list[Job]:
         """Mark a batch of succeeded jobs past output retention; returns them."""
 
@@ -246,9 +260,6 @@ class JobStore(Protocol):
 
     async def finished_between(self, *, since: datetime, until: datetime) -> list[Job]:
         """Jobs that ended in [since, until)."""
-
-    async def inputs_in_use(self, prefixes: Sequence[str]) -> set[str]:
-        """The input folders (``inputs/{upload}``) some job still names."""
 
     async def rescue_expired(
         self, *, now: datetime, retry_at: Callable[[int], datetime], limit: int = 100

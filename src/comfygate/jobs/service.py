@@ -54,8 +54,8 @@ from comfygate.jobs.model import (
 )
 from comfygate.jobs.ports import (
     Blobs,
+    ClientStore,
     EventSink,
-    JobStore,
     RemoteImages,
     UploadResolver,
     Waiters,
@@ -95,7 +95,7 @@ class JobService:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: ClientStore,
         blobs: Blobs,
         events: EventSink,
         uploads: UploadResolver,

@@ -18,7 +18,7 @@ from comfygate.clock import Clock
 from comfygate.jobs.announce import write_manifest
 from comfygate.jobs.keys import job_prefix, manifest_key, outputs_root, previews_prefix
 from comfygate.jobs.model import Job, JobStatus
-from comfygate.jobs.ports import Blobs, JobStore
+from comfygate.jobs.ports import Blobs, ClientStore, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +159,14 @@ class Sweeper:
         return await drop_unused_inputs(self.store, self.blobs, folders)
 
 
-async def remove_job_files(store: JobStore, blobs: Blobs, job: Job) -> None:
+async def remove_job_files(store: ClientStore, blobs: Blobs, job: Job) -> None:
     """Every file of a job, and its inputs unless another job still names them."""
     for prefix in (job_prefix(job.id), outputs_root(job.id), previews_prefix(job.id)):
         await blobs.delete_prefix(prefix)
     await drop_unused_inputs(store, blobs, {_input_folder(i.key) for i in job.inputs})
 
 
-async def drop_unused_inputs(store: JobStore, blobs: Blobs, folders: Iterable[str]) -> int:
+async def drop_unused_inputs(store: ClientStore, blobs: Blobs, folders: Iterable[str]) -> int:
     candidates = sorted(folders)
     if not candidates:
         return 0

@@ -9,9 +9,10 @@ import asyncio
 import hashlib
 import mimetypes
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
-from comfygate.comfy.client import ComfyClient, HistoryEntry, OutputRef
+from comfygate.comfy.client import HistoryEntry, OutputRef
 from comfygate.comfy.history import file_refs
 from comfygate.jobs.model import Lease, OutputFile
 from comfygate.worker.blobs import WorkerBlobs
@@ -20,6 +21,19 @@ from comfygate.worker.blobs import WorkerBlobs
 EARLY_FETCHES = 4
 
 TEXT_TYPE = "text/plain; charset=utf-8"
+
+
+class ViewBody(Protocol):
+    @property
+    def content_type(self) -> str: ...
+
+    def iter_bytes(self) -> AsyncIterator[bytes]: ...
+
+
+class Viewer(Protocol):
+    """What fetching outputs asks of a ComfyUI (a ``ComfyClient``): its ``/view``."""
+
+    def view(self, ref: OutputRef) -> AbstractAsyncContextManager[ViewBody]: ...
 
 
 def kind_of(content_type: str) -> str:
@@ -34,7 +48,7 @@ def extension_of(filename: str, content_type: str) -> str:
 
 
 async def fetch_output(
-    comfy: ComfyClient, blobs: WorkerBlobs, lease: Lease, node_id: str, index: int, ref: OutputRef
+    comfy: Viewer, blobs: WorkerBlobs, lease: Lease, node_id: str, index: int, ref: OutputRef
 ) -> OutputFile:
     """One file from /view into storage as the node's ``index``-th output."""
     async with comfy.view(ref) as response:
@@ -60,7 +74,7 @@ class EarlyFetches:
     one only for the same file at the same place in the node's /history list, and fetches
     anything else (or anything that failed here) itself, in order, as before."""
 
-    def __init__(self, comfy: ComfyClient, blobs: WorkerBlobs, lease: Lease) -> None:
+    def __init__(self, comfy: Viewer, blobs: WorkerBlobs, lease: Lease) -> None:
         self._comfy = comfy
         self._blobs = blobs
         self._lease = lease
@@ -102,7 +116,7 @@ class EarlyFetches:
 
 
 async def collect_outputs(
-    comfy: ComfyClient,
+    comfy: Viewer,
     blobs: WorkerBlobs,
     lease: Lease,
     entry: HistoryEntry,

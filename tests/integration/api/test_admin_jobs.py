@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from comfygate.principal import Principal
-from tests.integration.api.test_admin_ops import admin
+from tests.integration.api.helpers import admin
 from tests.integration.conftest import RunningGateway, wait_status
 from tests.integration.sse import read_frames, terminal
 

@@ -11,11 +11,8 @@ from comfygate.admin.backends import ComfyProber
 from comfygate.clock import Clock
 from comfygate.serve import free_port
 from comfygate.sim import SimServer
+from tests.integration.api.helpers import admin
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
-
-
-def admin(gateway: RunningGateway) -> httpx.AsyncClient:
-    return gateway.client(headers={"Authorization": f"Bearer {gateway.settings.admin_key()}"})
 
 
 async def backends_until(

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from comfygate.sim import SimServer
+from tests.images import GPS_IFD, bomb_png, encode, png
+from tests.integration.api.helpers import declare_send_complete
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
 from tests.integration.sse import read_frames, terminal
-from tests.unit.storage.test_sanitize import GPS_IFD, bomb_png, encode
-from tests.unit.storage.test_uploads import png
 
 IMAGE_OPS_JOBS = "/v1/workflows/image-ops/jobs"
 TRAVERSAL_NAMES = [
@@ -28,22 +28,6 @@ TRAVERSAL_NAMES = [
     "a\x00b.png",
     "inputs/other-upload/image.png",
 ]
-
-
-async def declare_send_complete(
-    c: httpx.AsyncClient, data: bytes, *, filename: str = "a.png", content_type: str = "image/png"
-) -> tuple[str, httpx.Response]:
-    r = await c.post(
-        "/v1/uploads",
-        json={"filename": filename, "content_type": content_type, "bytes": len(data)},
-    )
-    assert r.status_code == 201, r.text
-    up = r.json()
-    put = await c.request(
-        up["upload"]["method"], up["upload"]["url"], content=data, headers=up["upload"]["headers"]
-    )
-    assert put.status_code == 204, put.text
-    return up["id"], await c.post(f"/v1/uploads/{up['id']}/complete")
 
 
 @pytest.mark.parametrize("name", TRAVERSAL_NAMES)

@@ -261,7 +261,7 @@ async def test_a_key_whose_request_died_with_its_gateway_is_answered_on_retry(
 
 
 async def test_upload_then_image_parameter(gateway: RunningGateway, sim: SimServer) -> None:
-    from tests.unit.storage.test_uploads import png
+    from tests.images import png
 
     data = png(64, 48)
     async with gateway.client() as c:
@@ -306,7 +306,7 @@ async def test_upload_then_image_parameter(gateway: RunningGateway, sim: SimServ
 async def test_multipart_submit_takes_the_file_through_the_same_checks(
     gateway: RunningGateway,
 ) -> None:
-    from tests.unit.storage.test_uploads import png
+    from tests.images import png
 
     async with gateway.client() as c:
         files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [

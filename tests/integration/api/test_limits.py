@@ -14,11 +14,10 @@ import httpx
 import pytest
 
 from comfygate.jobs.quota import Budget
+from tests.integration.api.helpers import IMAGE_OPS, become_visitor
 from tests.integration.conftest import GatewayFactory, RunningGateway
 from tests.integration.store.conftest import throwaway_pg_database
-from tests.integration.web.test_pages import become_visitor
 
-IMAGE_OPS = "/v1/workflows/image-ops/jobs"
 TXT2IMG = "/v1/workflows/txt2img/jobs"
 #: txt2img's x-comfygate.cost at its defaults: 1 + 0.1 * 20 steps + 1e-6 * 512 * 512
 TXT2IMG_COST = 1 + 2 + 512 * 512 * 1e-6

@@ -52,7 +52,7 @@ async def test_a_running_job_cannot_be_deleted(gateway: RunningGateway, sim: Sim
 async def test_the_sweep_expires_old_outputs_and_drops_unused_uploads(
     gateway: RunningGateway,
 ) -> None:
-    from tests.unit.storage.test_uploads import png
+    from tests.images import png
 
     job = await run_job(gateway)
     job_id = str(job["id"])

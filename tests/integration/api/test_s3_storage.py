@@ -8,9 +8,9 @@ import hashlib
 import httpx
 
 from comfygate.sim import SimServer
+from tests.images import png
 from tests.integration.conftest import GatewayFactory, wait_status
 from tests.s3server import S3Server
-from tests.unit.storage.test_uploads import png
 
 
 async def test_presigned_upload_job_and_presigned_download(

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api.test_hostile_input import declare_send_complete
+from tests.images import png
+from tests.integration.api.helpers import declare_send_complete
 from tests.integration.conftest import ROOT, WORKFLOWS, GatewayFactory, SimFactory
-from tests.unit.storage.test_uploads import png
 
 SEED = 20261130
 MAX_EXAMPLES = 6

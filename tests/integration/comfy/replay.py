@@ -22,7 +22,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.unit.comfy.recorded import frames, history_sample, sample
+from tests.recordings import object_info, sample
+from tests.unit.comfy.recorded import frames, history_sample
 
 #: GET /system_stats of the recorded server (protocol notes §3)
 SYSTEM_STATS = {
@@ -233,7 +234,7 @@ class Replay:
         return JSONResponse(SYSTEM_STATS)
 
     async def object_info(self, request: Request) -> Response:
-        return JSONResponse(sample("object_info_subset.json"))
+        return JSONResponse(object_info())
 
     async def ws(self, websocket: WebSocket) -> None:
         client_id = websocket.query_params.get("clientId", "")

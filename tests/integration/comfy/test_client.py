@@ -16,7 +16,7 @@ from comfygate.comfy.client import ComfyClient, QueueState
 from comfygate.comfy.history import ExecutionErrorInfo, OutputRef
 from comfygate.errors import BackendUnreachable, OutputMissing, PromptRejected
 from tests.integration.comfy.replay import Replay
-from tests.unit.comfy.recorded import sample
+from tests.recordings import sample
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

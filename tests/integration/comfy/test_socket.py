@@ -19,7 +19,8 @@ from comfygate.comfy.messages import (
 )
 from comfygate.errors import BackendUnreachable, WebSocketLost
 from tests.integration.comfy.replay import Replay
-from tests.unit.comfy.recorded import frames, sample
+from tests.recordings import sample
+from tests.unit.comfy.recorded import frames
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,9 +13,8 @@ from limits.aio.storage import Storage
 from comfygate.errors import RateLimited
 from comfygate.limiting.rate import KindRates, SubmitRateLimiter, close_storage, open_storage
 from comfygate.principal import visitor
-from tests.integration.api.test_limits import IMAGE_OPS
+from tests.integration.api.helpers import IMAGE_OPS, become_visitor
 from tests.integration.conftest import GatewayFactory
-from tests.integration.web.test_pages import become_visitor
 from tests.services import unavailable
 
 REDIS_URL = os.environ.get("COMFYGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")

@@ -15,13 +15,7 @@ import pytest
 import websockets
 
 from comfygate.sim import SimConfig, SimServer
-
-SAMPLES = Path(__file__).parent / "samples"
-"""Copies of the captures in shared/comfyui/samples/ from a real ComfyUI 0.3.64."""
-
-
-def sample(name: str) -> Any:
-    return json.loads((SAMPLES / name).read_text())
+from tests.recordings import sample
 
 
 def basic_prompt(color: int = 12345, prefix: str = "basic") -> dict[str, Any]:

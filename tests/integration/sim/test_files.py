@@ -7,7 +7,8 @@ from typing import Any
 
 from PIL import Image
 
-from tests.integration.sim.conftest import Sim, sample
+from tests.integration.sim.conftest import Sim
+from tests.recordings import sample
 
 
 def png(color: tuple[int, int, int], alpha: int | None = None) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.sim.conftest import Sim, basic_prompt, kinds, sample
+from tests.integration.sim.conftest import Sim, basic_prompt, kinds
+from tests.recordings import sample
 
 
 def shape(value: Any) -> Any:

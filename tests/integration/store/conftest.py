@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -64,13 +65,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["fake", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fake_or_database(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """A contract test runs on a fake and on the real store: the real store's database
+    URL, or None for the fake."""
+    if request.param == "fake":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+@asynccontextmanager
+async def opened_store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+    """A store on a clean database, holding workflow version ``v1``."""
     # Lease times follow the FakeClock here; the database's clock is tested on its own.
     s = await open_store(database_url, clock=clock, database_clock=False)
     if not database_url.startswith("sqlite"):
@@ -90,3 +104,9 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStor
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlJobStore]:
+    async with opened_store(database_url, clock) as s:
+        yield s

@@ -8,7 +8,7 @@ from typing import Any
 from comfygate.clock import FakeClock
 from comfygate.ids import new_id, new_prompt_id
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import new_job
 
 
 async def _claim(store: SqlJobStore, clock: FakeClock, models: Any) -> str | None:

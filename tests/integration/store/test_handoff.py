@@ -13,9 +13,7 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobStatus, Lease, Lessee
 from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_idle_waiters import claim_path_calls, lessee
-from tests.integration.store.test_lease_requests import gate_over
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import claim_path_calls, gate_over, lessee, new_job
 
 
 async def waiting(

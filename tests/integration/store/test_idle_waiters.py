@@ -14,33 +14,14 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobFailure, Lease, Lessee
 from comfygate.jobs.worker_gate import ECHO_AFTER_S, WorkerGate
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_lease_requests import gate_over
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import claim_path_calls, gate_over, lessee, new_job
 
 WAITERS = 20
-
-
-def lessee(n: int, models: frozenset[str] | None = None) -> Lessee:
-    return Lessee(agent_id=f"w{n}", backend=f"http://gpu-{n}", pools=("default",), models=models)
 
 
 async def one_poll(gate: WorkerGate, lessees: list[Lessee]) -> list[Lease | None]:
     """Every waiter looks once (a lease call that does not wait)."""
     return list(await asyncio.gather(*(gate.lease(x, wait_s=0) for x in lessees)))
-
-
-def claim_path_calls(store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the store's claim-path calls from now on, in order."""
-    calls: list[str] = []
-    for name in ("queue_head", "has_claimable", "claim"):
-        real = getattr(store, name)
-
-        async def counted(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
-            calls.append(_name)
-            return await _real(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
-    return calls
 
 
 async def test_idle_waiters_share_one_look_until_a_ring_or_the_poll_interval(
@@ -154,7 +135,10 @@ async def test_a_job_queued_here_is_claimed_without_a_look_by_a_waiter_that_fits
     # A ticket no waiter here took lasts a poll interval: then looks take over.
     gate.queued_here("default", frozenset({"flux.safetensors"}))
     clock.advance(gate.times.poll_s)
-    assert gate._take_queued_here("default", None) is False
+    gate.doorbell.ring("default")
+    # One that fits any job looks rather than claims: the ticket lapsed.
+    assert await one_poll(gate, [lessee(3)]) == [None]
+    assert calls == ["queue_head", "claim", "queue_head"], calls
 
 
 @pytest.mark.parametrize("here", [False, True], ids=["queued-elsewhere", "queued-here"])
@@ -184,13 +168,17 @@ async def test_one_job_for_many_waiters_costs_at_most_one_look_and_one_claim(
 async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here_takes_it(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    gate = gate_over(store, clock, tmp_path)
     echoed: list[str] = []
-    gate.doorbell = Doorbell(echo=echoed.append)
+
+    def echoing() -> WorkerGate:
+        gate = gate_over(store, clock, tmp_path)
+        gate.doorbell = Doorbell(echo=echoed.append)
+        return gate
+
     # No waiter here: the other gateways hear of the job at once.
-    gate.queued_here("default", frozenset())
+    echoing().queued_here("default", frozenset())
     assert echoed == ["default"]
-    gate._queued_here.clear()
+    gate = echoing()  # without that ticket
 
     async def waiting(who: Lessee) -> asyncio.Task[Lease | None]:
         task = asyncio.create_task(gate.lease(who, wait_s=5))

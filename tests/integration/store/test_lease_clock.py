@@ -20,8 +20,7 @@ from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.store import SqlJobStore, open_store
-from tests.integration.store.test_lease_requests import W1
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import W1, new_job
 
 pytestmark = pytest.mark.postgres
 

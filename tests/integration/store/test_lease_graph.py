@@ -12,8 +12,7 @@ from comfygate.jobs.keys import prompt_key
 from comfygate.jobs.model import Lessee
 from comfygate.storage.local import LocalStorage
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_lease_requests import gate_over
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import gate_over, new_job
 
 GRAPH = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}
 W1 = Lessee(agent_id="w1", backend="http://gpu-1", pools=("default",))

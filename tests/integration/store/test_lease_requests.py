@@ -11,15 +11,11 @@ import pytest
 
 from comfygate.clock import Clock, FakeClock
 from comfygate.errors import LeaseLost
-from comfygate.events.memory import MemoryBus
 from comfygate.ids import new_id, new_prompt_id
-from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobStatus, Lease, Lessee
-from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
-from comfygate.storage.local import LocalStorage
-from comfygate.storage.signing import Signer
+from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.store import SqlJobStore, open_store
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import W1, gate_over, new_job
 
 
 async def claim_for(store: SqlJobStore, clock: FakeClock, request_id: str) -> tuple[str, str]:
@@ -38,20 +34,6 @@ async def claim_for(store: SqlJobStore, clock: FakeClock, request_id: str) -> tu
     job, _ = claimed
     assert job.lease_token is not None
     return job.id, job.lease_token
-
-
-def gate_over(store: SqlJobStore, clock: Clock, root: Path) -> WorkerGate:
-    return WorkerGate(
-        store=store,
-        blobs=LocalStorage(root, Signer(b"k" * 32, clock)),
-        events=MemoryBus(),
-        doorbell=Doorbell(),
-        clock=clock,
-        lease_times=LeaseTimes(),
-    )
-
-
-W1 = Lessee(agent_id="w1", backend="http://gpu-1", pools=("default",))
 
 
 async def lease_as_w1(

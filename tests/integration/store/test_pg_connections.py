@@ -3,6 +3,8 @@ connection; one that may have changed something is not repeated."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from sqlalchemy import Connection, text
@@ -29,6 +31,10 @@ async def _end_sessions_of(url: str) -> int:
         await conn.close()
 
 
+def _nap(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_sleep(0.05)"))
+
+
 def _one(conn: Connection) -> int:
     return int(conn.execute(text("SELECT 1")).scalar_one())
 
@@ -38,9 +44,9 @@ async def test_calls_after_the_server_ended_every_pooled_connection_succeed(
 ) -> None:
     db = AsyncDatabase(pg_database, pool_size=2, max_overflow=0)
     try:
-        # Fill the pool with two open connections, both idle afterwards.
-        async with db._connection(db._engine), db._connection(db._engine):
-            pass
+        # Fill the pool with two open connections, both idle afterwards: two reads at
+        # once, each holding its connection while the server sleeps.
+        await asyncio.gather(db.read(_nap), db.read(_nap))
         assert await _end_sessions_of(pg_database) >= 2
         assert await db.read(_one) == 1
         assert await db.write(_one) == 1

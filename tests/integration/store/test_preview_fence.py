@@ -13,8 +13,7 @@ from comfygate.clock import FakeClock
 from comfygate.jobs.model import Lessee, LiveEvent
 from comfygate.jobs.worker_gate import PROGRESS_SAVE_S
 from comfygate.store import SqlJobStore
-from tests.integration.store.test_lease_requests import gate_over
-from tests.integration.store.test_store import new_job
+from tests.integration.store.helpers import gate_over, new_job
 
 W1 = Lessee(agent_id="w1", backend="http://gpu-1", pools=("default",))
 PNG = b"\x89PNG\r\n\x1a\n"

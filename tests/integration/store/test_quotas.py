@@ -16,8 +16,7 @@ from comfygate.jobs.model import JobFailure
 from comfygate.jobs.quota import CHARGES_KEPT, Admission, Budget
 from comfygate.store import SqlJobStore
 from comfygate.store.quotas import SqlBudgets
-
-from .test_store import claim, new_job
+from tests.integration.store.helpers import claim, new_job
 
 RACERS = 24
 

@@ -9,7 +9,7 @@ from comfygate.jobs.model import JobFailure, JobStatus
 from comfygate.jobs.stats import FinishedCount, PoolDepth, window
 from comfygate.store import SqlJobStore
 from comfygate.store.stats import SqlStatsStore
-from tests.integration.store.test_store import OUT, claim, new_job
+from tests.integration.store.helpers import OUT, claim, new_job
 
 
 async def test_pool_depths_count_queued_and_leased_jobs(

@@ -21,54 +21,10 @@ from comfygate.jobs.model import (
     JobFailure,
     JobStatus,
     KeyReservation,
-    NewJob,
-    OutputFile,
     Progress,
 )
 from comfygate.store import SqlJobStore
-
-
-def new_job(**kw: Any) -> NewJob:
-    base: dict[str, Any] = dict(
-        id=new_id(),
-        owner_id="alice",
-        workflow="wf",
-        workflow_version="v1",
-        pool="default",
-        params={"a": 1},
-        metadata={},
-        inputs=(),
-        priority=5,
-        max_attempts=3,
-        timeout_s=60.0,
-        expires_at=None,
-    )
-    base.update(kw)
-    return NewJob(**base)
-
-
-async def claim(
-    store: SqlJobStore, clock: FakeClock, pool: str = "default", agent: str = "a1"
-) -> Any:
-    return await store.claim(
-        pool=pool,
-        agent_id=agent,
-        backend=f"http://{agent}",
-        prompt_id=new_prompt_id(),
-        lease_token=new_id(),
-        lease_ttl_s=30,
-        now=clock.now(),
-    )
-
-
-OUT = OutputFile(
-    key="outputs/x/main/1/9-0.png",
-    kind="image",
-    content_type="image/png",
-    bytes=3,
-    sha256="ab",
-    node_id="9",
-)
+from tests.integration.store.helpers import OUT, claim, new_job
 
 
 async def test_create_get_list_and_page(store: SqlJobStore, clock: FakeClock) -> None:

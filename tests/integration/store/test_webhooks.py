@@ -16,7 +16,7 @@ from comfygate.jobs.webhooks import Backoff, DeliveryStatus
 from comfygate.store import SqlJobStore
 from comfygate.store.webhooks import SqlWebhookStore
 from comfygate.webhooks.dispatcher import Dispatcher, DispatchPolicy
-from tests.integration.store.test_store import claim, new_job
+from tests.integration.store.helpers import claim, new_job
 
 HOOK: dict[str, Any] = {
     "url": "https://hooks.example/in",

@@ -9,16 +9,8 @@ from http.cookies import SimpleCookie
 import httpx
 
 from comfygate.api.deps import VISITOR_COOKIE
+from tests.integration.api.helpers import become_visitor
 from tests.integration.conftest import WORKFLOWS, RunningGateway, wait_status
-
-
-async def become_visitor(client: httpx.AsyncClient) -> None:
-    """Like a browser: open the home page and keep the visitor cookie it issues; like
-    the page's scripts, echo the CSRF cookie on unsafe calls."""
-    r = await client.get("/")
-    assert r.status_code == 200, r.text
-    assert VISITOR_COOKIE in client.cookies
-    client.headers["x-csrf-token"] = client.cookies["comfygate_csrf"]
 
 
 async def submit(client: httpx.AsyncClient, **params: object) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""The captures of a real ComfyUI 0.3.64 (copies of shared/comfyui/samples/), as frames.
+"""The captures of a real ComfyUI 0.3.64 (tests/data/comfyui/samples/), as frames.
 
 JSON frames are stored whole. Binary frames are stored as ``event_type``,
 ``total_len`` and the first bytes (``head_hex``), plus the decoded ``metadata`` of
@@ -9,10 +9,9 @@ header bytes are the recorded ones.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).parent / "samples"
+from tests.recordings import sample
 
 WS_SAMPLES = (
     "ws_basic_run.json",
@@ -27,13 +26,6 @@ WS_SAMPLES = (
     "errors_and_clients.json#reconnect_same_clientid_msgs",
     "queue_interrupt.json#ws_after_interrupt_running_target",
 )
-
-
-def sample(name: str) -> Any:
-    """A sample file, or one key of it with ``file.json#key``."""
-    file, _, key = name.partition("#")
-    data = json.loads((SAMPLES / file).read_text())
-    return data[key] if key else data
 
 
 def history_sample(name: str) -> tuple[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from comfygate.comfy.cleaning import clean_node_errors, clean_prompt_error, clean_text, scrub
-from tests.unit.comfy.recorded import sample
+from tests.recordings import sample
 
 LEAKS = ("<comfy_root>", "<comfy_venv>", "traceback", 'File "', "execution.py")
 

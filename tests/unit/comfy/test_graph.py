@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from comfygate.comfy.graph import output_nodes, set_input, set_output_prefix
-from tests.unit.comfy.recorded import history_sample, sample
+from tests.recordings import object_info
+from tests.unit.comfy.recorded import history_sample
 
 
 def load_scale_save() -> dict[str, Any]:
@@ -58,7 +59,7 @@ def test_set_input_on_node_without_inputs() -> None:
 
 
 def test_output_nodes_from_object_info() -> None:
-    info = sample("object_info_subset.json")
+    info = object_info()
     assert output_nodes(load_scale_save(), info) == ("3", "4")
     graph = {"10": {"class_type": "PreviewAny"}, "2": {"class_type": "SaveImage"}}
     assert output_nodes(graph, info) == ("2", "10")

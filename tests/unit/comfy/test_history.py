@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 
 from comfygate.comfy.history import ExecutionErrorInfo, OutputRef, parse_history_entry
-from tests.unit.comfy.recorded import history_sample, sample
+from tests.recordings import sample
+from tests.unit.comfy.recorded import history_sample
 
 
 def test_outputs_of_save_and_preview() -> None:

@@ -24,7 +24,8 @@ from comfygate.comfy.messages import (
     Unknown,
     parse_message,
 )
-from tests.unit.comfy.recorded import WS_SAMPLES, frame_bytes, frames, sample
+from tests.recordings import sample
+from tests.unit.comfy.recorded import WS_SAMPLES, frame_bytes, frames
 
 TYPES = {
     "status": Status,

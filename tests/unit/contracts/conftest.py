@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from comfygate.contracts import Workflow, load_workflow
+from tests import recordings
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / "workflows"
-OBJECT_INFO = Path("/work/shared/comfyui/object_info.json")
 
 # EmptyImage -> ImageInvert -> ImageScale -> SaveImage, titled like the example workflows.
 GRAPH: dict[str, Any] = {
@@ -113,7 +113,4 @@ def load(write: Writer) -> Callable[..., Workflow]:
 
 @pytest.fixture(scope="session")
 def object_info() -> dict[str, Any]:
-    if not OBJECT_INFO.exists():
-        pytest.skip(f"{OBJECT_INFO} (a real ComfyUI /object_info) is not on this machine")
-    data: dict[str, Any] = json.loads(OBJECT_INFO.read_text("utf-8"))
-    return data
+    return recordings.object_info()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from comfygate.contracts.models import models_available, models_needed
-
-SHARED = Path("/work/shared/comfyui")
+from tests.recordings import object_info
 
 
 def test_a_graph_needs_the_files_its_loaders_name() -> None:
@@ -34,6 +30,6 @@ def test_a_comfyui_has_the_files_its_loaders_list() -> None:
 
 
 def test_the_recorded_object_info_lists_config_files_but_no_weights() -> None:
-    have = models_available(json.loads((SHARED / "object_info.json").read_text()))
+    have = models_available(object_info())
     assert "v1-inference.yaml" in have  # CheckpointLoader's config_name choices
     assert not any(name.endswith(".safetensors") for name in have)  # no weights installed

@@ -4,9 +4,8 @@ reads back from the store and fans out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 
@@ -14,30 +13,10 @@ from comfygate.events import relay as relay_module
 from comfygate.events.broker import Deliver, MemoryHub
 from comfygate.events.memory import MemoryBus, MemorySubscription
 from comfygate.events.relay import Relay
-from comfygate.jobs.model import JobEvent, LiveEvent
+from comfygate.jobs.model import LiveEvent
+from tests.unit.events.fakes import FakeLog
 
 WAIT_S = 5.0
-
-
-class FakeLog:
-    """The store's timeline, shared by both gateways as the database would be."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, list[JobEvent]] = {}
-        self.reads = 0
-
-    def append(self, job_id: str, type_: str, data: dict[str, object]) -> LiveEvent:
-        timeline = self.events.setdefault(job_id, [])
-        ev = JobEvent(
-            job_id=job_id, seq=len(timeline) + 1, type=type_, data=dict(data), at=datetime.now(UTC)
-        )
-        timeline.append(ev)
-        return LiveEvent(job_id=job_id, owner_id="alice", type=type_, data=ev.data, seq=ev.seq)
-
-    async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]:
-        self.reads += 1
-        found = {j: [e for e in self.events.get(j, []) if e.seq > seq] for j, seq in after.items()}
-        return {j: events for j, events in found.items() if events}
 
 
 @dataclass

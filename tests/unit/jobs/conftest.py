@@ -1,14 +1,18 @@
-"""The ports of a JobService, as fakes, for the tests of the job domain."""
+"""The ports of a JobService for the tests of the job domain: the fake store, real
+local storage, and events kept in a list."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import pytest
 
 from comfygate.clock import FakeClock
 from comfygate.jobs.doorbell import Doorbell
-from tests.unit.jobs.fakes import FakeBlobs, FakeEvents, FakeStore
+from comfygate.storage.local import LocalStorage
+from comfygate.storage.signing import Signer
+from tests.unit.jobs.fakes import FakeEvents, FakeStore
+from tests.unit.jobs.parts import Parts
 
 
 @pytest.fixture
@@ -17,11 +21,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def parts(clock: FakeClock) -> dict[str, Any]:
-    return {
-        "store": FakeStore(),
-        "blobs": FakeBlobs(),
-        "events": FakeEvents(),
-        "doorbell": Doorbell(),
-        "clock": clock,
-    }
+def parts(clock: FakeClock, tmp_path: Path) -> Parts:
+    return Parts(
+        store=FakeStore(),
+        blobs=LocalStorage(tmp_path / "blobs", Signer(b"k" * 32, clock)),
+        events=FakeEvents(),
+        doorbell=Doorbell(),
+        clock=clock,
+    )

@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-
 from comfygate.sim.specs import CHECKPOINTS, NodeSpecs
-
-REAL = Path(__file__).resolve().parents[4] / "shared" / "comfyui" / "object_info.json"
+from tests.recordings import object_info
 
 
 def test_entries_equal_the_real_object_info(tmp_path: Path) -> None:
-    if not REAL.exists():
-        pytest.skip("shared/comfyui/object_info.json is not beside the repository")
-    real = json.loads(REAL.read_text())
+    real = object_info()
     mine = NodeSpecs(tmp_path).object_info()
     assert len(mine) == 16
     for name, entry in mine.items():

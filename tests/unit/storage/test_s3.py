@@ -19,8 +19,8 @@ from comfygate.storage.base import PartsRefused
 from comfygate.storage.parts import MIB, plan_parts
 from comfygate.storage.s3 import MAX_TTL_S, S3Storage
 from comfygate.storage.uploads import UploadLimits, Uploads
+from tests.images import png
 from tests.s3server import S3Server
-from tests.unit.storage.test_uploads import png
 
 
 @pytest.fixture

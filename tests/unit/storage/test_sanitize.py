@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image, PngImagePlugin
 
 from comfygate.errors import InvalidUpload
 from comfygate.storage.sanitize import ImageLimits, sanitize_image
+from tests.images import GPS_IFD, bomb_png, encode
 
 LIMITS = ImageLimits(
     max_bytes=200_000, max_pixels=64 * 64, max_frames=8, formats=("PNG", "JPEG", "GIF", "WEBP")
 )
-GPS_IFD = 0x8825
 ORIENTATION = 0x0112
-
-
-def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **options)
-    return buf.getvalue()
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A few dozen bytes whose header declares ``width`` x ``height`` pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
-    )
 
 
 def refused(data: bytes, limits: ImageLimits = LIMITS) -> InvalidUpload:

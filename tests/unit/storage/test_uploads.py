@@ -12,12 +12,7 @@ from comfygate.errors import InvalidUpload, NotFound, UploadIncomplete
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
-
-
-def png(w: int = 8, h: int = 6) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (200, 10, 10)).save(buf, "PNG")
-    return buf.getvalue()
+from tests.images import png
 
 
 @pytest.fixture

@@ -11,23 +11,10 @@ import pytest
 
 from comfygate.clock import FakeClock
 from comfygate.errors import LeaseLost
-from comfygate.jobs.model import Lease, Lessee, Progress
+from comfygate.jobs.model import Lessee, Progress
 from comfygate.worker.transport.http import GatewayRefused, HttpTransport
 from comfygate.worker.transport.wire import lease_from_dict, lease_to_dict, models_digest
-
-LEASE = Lease(
-    job_id="01a00000-0000-7000-8000-000000000000",
-    lease_token="tok",
-    attempt=1,
-    prompt_id="p",
-    prompt_key="jobs/j/prompt.json",
-    inputs=(),
-    outputs_prefix="outputs/j/main/1",
-    timeout_s=60.0,
-    lease_ttl_s=30.0,
-    heartbeat_s=10.0,
-)
-
+from tests.unit.worker.helpers import LEASE
 
 LESSEE = Lessee(
     agent_id="a", backend="http://c", pools=("default",), capacity=2, models=frozenset({"m"})

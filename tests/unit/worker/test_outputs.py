@@ -7,14 +7,13 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import cast
 
-from comfygate.comfy.client import ComfyClient, HistoryEntry, OutputRef
+from comfygate.comfy.client import HistoryEntry, OutputRef
 from comfygate.errors import OutputMissing
 from comfygate.jobs.model import Lease
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
-from tests.unit.worker.test_http_transport import LEASE
+from tests.unit.worker.helpers import LEASE
 
 
 def ui(*names: str) -> dict[str, list[dict[str, str]]]:
@@ -76,13 +75,13 @@ def entry(outputs: dict[str, tuple[OutputRef, ...]]) -> HistoryEntry:
 
 def setup() -> tuple[FakeComfy, DictBlobs, EarlyFetches]:
     comfy, blobs = FakeComfy(), DictBlobs()
-    return comfy, blobs, EarlyFetches(cast(ComfyClient, comfy), blobs, LEASE)
+    return comfy, blobs, EarlyFetches(comfy, blobs, LEASE)
 
 
 async def collect(
     comfy: FakeComfy, blobs: DictBlobs, early: EarlyFetches, history: HistoryEntry
 ) -> list[tuple[str, bytes]]:
-    outputs = await collect_outputs(cast(ComfyClient, comfy), blobs, LEASE, history, early)
+    outputs = await collect_outputs(comfy, blobs, LEASE, history, early)
     return [(o.key, blobs.files[o.key]) for o in outputs]
 
 

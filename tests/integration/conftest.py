@@ -18,6 +18,7 @@ from comfygate.api.app import create_app
 from comfygate.config import Settings, load_settings
 from comfygate.gateway import Gateway, build_gateway
 from comfygate.sim import SimConfig, SimServer
+from tests.wait import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -97,11 +98,7 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
+        port = await serving(server, task, "the gateway")
         rg = RunningGateway(f"http://127.0.0.1:{port}", gw, settings, server, task)
         running.append(rg)
         return rg

@@ -16,6 +16,7 @@ from comfygate.ids import new_prompt_id
 from comfygate.jobs.service import IN_FLIGHT_S
 from comfygate.sim import SimServer
 from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, SimFactory, wait_status
+from tests.wait import eventually
 
 
 async def test_job_succeeds_with_outputs_identical_to_what_the_backend_saved(
@@ -120,10 +121,12 @@ async def test_cancel_while_running_interrupts_that_prompt(
         prompt_id = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"][0][
             "prompt_id"
         ]
-        for _ in range(100):  # until ComfyUI runs it (not merely holds it in its queue)
-            if await comfy.prompt_state(prompt_id) == "running":
-                break
-            await asyncio.sleep(0.02)
+        # Until ComfyUI runs it, not merely holds it in its queue.
+        await eventually(
+            lambda: comfy.prompt_state(prompt_id),
+            lambda state: state == "running",
+            f"ComfyUI to run prompt {prompt_id}",
+        )
         await comfy.aclose()
         r = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert r.json()["status"] in ("canceling", "canceled")
@@ -147,8 +150,11 @@ async def test_cancel_while_pending_on_the_backend_deletes_it_from_comfy_queue(
             await wait_status(c, job["id"], "running")
             attempts = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"]
             prompt_id = attempts[0]["prompt_id"]
-            while prompt_id not in (await comfy.queue()).pending:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await eventually(
+                comfy.queue,
+                lambda queue: prompt_id in queue.pending,
+                f"prompt {prompt_id} pending in ComfyUI's queue",
+            )
             await c.post(f"/v1/jobs/{job['id']}/cancel")
             await wait_status(c, job["id"], "canceled")
     finally:

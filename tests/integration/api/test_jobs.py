@@ -93,15 +93,26 @@ async def test_invalid_params_name_each_field(gateway: RunningGateway) -> None:
 
 
 async def test_cancel_while_queued_never_reaches_the_backend(
-    start_gateway: GatewayFactory, sim: SimServer
+    gateway: RunningGateway, sim: SimServer
 ) -> None:
-    gw = await start_gateway()  # no backend: jobs stay queued
-    async with gw.client() as c:
+    [agent] = gateway.gw.agents
+    agent.drain()  # a backend is attached but takes nothing yet: the job stays queued
+    async with gateway.client() as c:
         job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         r = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert r.status_code == 202 and r.json()["status"] == "canceled"
         again = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+        agent.resume()
+        # A sentinel queued after it: jobs are claimed oldest first, so once the
+        # sentinel is done the backend has had its chance at the canceled job.
+        sentinel = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        assert (await wait_status(c, sentinel["id"], "succeeded", "failed"))[
+            "status"
+        ] == "succeeded"
+        assert (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"] == []
+    sent = [b["extra_data"]["comfygate_job"] for m, p, b in sim.log if p == "/prompt"]
+    assert sent == [sentinel["id"]]
 
 
 async def test_cancel_while_running_interrupts_that_prompt(

@@ -19,6 +19,7 @@ from comfygate.config import Settings, load_settings
 from comfygate.gateway import Gateway, build_gateway
 from comfygate.serve import server_config
 from comfygate.sim import SimConfig, SimServer
+from tests.wait import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -96,11 +97,7 @@ async def start_gateway(tmp_path: Path, workflows_dir: Path) -> AsyncIterator[Ga
         # Served as `comfygate serve` serves it, so uvicorn's settings are under test too.
         server = uvicorn.Server(server_config(create_app(gw), settings, port=0))
         task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
+        port = await serving(server, task, "the gateway")
         rg = RunningGateway(f"http://127.0.0.1:{port}", gw, settings, server, task)
         running.append(rg)
         return rg

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.wait import serving
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -57,11 +59,7 @@ class Receiver:
         config = uvicorn.Config(self, host="127.0.0.1", port=0, log_level="warning", **ssl)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
+        port = await serving(self._server, self._task, "the webhook receiver")
         self.url = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
         return self.url
 

@@ -3,7 +3,6 @@ the gateway's trusted CAs."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from comfygate.sim import SimServer
 from tests.integration.conftest import GatewayFactory, wait_status
 from tests.integration.tls_front import TlsFront
+from tests.wait import until
 
 
 @pytest.fixture
@@ -78,10 +78,7 @@ async def test_a_job_submitted_while_an_agent_waits_is_leased_in_its_own_transac
     sim: SimServer, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rg = await start_gateway(sim.url)
-    for _ in range(500):  # until the agent waits for work
-        if rg.gw.gate._waiting.get("default"):
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: rg.gw.gate._waiting.get("default"), "the agent to wait for work")
     claims: list[str] = []
     claim = rg.gw.store.claim
 

@@ -9,6 +9,7 @@ from comfygate.principal import Principal
 from tests.integration.api.helpers import admin
 from tests.integration.conftest import RunningGateway, wait_status
 from tests.integration.sse import read_frames, terminal
+from tests.wait import until
 
 VISITOR = Principal(id="visitor-1", kind="visitor", scopes=frozenset({"jobs:read", "jobs:write"}))
 
@@ -164,8 +165,10 @@ async def test_the_admin_event_stream_carries_every_owners_status_changes(
         reading = asyncio.create_task(
             read_frames(c, "/v1/admin/events", until=lambda fs: terminal(fs[-1:]))
         )
-        while len(gateway.gw.bus._subscribers.get(None, ())) <= before:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await until(
+            lambda: len(gateway.gw.bus._subscribers.get(None, ())) > before,
+            "the admin event stream to subscribe",
+        )
         job_id = await submit_as(gateway, VISITOR, "image-ops")
         frames = await asyncio.wait_for(reading, 20)
     assert {f.type for f in frames} == {"status"}

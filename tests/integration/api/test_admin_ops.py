@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -152,10 +153,15 @@ async def test_a_drained_backend_finishes_its_job_and_takes_no_new_one(
         assert drained.json()["draining"] is True
         second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         await wait_status(c, first["id"], "succeeded")
-        await asyncio.sleep(0.5)  # time enough for a lease that must not happen
+        await backends_until(c, lambda bs: bs[0]["current_jobs"] == [])
         assert (await c.get(f"/v1/jobs/{second['id']}")).json()["status"] == "queued"
+        resumed_at = gateway.gw.clock.now()
         resumed = await c.post("/v1/admin/backends/local-0/resume")
         assert resumed.status_code == 202 and resumed.json()["state"] != "draining"
         assert resumed.json()["draining"] is False
         await wait_status(c, second["id"], "succeeded")
+        # No lease while drained, however late the look above came: its one attempt
+        # began after the resume.
+        [attempt] = (await c.get(f"/v1/jobs/{second['id']}/attempts")).json()["attempts"]
+        assert datetime.fromisoformat(attempt["started_at"]) >= resumed_at
         assert (await c.post("/v1/admin/backends/nope/drain")).status_code == 404

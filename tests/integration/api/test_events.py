@@ -10,10 +10,21 @@ from comfygate.api import events as events_api
 from comfygate.principal import LOCAL
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
 from tests.integration.sse import Frame, read_frames, terminal
+from tests.wait import until
 
 
 def stored(frames: list[Frame]) -> list[Frame]:
     return [f for f in frames if f.id is not None]
+
+
+async def streams_open(gateway: RunningGateway, n: int) -> None:
+    """Until ``n`` streams of the local owner have subscribed, so no event they must see
+    is published before. Counted per owner: ``bus.listening`` holds from the start, as
+    the gateway's webhook wakeup listens to every owner."""
+    await until(
+        lambda: len(gateway.gw.bus._subscribers.get(LOCAL.id, ())) == n,
+        f"{n} event stream(s) of the local owner to subscribe",
+    )
 
 
 async def test_job_stream_shows_progress_and_ends_with_the_terminal_status(
@@ -68,7 +79,7 @@ async def test_all_jobs_stream_names_each_job_and_resumes_with_its_cursor(
                 ),
             )
         )
-        await asyncio.sleep(0.2)
+        await streams_open(gateway, 1)
         a = (
             await c.post(
                 "/v1/workflows/txt2img/jobs", json={"params": {"prompt": "a", "steps": 15}}
@@ -107,12 +118,10 @@ async def test_quiet_streams_look_in_the_store_for_events_whose_notice_was_lost(
     gateway = await start_gateway()  # no backend: the job stays queued
     async with gateway.client() as c:
         everything = asyncio.create_task(read_frames(c, "/v1/events", until=terminal))
-        while not gateway.gw.bus.listening(LOCAL.id):  # noqa: ASYNC110 - subscribed first
-            await asyncio.sleep(0.01)
+        await streams_open(gateway, 1)
         job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         one = asyncio.create_task(read_frames(c, job["urls"]["events"], until=terminal))
-        while len(gateway.gw.bus._subscribers[LOCAL.id]) < 2:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await streams_open(gateway, 2)
         # As if another gateway canceled it and its notice never came.
         await gateway.gw.store.request_cancel(job["id"], now=gateway.gw.clock.now())
         for frames in await asyncio.wait_for(asyncio.gather(one, everything), 20):

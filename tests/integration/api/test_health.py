@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 
 from comfygate.sim import SimServer
 from comfygate.storage.local import LocalStorage
 from tests.integration.conftest import GatewayFactory
+from tests.wait import eventually
 
 
 async def test_ready_with_a_backend_for_every_pool(
@@ -15,12 +15,8 @@ async def test_ready_with_a_backend_for_every_pool(
 ) -> None:
     gateway = await start_gateway(sim.url)
     async with gateway.client() as c:
-        for _ in range(100):  # the agent's socket comes up just after start
-            r = await c.get("/readyz")
-            if r.status_code == 200:
-                break
-            await asyncio.sleep(0.05)
-        assert r.status_code == 200, r.text
+        # The agent's socket comes up just after start.
+        r = await eventually(lambda: c.get("/readyz"), lambda r: r.status_code == 200, "ready")
         assert r.json() == {
             "ready": True,
             "checks": {"database": "ok", "storage": "ok", "pool:default": "ok"},

@@ -16,6 +16,7 @@ from comfygate.ids import new_prompt_id
 from comfygate.jobs.service import IN_FLIGHT_S
 from comfygate.sim import SimServer
 from tests.integration.conftest import ROOT, GatewayFactory, RunningGateway, SimFactory, wait_status
+from tests.wait import eventually
 
 
 async def test_job_succeeds_with_outputs_identical_to_what_the_backend_saved(
@@ -92,15 +93,26 @@ async def test_invalid_params_name_each_field(gateway: RunningGateway) -> None:
 
 
 async def test_cancel_while_queued_never_reaches_the_backend(
-    start_gateway: GatewayFactory, sim: SimServer
+    gateway: RunningGateway, sim: SimServer
 ) -> None:
-    gw = await start_gateway()  # no backend: jobs stay queued
-    async with gw.client() as c:
+    [agent] = gateway.gw.agents
+    agent.drain()  # a backend is attached but takes nothing yet: the job stays queued
+    async with gateway.client() as c:
         job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         r = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert r.status_code == 202 and r.json()["status"] == "canceled"
         again = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+        agent.resume()
+        # A sentinel queued after it: jobs are claimed oldest first, so once the
+        # sentinel is done the backend has had its chance at the canceled job.
+        sentinel = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
+        assert (await wait_status(c, sentinel["id"], "succeeded", "failed"))[
+            "status"
+        ] == "succeeded"
+        assert (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"] == []
+    sent = [b["extra_data"]["comfygate_job"] for m, p, b in sim.log if p == "/prompt"]
+    assert sent == [sentinel["id"]]
 
 
 async def test_cancel_while_running_interrupts_that_prompt(
@@ -120,10 +132,12 @@ async def test_cancel_while_running_interrupts_that_prompt(
         prompt_id = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"][0][
             "prompt_id"
         ]
-        for _ in range(100):  # until ComfyUI runs it (not merely holds it in its queue)
-            if await comfy.prompt_state(prompt_id) == "running":
-                break
-            await asyncio.sleep(0.02)
+        # Until ComfyUI runs it, not merely holds it in its queue.
+        await eventually(
+            lambda: comfy.prompt_state(prompt_id),
+            lambda state: state == "running",
+            f"ComfyUI to run prompt {prompt_id}",
+        )
         await comfy.aclose()
         r = await c.post(f"/v1/jobs/{job['id']}/cancel")
         assert r.json()["status"] in ("canceling", "canceled")
@@ -147,8 +161,11 @@ async def test_cancel_while_pending_on_the_backend_deletes_it_from_comfy_queue(
             await wait_status(c, job["id"], "running")
             attempts = (await c.get(f"/v1/jobs/{job['id']}/attempts")).json()["attempts"]
             prompt_id = attempts[0]["prompt_id"]
-            while prompt_id not in (await comfy.queue()).pending:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await eventually(
+                comfy.queue,
+                lambda queue: prompt_id in queue.pending,
+                f"prompt {prompt_id} pending in ComfyUI's queue",
+            )
             await c.post(f"/v1/jobs/{job['id']}/cancel")
             await wait_status(c, job["id"], "canceled")
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import httpx
@@ -11,6 +10,7 @@ from comfygate.sim import SimServer
 from tests.images import png
 from tests.integration.conftest import GatewayFactory, wait_status
 from tests.s3server import S3Server
+from tests.wait import eventually
 
 
 async def test_presigned_upload_job_and_presigned_download(
@@ -57,11 +57,9 @@ async def test_presigned_upload_job_and_presigned_download(
         for directive in ("img-src", "media-src", "connect-src"):
             [rule] = [part for part in csp.split(";") if part.strip().startswith(directive)]
             assert s3_server.endpoint_url in rule.split(), csp
-        for _ in range(100):
-            ready = await c.get("/readyz")
-            if ready.status_code == 200:
-                break
-            await asyncio.sleep(0.05)
+        ready = await eventually(
+            lambda: c.get("/readyz"), lambda r: r.status_code == 200, "the gateway to be ready"
+        )
         assert ready.json()["checks"]["storage"] == "ok"
 
     saved = list((sim.config.output_dir / "comfygate" / job["id"]).rglob("*.png"))

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
@@ -20,6 +21,7 @@ from comfygate.principal import Principal
 from comfygate.store import open_store
 from tests.integration.conftest import GatewayFactory, RunningGateway, wait_status
 from tests.integration.receiver import Receiver
+from tests.wait import eventually
 
 ALLOW = {"outbound": {"allow": ["127.0.0.1"]}}
 
@@ -94,25 +96,33 @@ async def test_redirects_are_not_followed_410_disables_and_redelivery_sends_agai
     moved = await submit(hooked, f"{receiver.url}/moved")
     gone = await submit(hooked, f"{receiver.url}/gone")
     async with hooked.client() as c:
-        await receiver.wait_for("/moved")
-        await receiver.wait_for("/gone")
-        await asyncio.sleep(0.3)
-        [redirected] = (await c.get(f"/v1/jobs/{moved}/webhooks")).json()["deliveries"]
+
+        async def deliveries(job_id: str) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = (await c.get(f"/v1/jobs/{job_id}/webhooks")).json()[
+                "deliveries"
+            ]
+            return found
+
+        def attempted(found: list[dict[str, Any]]) -> bool:
+            return bool(found and found[0]["attempts"])
+
+        # Received is not yet recorded: the outcome of each attempt is what is checked.
+        [redirected] = await eventually(lambda: deliveries(moved), attempted, "the 307's attempt")
+        # Recorded after its one request ended: a redirect followed would be in it.
         assert receiver.at("/target") == []
         assert redirected["attempts"][0]["status_code"] == 307
         assert "not followed" in redirected["attempts"][0]["error"]
-        [closed] = (await c.get(f"/v1/jobs/{gone}/webhooks")).json()["deliveries"]
+        [closed] = await eventually(lambda: deliveries(gone), attempted, "the 410's attempt")
         assert closed["status"] == "disabled"
         [listed] = (await c.get("/v1/webhooks/secret")).json()["disabled_endpoints"]
         assert listed["url"] == f"{receiver.url}/gone" and "410" in listed["reason"]
 
         later = await submit(hooked, f"{receiver.url}/gone")
-        for _ in range(400):
-            listing = (await c.get(f"/v1/jobs/{later}/webhooks")).json()["deliveries"]
-            if listing and listing[0]["status"] != "pending":
-                break
-            await asyncio.sleep(0.05)
-        [skipped] = listing
+        [skipped] = await eventually(
+            lambda: deliveries(later),
+            lambda found: found and found[0]["status"] != "pending",
+            "the delivery to a disabled endpoint to be settled",
+        )
         assert skipped["status"] == "disabled" and skipped["attempts"] == []
         assert "410" in skipped["last_error"] and len(receiver.at("/gone")) == 1
 

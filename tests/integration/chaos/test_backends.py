@@ -5,18 +5,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from comfygate.comfy.client import ComfyClient
+from comfygate.comfy.client import ComfyClient, PromptState
 from comfygate.errors import LeaseLost
 from comfygate.jobs.model import HeartbeatReply, Lease
 from comfygate.sim import SimServer
 from tests.integration.chaos.tally import TERMINAL, report, tally
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
+from tests.wait import until
+
+
+@dataclass
+class Looks:
+    """An agent's looks before it decides whether to take work, counted once ``counting``
+    is set (when the job it must leave is queued) and only those that said no."""
+
+    counting: bool = False
+    seen: int = 0
+
 
 # Each runs real processes through kills and restarts: tens of seconds on a busy machine.
 pytestmark = pytest.mark.timeout(180)
@@ -221,20 +233,29 @@ async def test_an_ignored_interrupt_marks_the_backend_down_until_the_prompt_ends
         """A backend whose running prompt does not heed interrupts."""
 
     monkeypatch.setattr(agent.comfy, "interrupt", deaf)
+    # A down agent looks at its stuck prompt before each decision to take work: a look
+    # begun once the job is queued, answered "still running", is a decision not to.
+    real_state = agent.comfy.prompt_state
+    looks = Looks()
+
+    async def prompt_state(prompt_id: str) -> PromptState:
+        begun = looks.counting
+        state = await real_state(prompt_id)
+        looks.seen += begun and state == "running"
+        return state
+
+    monkeypatch.setattr(agent.comfy, "prompt_state", prompt_state)
     async with gateway.client() as c:
         stuck = (await c.post("/v1/workflows/chaos/jobs", json={"params": {"steps": 4}})).json()
         done = await wait_status(c, stuck["id"], "failed", "succeeded", within_s=30)
         assert done["error"]["code"] == "timeout"  # let go after timeout + grace
         assert agent.down
         waiting = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
-        await asyncio.sleep(1.0)
+        looks.counting = True
+        await until(lambda: looks.seen, "the down agent to look at its stuck prompt")
         assert (await c.get(f"/v1/jobs/{waiting['id']}")).json()["status"] == "queued"
         await sim.restart()  # the stuck prompt is gone: the backend is up again
-        for _ in range(200):
-            if not agent.down:
-                break
-            await asyncio.sleep(0.05)
-        assert not agent.down
+        await until(lambda: not agent.down, "the agent to find its backend up again")
         await wait_status(c, waiting["id"], "running", "succeeded", "failed", within_s=30)
 
 
@@ -254,16 +275,25 @@ async def test_an_agent_whose_heartbeats_fail_takes_no_new_work(
         return await real(lease)
 
     monkeypatch.setattr(gateway.gw.gate, "heartbeat", heartbeat)
+    # The agent asks this before each decision to take work: a True once the job is
+    # queued is a decision not to.
+    failing = agent.heartbeats_failing
+    looks = Looks()
+
+    def heartbeats_failing() -> bool:
+        answer = failing()
+        looks.seen += looks.counting and answer
+        return answer
+
+    monkeypatch.setattr(agent, "heartbeats_failing", heartbeats_failing)
     async with gateway.client() as c:
         long = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 50}})).json()
         await wait_status(c, long["id"], "running")
-        for _ in range(200):  # two failed beats, a second apart
-            if agent.heartbeats_failing():
-                break
-            await asyncio.sleep(0.05)
-        assert agent.heartbeats_failing()
+        # two failed beats, a second apart
+        await until(failing, "the agent to count its heartbeats as failing")
         second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
-        await asyncio.sleep(1.5)
+        looks.counting = True
+        await until(lambda: looks.seen, "the agent to decide on work with failing heartbeats")
         assert (await c.get(f"/v1/jobs/{second['id']}")).json()["status"] == "queued"
         partitioned = False  # the next beat gets through: work resumes
         await wait_status(c, second["id"], "succeeded", within_s=30)
@@ -293,11 +323,7 @@ async def test_an_agent_takes_work_again_once_its_failing_heartbeats_end_in_a_lo
         long = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 50}})).json()
         long_id = long["id"]
         await wait_status(c, long_id, "running")
-        for _ in range(200):
-            if agent.heartbeats_failing():
-                break
-            await asyncio.sleep(0.05)
-        assert agent.heartbeats_failing()
+        await until(agent.heartbeats_failing, "the agent to count its heartbeats as failing")
         second = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         answer = LeaseLost()
         await wait_status(c, second["id"], "succeeded", within_s=30)

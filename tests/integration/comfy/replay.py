@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.recordings import object_info, sample
 from tests.unit.comfy.recorded import frames, history_sample
+from tests.wait import serving
 
 #: GET /system_stats of the recorded server (protocol notes §3)
 SYSTEM_STATS = {
@@ -130,11 +131,7 @@ class Replay:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.005)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
+        port = await serving(self._server, self._task, "the replayed ComfyUI")
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from comfygate.sim import SimServer
 from tests.integration.conftest import GatewayFactory, wait_status
+from tests.wait import until
 
 
 def frees(sim: SimServer) -> list[object]:
     return [body for _, path, body in sim.log if path == "/free"]
-
-
-async def settle(done: Callable[[], bool]) -> None:
-    """The agent frees just after it has reported the job: give it a moment."""
-    for _ in range(100):
-        if done():
-            return
-        await asyncio.sleep(0.05)
 
 
 async def test_free_after_every_n_jobs(sim: SimServer, start_gateway: GatewayFactory) -> None:
@@ -27,7 +17,8 @@ async def test_free_after_every_n_jobs(sim: SimServer, start_gateway: GatewayFac
         for _ in range(5):  # one after another: the backend is idle after each
             job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
             await wait_status(c, job["id"], "succeeded")
-    await settle(lambda: len(frees(sim)) >= 2)
+    # The agent frees just after it has reported the job.
+    await until(lambda: len(frees(sim)) >= 2, "two frees")
     assert frees(sim) == [{"unload_models": True, "free_memory": True}] * 2
 
 
@@ -37,5 +28,5 @@ async def test_free_when_memory_runs_low(sim: SimServer, start_gateway: GatewayF
     async with gateway.client() as c:
         job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         await wait_status(c, job["id"], "succeeded")
-    await settle(lambda: len(frees(sim)) >= 1)
+    await until(lambda: frees(sim), "a free")
     assert len(frees(sim)) == 1

@@ -18,6 +18,7 @@ from comfygate.comfy.client import ComfyClient
 from comfygate.serve import spawn_gateway
 from comfygate.sim import SimServer
 from tests.integration.conftest import SimFactory
+from tests.wait import eventually
 
 # Each runs real processes through kills and restarts: tens of seconds on a busy machine.
 pytestmark = pytest.mark.timeout(180)
@@ -110,10 +111,11 @@ async def test_a_prompt_that_finished_while_the_gateway_was_down_is_collected(
     signal_and_wait(proc)
     comfy = ComfyClient(slow_sim.url)
     try:
-        for _ in range(100):
-            if await comfy.prompt_state(prompt_id) == "done":
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: comfy.prompt_state(prompt_id),
+            lambda state: state == "done",
+            f"prompt {prompt_id} to finish in ComfyUI",
+        )
     finally:
         await comfy.aclose()
     _, url = await spawn(slow_sim)

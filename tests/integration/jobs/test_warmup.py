@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from comfygate.contracts import load_workflows
 from comfygate.errors import ContractError
 from comfygate.sim import SimServer
 from tests.integration.conftest import WORKFLOWS, GatewayFactory, SimFactory, wait_status
+from tests.wait import until
 
 
 def warmups(sim: SimServer) -> int:
@@ -47,11 +47,10 @@ async def test_warmup_before_traffic_and_again_after_a_backend_restart(
         await wait_status(c, job["id"], "succeeded")
         assert warmups(sim) == 1 and "comfygate/warmup" in str(prompts(sim)[0])
         await sim.restart()  # starts empty: it needs warming again
-        for _ in range(200):
-            if warmups(sim) == 2 and not gateway.gw.agents[0].warming:
-                break
-            await asyncio.sleep(0.05)
-        assert warmups(sim) == 2
+        await until(
+            lambda: warmups(sim) == 2 and not gateway.gw.agents[0].warming,
+            "the restarted backend to be warmed once more",
+        )
         job = (await c.post("/v1/workflows/image-ops/jobs", json={"params": {}})).json()
         await wait_status(c, job["id"], "succeeded")
     assert warmups(sim) == 2  # a job on a warm backend warms nothing

@@ -24,6 +24,16 @@ async def one_poll(gate: WorkerGate, lessees: list[Lessee]) -> list[Lease | None
     return list(await asyncio.gather(*(gate.lease(x, wait_s=0) for x in lessees)))
 
 
+async def past_echo_timers() -> None:
+    """Until every echo the gate has timed so far is due and has run: the loop runs its
+    timers in the order they fall due, so this one, set for the same delay after
+    theirs, runs after them."""
+    loop = asyncio.get_running_loop()
+    passed = loop.create_future()
+    loop.call_later(ECHO_AFTER_S, passed.set_result, None)
+    await passed
+
+
 async def test_idle_waiters_share_one_look_until_a_ring_or_the_poll_interval(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -194,7 +204,7 @@ async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here
     gate.queued_here("default", frozenset())
     lease = await asyncio.wait_for(task, 5)
     assert lease is not None and lease.job_id == job.id
-    await asyncio.sleep(ECHO_AFTER_S * 2)
+    await past_echo_timers()
     assert echoed == ["default"]
     # A waiter here that lacks the job's model does not hold the ring back.
     task = await waiting(lessee(2, frozenset()))
@@ -202,6 +212,6 @@ async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here
     assert echoed == ["default", "default"]
     # One that fits but finds the job gone (taken elsewhere): the ring leaves late.
     gate.queued_here("default", frozenset())
-    await asyncio.sleep(ECHO_AFTER_S * 2)
+    await past_echo_timers()
     assert echoed == ["default", "default", "default"]
     task.cancel()

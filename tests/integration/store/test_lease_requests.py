@@ -4,7 +4,7 @@ gateway gets the lease the first call took, never a second job."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from comfygate.jobs.model import JobStatus, Lease, Lessee
 from comfygate.jobs.worker_gate import WorkerGate
 from comfygate.store import SqlJobStore, open_store
 from tests.integration.store.helpers import W1, gate_over, new_job
+from tests.wait import until
 
 
 async def claim_for(store: SqlJobStore, clock: FakeClock, request_id: str) -> tuple[str, str]:
@@ -108,9 +109,21 @@ async def test_a_retry_waiting_on_another_gateway_gets_the_lease_the_first_call_
     one job arrives: both answer with its one lease."""
     clock = Clock()  # the gates poll in real time
     a, b = gate_over(store, clock, tmp_path), gate_over(other_store, clock, tmp_path)
-    first = asyncio.create_task(lease_as_w1(a, "r1", wait_s=10))
-    retried = asyncio.create_task(lease_as_w1(b, "r1", retry=True, wait_s=10))
-    await asyncio.sleep(0.2)
+    looks = {a: 0, b: 0}
+
+    def looking(gate: WorkerGate) -> Callable[[], bool]:
+        def wanted() -> bool:  # asked by the gate before each look at the queue
+            looks[gate] += 1
+            return True
+
+        return wanted
+
+    first = asyncio.create_task(a.lease(W1, wait_s=10, request_id="r1", wanted=looking(a)))
+    retried = asyncio.create_task(
+        b.lease(W1, wait_s=10, request_id="r1", retry=True, wanted=looking(b))
+    )
+    # A second look means the first found no job: both are long-polling when it comes.
+    await until(lambda: min(looks.values()) >= 2, "both lease calls to look twice")
     job = await store.create_job(new_job(), now=clock.now())
     leases = await asyncio.gather(first, retried)
     assert leases[0] is not None and leases[0] == leases[1]

@@ -18,6 +18,7 @@ from comfygate.worker.agent import Agent
 from comfygate.worker.remote import build_remote_agent
 from comfygate.worker.transport.http import HttpTransport
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
+from tests.wait import eventually
 
 Running = tuple[Agent, HttpTransport, "asyncio.Task[None]"]
 
@@ -82,10 +83,12 @@ async def test_a_restarted_remote_agent_reattaches_to_its_running_job(
     async with rg.client() as c:
         r = await c.post("/v1/workflows/txt2img/jobs", json={"params": {"steps": 30}})
         job_id = r.json()["id"]
-        job = await wait_status(c, job_id, "running")
-        while job["progress"]["value"] <= 0:
-            await asyncio.sleep(0.05)
-            job = (await c.get(f"/v1/jobs/{job_id}")).json()
+        await wait_status(c, job_id, "running")
+        await eventually(
+            lambda: c.get(f"/v1/jobs/{job_id}"),
+            lambda r: r.json()["progress"]["value"] > 0,
+            "the job's first progress",
+        )
         await _kill(first)  # the agent process dies; its prompt runs on in ComfyUI
         start(sim)  # same token, same ComfyUI: adopts the lease at once
         job = await wait_status(c, job_id, "succeeded", "failed", within_s=20)

@@ -15,6 +15,8 @@ class FakeLog:
     def __init__(self) -> None:
         self.events: dict[str, list[JobEvent]] = {}
         self.reads = 0
+        #: every job asked for, read by read
+        self.jobs_read: list[str] = []
 
     def append(self, job_id: str, type_: str, data: dict[str, object]) -> LiveEvent:
         timeline = self.events.setdefault(job_id, [])
@@ -26,5 +28,6 @@ class FakeLog:
 
     async def events_after_many(self, after: Mapping[str, int]) -> dict[str, list[JobEvent]]:
         self.reads += 1
+        self.jobs_read += after
         found = {j: [e for e in self.events.get(j, []) if e.seq > seq] for j, seq in after.items()}
         return {j: events for j, events in found.items() if events}

@@ -5,6 +5,7 @@ import pytest
 from comfygate.events import memory
 from comfygate.events.memory import MemoryBus, SubscriberOverflow
 from comfygate.jobs.model import LiveEvent
+from tests.wait import within
 
 
 def ev(owner: str, seq: int) -> LiveEvent:
@@ -32,8 +33,9 @@ async def test_a_slow_subscriber_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> 
         await bus.publish(ev("alice", i))
     seen = []
     with pytest.raises(SubscriberOverflow):
-        while True:
-            seen.append((await sub.__anext__()).seq)
+        async with within("the subscriber to be cut off"):
+            while True:
+                seen.append((await sub.__anext__()).seq)
     assert seen == [0, 1, 2]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -42,10 +42,17 @@ async def take(sub: MemorySubscription, n: int) -> list[LiveEvent]:
     return [await asyncio.wait_for(sub.__anext__(), WAIT_S) for _ in range(n)]
 
 
-async def settle() -> None:
-    """Long enough for queued notices to cross the hub and be fanned out."""
-    for _ in range(20):
-        await asyncio.sleep(0)
+async def sentinel(
+    sender: Relay, sub: MemorySubscription, log: FakeLog, owner: str = "alice"
+) -> LiveEvent:
+    """An event of ``owner`` (whom ``sub`` follows) that ``sender`` publishes and that
+    ``sub``, on the other gateway, must receive next. Notices reach a gateway in the
+    order sent and are fanned out in order, so once it arrives every notice sent before
+    it has been dealt with there; its store read counts in ``log.reads``."""
+    event = replace(log.append("sentinel", "status", {}), owner_id=owner)
+    await sender.publish(event)
+    assert await take(sub, 1) == [event]
+    return event
 
 
 async def test_a_stored_event_reaches_the_other_gateway_read_from_the_store(pair: Pair) -> None:
@@ -54,9 +61,10 @@ async def test_a_stored_event_reaches_the_other_gateway_read_from_the_store(pair
     await pair.a.publish(event)
     assert await take(there, 1) == [event]
     assert await take(here, 1) == [event]
-    await settle()
-    # Its own notice came back to A and was ignored: A published it once.
-    assert here.queue.empty() and there.queue.empty()
+    # Its own notice came back to A before B's sentinel, and was ignored: A published
+    # it once.
+    await sentinel(pair.b, here, pair.log)
+    assert here.queue.empty()
 
 
 async def test_a_burst_of_notices_costs_one_read_and_keeps_its_order(pair: Pair) -> None:
@@ -69,8 +77,8 @@ async def test_a_burst_of_notices_costs_one_read_and_keeps_its_order(pair: Pair)
     for ev in events:
         await pair.a.publish(ev)
     assert await take(there, 3) == events
-    await settle()
-    assert pair.log.reads == 1 and there.queue.empty()
+    await sentinel(pair.a, there, pair.log)
+    assert pair.log.reads == 2 and there.queue.empty()  # the burst's and the sentinel's
 
 
 async def test_a_burst_of_notices_of_several_jobs_costs_one_read(pair: Pair) -> None:
@@ -86,8 +94,8 @@ async def test_a_burst_of_notices_of_several_jobs_costs_one_read(pair: Pair) -> 
     # Published together, as a busy gateway would: their notices cross in one batch.
     await asyncio.gather(*(pair.a.publish(ev) for ev in sent))
     got = await take(there, len(sent))
-    await settle()
-    assert pair.log.reads == 1 and there.queue.empty()
+    await sentinel(pair.a, there, pair.log)
+    assert pair.log.reads == 2 and there.queue.empty()  # the burst's and the sentinel's
     # Each job's events in order, and the tick after the status noticed before it.
     for job in ("j1", "j2", "j3"):
         assert [e for e in got if e.job_id == job] == [e for e in sent if e.job_id == job]
@@ -105,8 +113,9 @@ async def test_live_events_carry_their_data_in_order_with_stored_ones(pair: Pair
 async def test_nobody_following_the_owner_there_means_no_read(pair: Pair) -> None:
     bob = pair.b.bus.subscribe("bob")
     await pair.a.publish(pair.log.append("j1", "status", {"status": "queued"}))
-    await settle()
-    assert pair.log.reads == 0 and bob.queue.empty()
+    await sentinel(pair.a, bob, pair.log, "bob")
+    # Only the sentinel's job was read: by job, as alice's notice could share its batch.
+    assert pair.log.jobs_read == ["sentinel"] and bob.queue.empty()
 
 
 async def test_the_all_owners_stream_hears_every_gateway(pair: Pair) -> None:
@@ -124,9 +133,12 @@ async def test_a_ring_wakes_waiters_on_the_other_gateway(pair: Pair, bell: str) 
 
 
 async def test_a_gateway_does_not_hear_its_own_ring_back(pair: Pair) -> None:
+    heard_there = pair.b.doorbell.arm("default")
     pair.a.doorbell.ring("default")
     armed = pair.a.doorbell.arm("default")  # armed after the local ring
-    await settle()
+    # One send hands the ring to every gateway at once, A's own copy among them: once
+    # B has heard it, A has been given it too.
+    await asyncio.wait_for(heard_there.wait(), WAIT_S)
     assert not armed.is_set()
 
 

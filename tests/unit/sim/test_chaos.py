@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,9 @@ async def test_zero_rates_draw_no_random_numbers(tmp_path: Path) -> None:
 
 
 async def test_a_stall_waits_for_an_interrupt(tmp_path: Path) -> None:
+    # One worker thread: the sampler draws each step's preview in a thread before it
+    # reports the step, so a no-op sent after a step's preview returns only after it.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
     hub = RecordingHub()
     ex = executor(tmp_path, hub, 0, stall_rate=1.0)  # seed 0 picks the KSampler
     run = asyncio.create_task(ex.execute(sd_prompt(steps=4), "p", {"client_id": "c"}, ["9"]))
@@ -145,7 +149,9 @@ async def test_a_stall_waits_for_an_interrupt(tmp_path: Path) -> None:
         while steps() < 2:
             hub.changed.clear()
             await hub.changed.wait()
-    await asyncio.sleep(0.05)
+    # A third step, had it begun, sent its preview to the thread first: this sentinel
+    # comes back after that preview and after the step it reports.
+    await asyncio.to_thread(lambda: None)
     assert steps() == 2  # the middle of 4 steps, and no further
     assert not run.done()
     sent = len(hub.sent)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from comfygate.clock import FakeClock
 from comfygate.storage.base import InvalidKey, Storage
 from comfygate.storage.local import LocalStorage
+from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from tests.s3server import S3Server
 
@@ -105,8 +108,24 @@ async def test_delete_one(storage: Storage) -> None:
     assert await storage.stat("inputs/u/a.png") is None
 
 
-async def test_readiness_probe_writes_and_reads(storage: Storage) -> None:
+def unusable(storage: Storage, request: pytest.FixtureRequest) -> Storage:
+    """Storage of the same kind where nothing can be written or read."""
+    if isinstance(storage, LocalStorage):
+        # The folder replaced by a file under the running storage, as a lost mount might.
+        shutil.rmtree(storage.root)
+        storage.root.write_bytes(b"")
+        return storage
+    server: S3Server = request.getfixturevalue("s3_server")
+    missing = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/p"
+    return S3Storage.from_settings(missing, server.settings(), FakeClock())
+
+
+async def test_readiness_probe_passes_when_storage_works_and_fails_when_it_does_not(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
     await storage.check()
+    with pytest.raises(OSError):
+        await unusable(storage, request).check()
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../b", "/etc/passwd", "a//b", ".hidden", ""])

@@ -14,6 +14,7 @@ from comfygate.jobs.model import Lease
 from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
 from tests.unit.worker.helpers import LEASE
+from tests.wait import until
 
 
 def ui(*names: str) -> dict[str, list[dict[str, str]]]:
@@ -101,7 +102,7 @@ async def test_history_decides_when_it_lists_another_file_at_that_place() -> Non
     comfy, blobs, early = setup()
     comfy.held["stale.png"] = asyncio.Event()  # still under way when history answers
     early.executed("9", ui("stale.png"))
-    await asyncio.sleep(0)
+    await until(lambda: comfy.views == ["stale.png"], "the early fetch to start")
     history = entry({"9": (ref("real.png"),)})
     listed = await asyncio.wait_for(collect(comfy, blobs, early, history), 2)
     assert listed == [(f"{LEASE.outputs_prefix}/9-0.png", b"real.png")]
@@ -111,7 +112,7 @@ async def test_a_failed_early_fetch_is_tried_again_in_order() -> None:
     comfy, blobs, early = setup()
     comfy.failing["a.png"] = 1
     early.executed("9", ui("a.png"))
-    await asyncio.sleep(0.01)
+    await until(lambda: comfy.failing["a.png"] == 0, "the early fetch to fail")
     listed = await collect(comfy, blobs, early, entry({"9": (ref("a.png"),)}))
     assert listed == [(f"{LEASE.outputs_prefix}/9-0.png", b"a.png")]
     assert comfy.views == ["a.png", "a.png"]
@@ -127,7 +128,7 @@ async def test_closing_stops_fetches_still_under_way() -> None:
     comfy, blobs, early = setup()
     comfy.held["slow.png"] = asyncio.Event()
     early.executed("9", ui("slow.png"))
-    await asyncio.sleep(0)
+    await until(lambda: comfy.views == ["slow.png"], "the early fetch to start")
     await asyncio.wait_for(early.aclose(), 1)
     comfy.held["slow.png"].set()
     await asyncio.sleep(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,12 +104,28 @@ async def test_a_lease_retried_against_another_gateway_is_the_same_lease(
 
 
 async def test_a_retry_waiting_on_another_gateway_gets_the_lease_the_first_call_takes(
-    store: SqlJobStore, other_store: SqlJobStore, tmp_path: Path
+    store: SqlJobStore, other_store: SqlJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first call still long-polls on gateway A when its retry reaches gateway B;
     one job arrives: both answer with its one lease."""
     clock = Clock()  # the gates poll in real time
     a, b = gate_over(store, clock, tmp_path), gate_over(other_store, clock, tmp_path)
+    # B's claim, whenever B sees the job, commits only after A's: the race this test is
+    # about. (Had B won it, A's call, whose client has gone, would answer nothing.)
+    a_claimed = asyncio.Event()
+    claim_on_a, claim_on_b = store.claim, other_store.claim
+
+    async def claim_first(**kw: Any) -> Any:
+        claimed = await claim_on_a(**kw)
+        a_claimed.set()
+        return claimed
+
+    async def claim_second(**kw: Any) -> Any:
+        await a_claimed.wait()
+        return await claim_on_b(**kw)
+
+    monkeypatch.setattr(store, "claim", claim_first)
+    monkeypatch.setattr(other_store, "claim", claim_second)
     looks = {a: 0, b: 0}
 
     def looking(gate: WorkerGate) -> Callable[[], bool]:

@@ -16,7 +16,7 @@ from PIL import Image
 from comfygate.sim import SimServer
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
 from tests.integration.sse import read_frames, terminal
-from tests.unit.storage.test_sanitize import GPS_IFD, bomb_png, encode
+from tests.unit.storage.test_sanitize import GPS_IFD, bomb_gif, bomb_png, encode
 from tests.unit.storage.test_uploads import png
 
 TRAVERSAL_NAMES = [
@@ -79,22 +79,27 @@ async def test_the_clients_file_name_never_reaches_a_storage_key(
         assert record["filename"] == "image.png" and name not in meta.read_text()
 
 
+@pytest.mark.parametrize(
+    ("bomb", "content_type"),
+    [(bomb_png(50_000, 50_000), "image/png"), (bomb_gif(), "image/gif")],
+    ids=["header", "gif-later-frame"],
+)
 async def test_a_decompression_bomb_is_refused_with_422_on_both_paths(
-    gateway: RunningGateway,
+    gateway: RunningGateway, bomb: bytes, content_type: str
 ) -> None:
-    bomb = bomb_png(50_000, 50_000)
     async with gateway.client() as c:
-        upload_id, done = await declare_send_complete(c, bomb)
+        upload_id, done = await declare_send_complete(c, bomb, content_type=content_type)
         assert done.status_code == 422
         assert done.json()["error"]["details"][0]["path"] == "/file"
         assert not (gateway.settings.storage_dir / "inputs" / upload_id / "original").exists()
         files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
             ("params", (None, json.dumps({"params": {}}), "application/json")),
-            ("image", ("bomb.png", bomb, "image/png")),
+            ("image", ("bomb", bomb, content_type)),
         ]
         r = await c.post("/v1/workflows/img2img/jobs", files=files)
         assert r.status_code == 422
         assert r.json()["error"]["details"][0]["path"] == "/image"
+        assert "pixels" in r.json()["error"]["details"][0]["message"]
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin, WebPImagePlugin
 
 from comfygate.errors import InvalidUpload
+from comfygate.storage import sanitize
 from comfygate.storage.sanitize import ImageLimits, sanitize_image
 
 LIMITS = ImageLimits(
@@ -177,3 +180,106 @@ def test_animations_keep_their_frames_and_timing() -> None:
 def test_common_modes_survive_in_their_format(mode: str, fmt: str) -> None:
     clean = sanitize_image(encode(Image.new(mode, (8, 8)), fmt), LIMITS)
     assert clean.format == fmt and Image.open(io.BytesIO(clean.data)).size == (8, 8)
+
+
+# A GIF frame of one pixel: LZW code size 2, then clear, index 0, end of information.
+_GIF_PIXEL = b"\x02\x02\x44\x01\x00"
+
+
+def bomb_gif(width: int = 9000, height: int = 9000) -> bytes:
+    """A 1x1 screen and first frame, then a frame declaring ``width`` x ``height``: the
+    header says 1x1, and Pillow grows the canvas when it reaches the second frame."""
+
+    def frame(w: int, h: int) -> bytes:
+        return b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + _GIF_PIXEL
+
+    screen = struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    return b"GIF89a" + screen + frame(1, 1) + b"\x7f" + frame(width, height) + b";"
+
+
+def bomb_apng(width: int = 9000, height: int = 9000) -> bytes:
+    """A 1x1 APNG whose second fcTL declares ``width`` x ``height``."""
+
+    def fctl(seq: int, w: int, h: int) -> bytes:
+        return _chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, w, h, 0, 0, 1, 10, 0, 0))
+
+    pixel = zlib.compress(b"\0\0\0\0")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + _chunk(b"acTL", struct.pack(">II", 2, 0))
+        + fctl(0, 1, 1)
+        + _chunk(b"IDAT", pixel)
+        + fctl(1, width, height)
+        + _chunk(b"fdAT", struct.pack(">I", 2) + pixel)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def bomb_webp(width: int = 9000, height: int = 9000) -> bytes:
+    """An animated 1x1 WebP from Pillow whose second ANMF frame is made to declare
+    ``width`` x ``height``."""
+    frames = [Image.new("RGB", (1, 1), (255 * i, 0, 0)) for i in range(2)]
+    data = bytearray(encode(frames[0], "WEBP", save_all=True, append_images=frames[1:]))
+    anmf = [i for i in range(12, len(data) - 4) if data[i : i + 4] == b"ANMF"]
+    assert len(anmf) == 2
+    body = anmf[1] + 8
+    data[body + 6 : body + 12] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(
+        3, "little"
+    )
+    return bytes(data)
+
+
+class DecodedPastTheLimit(BaseException):
+    """Not an Exception: sanitize_image must not turn it into a refusal."""
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every image Pillow decodes; one past LIMITS stops the test at once
+    rather than take gigabytes."""
+    seen: list[tuple[int, int]] = []
+
+    def guarded(load: Any) -> Any:
+        def spy(self: Image.Image) -> Any:
+            seen.append(self.size)
+            if self.size[0] * self.size[1] > LIMITS.max_pixels:
+                raise DecodedPastTheLimit(self.size)
+            return load(self)
+
+        return spy
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", guarded(ImageFile.ImageFile.load))
+    webp = WebPImagePlugin.WebPImageFile
+    monkeypatch.setattr(webp, "load", guarded(webp.load))
+    return seen
+
+
+@pytest.mark.parametrize("bomb", [bomb_gif, bomb_apng, bomb_webp])
+def test_a_later_frame_declaring_a_huge_size_is_refused_before_decoding(
+    bomb: Callable[[], bytes], decodes: list[tuple[int, int]]
+) -> None:
+    data = bomb()
+    assert Image.open(io.BytesIO(data)).size == (1, 1)  # the header alone passes
+    error = refused(data)
+    assert error.details[0]["path"] == "/file" and error.details[0]["keyword"] == "maximum"
+    assert "9000x9000" in error.message
+    assert all(w * h <= LIMITS.max_pixels for w, h in decodes)
+
+
+def test_frames_are_measured_as_pillow_reads_them_too(
+    monkeypatch: pytest.MonkeyPatch, decodes: list[tuple[int, int]]
+) -> None:
+    # A container the walk does not know must still be measured frame by frame.
+    monkeypatch.setattr(sanitize, "canvases", lambda data: iter(()))
+    error = refused(bomb_gif())
+    assert error.details[0]["keyword"] == "maximum" and "9000x9000" in error.message
+    assert set(decodes) == {(1, 1)}
+
+
+def test_small_animations_pass_the_frame_walk() -> None:
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    for fmt in ("GIF", "PNG", "WEBP"):
+        data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=50)
+        clean = sanitize_image(data, LIMITS)
+        assert (clean.format, clean.frames, clean.width) == (fmt, 3, 8)

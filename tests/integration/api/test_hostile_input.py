@@ -268,3 +268,38 @@ async def test_a_node_failure_reaches_clients_without_traceback_or_server_paths(
         assert error["message"] == "UnidentifiedImageError: cannot identify image file 'broken.png'"
         for leak in ("Traceback", 'File "', str(sim.config.data_dir), "/tmp", "execution.py"):
             assert leak not in text, (where, leak)
+
+
+def deep(levels: int) -> str:
+    """JSON ``levels`` objects and arrays deep, as text: json.dumps could not write it."""
+    return '{"a": [' * (levels // 2) + "1" + "]}" * (levels // 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (f'{{"params": {{"prompt": "a cat", "steps": {deep(2000)}}}}}', "/params"),
+        (f'{{"params": {{"prompt": "a cat"}}, "metadata": {deep(5000)}}}', "/metadata"),
+        (f'{{"params": {{"prompt": "a cat"}}, "metadata": {deep(200)}}}', "/metadata"),
+        ("[" * 5000 + "]" * 5000, "/"),
+    ],
+    ids=["params-2000", "metadata-5000", "metadata-200", "body-5000"],
+)
+@pytest.mark.parametrize("multipart", [False, True], ids=["json", "multipart"])
+async def test_json_nested_too_deep_is_a_422_naming_the_field(
+    gateway: RunningGateway, body: str, path: str, multipart: bool
+) -> None:
+    async with gateway.client() as c:
+        if multipart:
+            part = (None, body, "application/json")
+            r = await c.post("/v1/workflows/img2img/jobs", files=[("params", part)])
+        else:
+            r = await c.post(
+                "/v1/workflows/txt2img/jobs",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 422, r.text
+        [detail] = r.json()["error"]["details"]
+        assert (detail["path"], detail["keyword"]) == (path, "maxDepth")
+        assert (await c.get("/v1/jobs")).json()["jobs"] == []

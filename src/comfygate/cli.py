@@ -6,13 +6,31 @@ import asyncio
 import contextlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from comfygate.config import Settings, load_settings
+from comfygate.errors import DatabaseDamaged
 
-app = typer.Typer(help="comfygate: run ComfyUI workflows as jobs.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """Every command, the nested ones too: a damaged database ends it with one line
+    naming the file and what to do, where a traceback of hundreds said neither."""
+
+    # Any: the Context the supertype names is of typer's private copy of click.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabaseDamaged as exc:
+            typer.echo(f"comfygate: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Commands, help="comfygate: run ComfyUI workflows as jobs.", no_args_is_help=True
+)
 workflows_app = typer.Typer(help="Inspect workflow folders.", no_args_is_help=True)
 app.add_typer(workflows_app, name="workflows")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)

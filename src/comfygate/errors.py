@@ -37,7 +37,8 @@
           OutputMissing             history listed a file that /view would not serve
           StorageFailed             the outputs could not be stored; nothing is published
 
-Exception docstrings are the default messages. DatabaseBusy stands outside the tree.
+Exception docstrings are the default messages. DatabaseBusy and DatabaseDamaged stand
+outside the tree.
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ class DatabaseBusy(Exception):
     stands and it tries again) rather than failing the job. The API answers 503."""
 
     retry_after_s = 1
+
+
+class DatabaseDamaged(Exception):
+    """The database file is damaged: SQLite cannot read it.
+
+    Outside the ComfygateError tree, like DatabaseBusy: nothing a request or a job did
+    causes it, and no retry mends it. It names the file and what a person can do, so
+    the command line says that in one line instead of a traceback."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"the database {path} is damaged ({reason}): restore it from a backup, or "
+            "move it aside with its -wal and -shm files to start with an empty one"
+        )
 
 
 class ComfygateError(Exception):

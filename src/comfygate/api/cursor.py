@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from comfygate import json_depth
 
 #: events that committed up to this long before the watermark are still replayed
 SLACK = timedelta(seconds=10)
@@ -170,7 +171,8 @@ def _decode_binary(raw: bytes) -> tuple[datetime, dict[str, int]]:
 
 def _decode_json(raw: bytes) -> tuple[datetime, dict[str, int]]:
     """The first form: ``{"w": watermark_ms, "s": {job_id: seq}}``."""
-    doc = json.loads(raw)
+    # Two levels at most: a token nested thousands deep is no cursor, not a RecursionError.
+    doc = json_depth.loads(raw.decode(), max_depth=2)
     seqs = {str(uuid.UUID(k)): int(v) for k, v in doc["s"].items()}
     if set(seqs) != set(doc["s"]):
         raise ValueError("a job id not in its canonical form")

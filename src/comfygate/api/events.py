@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,10 +17,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from comfygate.api.cursor import StreamCursor
+from comfygate.api.cursor import MAX_SEQ, StreamCursor
 from comfygate.api.deps import Reader, gateway, renderer
 from comfygate.api.jobs import _check_id
 from comfygate.api.render import Renderer
+from comfygate.errors import InvalidParams
 from comfygate.events.memory import SubscriberOverflow
 from comfygate.gateway import Gateway
 from comfygate.jobs.model import Job, JobStatus, LiveEvent
@@ -28,6 +30,8 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 KEEPALIVE_S = 15.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: ASCII digits only (``\d`` takes other scripts' digits), as many as MAX_SEQ has
+_SEQ = re.compile(r"[0-9]{1,10}")
 
 
 def frame(event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -65,6 +69,21 @@ def _last_event_id(header: str | None, request: Request) -> str | None:
     return header or request.query_params.get("last_event_id")
 
 
+def _resume_after(header: str | None, request: Request) -> int:
+    """The seq a job's stream resumes after; 0 without one. Refused unless it is a seq
+    this stream could have sent: ``str.isdigit`` takes "²" that ``int`` does not, a
+    long one passes the int limit, and past 64 bits SQLite cannot bind it."""
+    raw = _last_event_id(header, request)
+    if not raw:
+        return 0
+    if _SEQ.fullmatch(raw) and int(raw) <= MAX_SEQ:
+        return int(raw)
+    field = "/Last-Event-ID" if header else "/last_event_id"
+    raise InvalidParams(
+        details=[{"path": field, "keyword": "format", "message": f"a seq from 0 to {MAX_SEQ}"}]
+    )
+
+
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
 async def job_events(
     job_id: str,
@@ -73,8 +92,7 @@ async def job_events(
     who: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    raw = _last_event_id(last_event_id, request)
-    after = int(raw) if raw and raw.isdigit() else 0
+    after = _resume_after(last_event_id, request)
     # Subscribed before the read, so nothing published meanwhile is missed; the caller
     # is the owner but for an admin looking on. One read serves the owner check, the
     # missed events, their static parts, the end test and the progress snapshot.

@@ -23,7 +23,7 @@ from comfygate.errors import (
 )
 from comfygate.gateway import Gateway
 from comfygate.ids import is_uuid
-from comfygate.jobs.keys import outputs_prefix, prompt_key
+from comfygate.jobs.keys import OUTPUT_NAME, outputs_prefix, prompt_key
 from comfygate.jobs.model import LEASED, Job, JobFailure, Lease, Lessee, OutputFile, Progress
 from comfygate.keys import ApiKey
 from comfygate.worker.transport.wire import (
@@ -344,6 +344,18 @@ async def complete(job_id: JobId, body: CompleteIn, gw: GW, who: Worker) -> Resp
             raise InvalidParams(
                 details=[
                     {"path": f"/outputs/{n}/key", "keyword": "prefix", "message": f"not {prefix}"}
+                ]
+            )
+        # A name as the upload routes take it, so "../" or "a/b" never reaches storage
+        # (which refuses such a key with an error of its own: a 500 here).
+        if not OUTPUT_NAME.fullmatch(output.key.removeprefix(prefix)):
+            raise InvalidParams(
+                details=[
+                    {
+                        "path": f"/outputs/{n}/key",
+                        "keyword": "pattern",
+                        "message": f"{prefix} then a file name, no path",
+                    }
                 ]
             )
     await _check_stored(gw, outputs)

@@ -7,7 +7,6 @@ under the attempt's own prefix."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -16,7 +15,7 @@ from pydantic import BaseModel, Field
 from comfygate.api.worker import GW, JobId, TokenHeader, Worker, held
 from comfygate.errors import Conflict, InvalidParams
 from comfygate.gateway import Gateway
-from comfygate.jobs.keys import outputs_prefix
+from comfygate.jobs.keys import OUTPUT_NAME, outputs_prefix
 from comfygate.jobs.model import Job
 from comfygate.storage.base import PartsRefused
 from comfygate.storage.parts import MAX_OBJECT_BYTES, MAX_PARTS, MIB, plan_parts
@@ -36,8 +35,6 @@ MULTIPART_ABOVE_BYTES = 256 * MIB
 PART_BYTES = 64 * MIB
 #: part URLs outlive an upload this slow: the agent sends the parts one after another
 SLOWEST_UPLOAD_BYTES_PER_S = MIB
-#: output names the agent picks: ``{node}-{index}.{ext}``, never a path
-OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 Name = Annotated[str, Path(max_length=200)]
 UploadId = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -66,7 +63,7 @@ class PartsDoneIn(PartsIn):
 
 
 def _output_key(job: Job, name: str) -> str:
-    if not OUTPUT_NAME.match(name):
+    if not OUTPUT_NAME.fullmatch(name):
         raise InvalidParams(
             details=[{"path": "/name", "keyword": "pattern", "message": "a file name"}]
         )

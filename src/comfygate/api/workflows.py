@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from comfygate import json_depth
 from comfygate.api.deps import Who, Writer, counted_submission, gateway, renderer
 from comfygate.contracts import Workflow
 from comfygate.contracts.text import publish_text_rules
@@ -167,7 +167,12 @@ def _refuse_unknown_fields(body: dict[str, Any]) -> None:
 
 def _parse_json(raw: str, path: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = json_depth.loads(raw)
+    except json_depth.TooDeep as exc:
+        raise InvalidParams(
+            "the body is nested too deep",
+            details=[{"path": exc.pointer, "keyword": "maxDepth", "message": str(exc)}],
+        ) from None
     except ValueError as exc:
         raise InvalidParams(
             "the body is not valid JSON",

@@ -3,6 +3,11 @@ for every key, so the service, the worker gate and the API cannot drift apart.""
 
 from __future__ import annotations
 
+import re
+
+#: output names the agent picks: ``{node}-{index}.{ext}``, never a path (use fullmatch)
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
 
 def request_key(job_id: str) -> str:
     """The validated request, as accepted."""

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image, ImageOps, ImageSequence
 
 from comfygate.errors import InvalidUpload
+from comfygate.storage.frames import canvases
 
 FORMAT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
@@ -76,6 +77,9 @@ def sanitize_image(data: bytes, limits: ImageLimits) -> CleanImage:
     metadata. Raises InvalidUpload naming ``/bytes`` or ``/file``."""
     if len(data) > limits.max_bytes:
         raise field_error("bytes", f"the file is larger than {limits.max_bytes} bytes", "maximum")
+    spent = 0
+    for n, size in enumerate(canvases(data), 1):
+        spent = _spend(spent, n, size, limits)
     try:
         with warnings.catch_warnings():
             # Pillow warns past Image.MAX_IMAGE_PIXELS and raises past twice that, as the
@@ -112,7 +116,11 @@ def _redraw(img: Image.Image, limits: ImageLimits) -> CleanImage:
         raise field_error("file", f"{size} exceeds {limits.max_pixels} pixels", "maximum")
     drawn: list[Image.Image] = []
     durations: list[int] = []
-    for frame in ImageSequence.Iterator(img):
+    spent = 0
+    for n, frame in enumerate(ImageSequence.Iterator(img), 1):
+        # Measured again as Pillow reads each frame's header, before its pixels: the walk
+        # above knows three containers, this knows whatever Pillow reads.
+        spent = _spend(spent, n, frame.size, limits)
         durations.append(int(frame.info.get("duration", 0) or 0))
         drawn.append(_pixels(frame, fmt))
     options: dict[str, Any] = dict(_ENCODER_OPTIONS.get(fmt, {}))
@@ -126,6 +134,21 @@ def _redraw(img: Image.Image, limits: ImageLimits) -> CleanImage:
     return CleanImage(
         data=out.getvalue(), format=fmt, width=first.width, height=first.height, frames=len(drawn)
     )
+
+
+def _spend(spent: int, n: int, size: tuple[int, int], limits: ImageLimits) -> int:
+    """The pixels of frames 1 to ``n``, given ``spent`` on those before it and frame
+    ``n``'s canvas; refused as soon as a limit is passed, so one upload never holds
+    more than ``max_pixels`` decoded pixels (4 bytes each, twice while redrawn)."""
+    if n > limits.max_frames:
+        raise field_error("file", f"more than {limits.max_frames} frames", "maximum")
+    width, height = size
+    spent += width * height
+    if spent > limits.max_pixels:
+        what = f"{width}x{height}" if n == 1 else f"{spent} pixels in {n} frames"
+        where = "" if n == 1 else f" (frame {n} is drawn at {width}x{height})"
+        raise field_error("file", f"{what} exceeds {limits.max_pixels} pixels{where}", "maximum")
+    return spent
 
 
 def _pixels(frame: Image.Image, fmt: str) -> Image.Image:

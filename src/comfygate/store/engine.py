@@ -25,15 +25,18 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from comfygate.errors import DatabaseBusy
+from comfygate.errors import DatabaseBusy, DatabaseDamaged
 from comfygate.threads import Lane
 
 T = TypeVar("T")
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
+#: result codes of a file SQLite cannot read as a database (https://sqlite.org/rescode.html)
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
 SQLITE_READERS = 4
 #: ``Connection.info`` key: a statement of the current call has completed
 _COMPLETED = "comfygate.completed"
@@ -239,6 +242,16 @@ def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    path = make_url(url).database or ":memory:"
+
+    @event.listens_for(engine, "handle_error")
+    def _damaged(context: ExceptionContext) -> None:
+        # Raised in place of SQLAlchemy's error, on the first connection as on any later
+        # statement: what a person reads is the file and what to do, not driver detail.
+        original = context.original_exception
+        if isinstance(original, sqlite3.DatabaseError) and _is_damage(original):
+            raise DatabaseDamaged(path, str(original)) from original
+
     if begin is not None:
 
         @event.listens_for(engine, "begin")
@@ -246,6 +259,11 @@ def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> Engine:
             conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB, whatever extended code comes with it."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 def _use_wal(cursor: Any) -> None:

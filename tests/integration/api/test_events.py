@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
@@ -126,3 +127,42 @@ async def test_quiet_streams_look_in_the_store_for_events_whose_notice_was_lost(
         await gateway.gw.store.request_cancel(job["id"], now=gateway.gw.clock.now())
         for frames in await asyncio.wait_for(asyncio.gather(one, everything), 20):
             assert [f.data["status"] for f in stored(frames)] == ["queued", "canceled"]
+
+
+@pytest.mark.parametrize(
+    "last_id",
+    ["9223372036854775808", "9" * 5000, "1\u00b2", "2147483648", "-1", "abc"],
+    ids=["past-int64", "5000-digits", "superscript-two", "past-seq", "negative", "word"],
+)
+@pytest.mark.parametrize("where", ["header", "query"])
+async def test_a_last_event_id_that_is_no_seq_is_a_422_naming_it(
+    gateway: RunningGateway, last_id: str, where: str
+) -> None:
+    async with gateway.client() as c:
+        job = (await c.post("/v1/workflows/txt2img/jobs", json={"params": {}})).json()
+        # As a browser may send it: HTTP header bytes are Latin-1 to the server.
+        sent = (
+            {"headers": {"Last-Event-ID": last_id.encode("latin-1")}}
+            if where == "header"
+            else {"params": {"last_event_id": last_id}}
+        )
+        # Streamed: before the fix some of these open a stream that stays open.
+        async with c.stream("GET", job["urls"]["events"], **sent) as r:
+            assert r.status_code == 422
+            await r.aread()
+    [detail] = r.json()["error"]["details"]
+    assert detail["path"] == ("/Last-Event-ID" if where == "header" else "/last_event_id")
+    assert last_id not in r.text
+
+
+async def test_a_cursor_nested_thousands_deep_is_no_cursor_and_starts_afresh(
+    gateway: RunningGateway,
+) -> None:
+    raw = b'{"w": 1, "s": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    async with (
+        gateway.client() as c,
+        c.stream("GET", "/v1/events", headers={"Last-Event-ID": token}) as r,
+    ):
+        assert r.status_code == 200
+        assert await anext(r.aiter_lines()) == "retry: 1000"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from comfygate.sim import SimServer
-from tests.images import GPS_IFD, bomb_png, encode, png
+from tests.images import GPS_IFD, bomb_gif, bomb_png, encode, png
 from tests.integration.api.helpers import declare_send_complete
 from tests.integration.conftest import GatewayFactory, RunningGateway, SimFactory, wait_status
 from tests.integration.sse import read_frames, terminal
@@ -64,22 +64,27 @@ async def test_the_clients_file_name_never_reaches_a_storage_key(
         assert record["filename"] == "image.png" and name not in meta.read_text()
 
 
+@pytest.mark.parametrize(
+    ("bomb", "content_type"),
+    [(bomb_png(50_000, 50_000), "image/png"), (bomb_gif(), "image/gif")],
+    ids=["header", "gif-later-frame"],
+)
 async def test_a_decompression_bomb_is_refused_with_422_on_both_paths(
-    gateway: RunningGateway,
+    gateway: RunningGateway, bomb: bytes, content_type: str
 ) -> None:
-    bomb = bomb_png(50_000, 50_000)
     async with gateway.client() as c:
-        upload_id, done = await declare_send_complete(c, bomb)
+        upload_id, done = await declare_send_complete(c, bomb, content_type=content_type)
         assert done.status_code == 422
         assert done.json()["error"]["details"][0]["path"] == "/file"
         assert not (gateway.settings.storage_dir / "inputs" / upload_id / "original").exists()
         files: list[tuple[str, tuple[str | None, bytes | str, str]]] = [
             ("params", (None, json.dumps({"params": {}}), "application/json")),
-            ("image", ("bomb.png", bomb, "image/png")),
+            ("image", ("bomb", bomb, content_type)),
         ]
         r = await c.post("/v1/workflows/img2img/jobs", files=files)
         assert r.status_code == 422
         assert r.json()["error"]["details"][0]["path"] == "/image"
+        assert "pixels" in r.json()["error"]["details"][0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -291,3 +296,38 @@ async def test_a_node_failure_reaches_clients_without_traceback_or_server_paths(
         assert error["message"] == "UnidentifiedImageError: cannot identify image file 'broken.png'"
         for leak in ("Traceback", 'File "', str(sim.config.data_dir), "/tmp", "execution.py"):
             assert leak not in text, (where, leak)
+
+
+def deep(levels: int) -> str:
+    """JSON ``levels`` objects and arrays deep, as text: json.dumps could not write it."""
+    return '{"a": [' * (levels // 2) + "1" + "]}" * (levels // 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (f'{{"params": {{"prompt": "a cat", "steps": {deep(2000)}}}}}', "/params"),
+        (f'{{"params": {{"prompt": "a cat"}}, "metadata": {deep(5000)}}}', "/metadata"),
+        (f'{{"params": {{"prompt": "a cat"}}, "metadata": {deep(200)}}}', "/metadata"),
+        ("[" * 5000 + "]" * 5000, "/"),
+    ],
+    ids=["params-2000", "metadata-5000", "metadata-200", "body-5000"],
+)
+@pytest.mark.parametrize("multipart", [False, True], ids=["json", "multipart"])
+async def test_json_nested_too_deep_is_a_422_naming_the_field(
+    gateway: RunningGateway, body: str, path: str, multipart: bool
+) -> None:
+    async with gateway.client() as c:
+        if multipart:
+            part = (None, body, "application/json")
+            r = await c.post("/v1/workflows/img2img/jobs", files=[("params", part)])
+        else:
+            r = await c.post(
+                "/v1/workflows/txt2img/jobs",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 422, r.text
+        [detail] = r.json()["error"]["details"]
+        assert (detail["path"], detail["keyword"]) == (path, "maxDepth")
+        assert (await c.get("/v1/jobs")).json()["jobs"] == []

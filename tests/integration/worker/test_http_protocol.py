@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -294,3 +295,32 @@ async def test_a_model_list_goes_whole_once_then_by_its_digest(
     assert r.status_code == 204
     [lessee] = rg.gw.gate.lessees()
     assert lessee.models == frozenset(models)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../9-0.png", "../../../jobs/x/output.json", "a/../9-0.png", "sub/9-0.png", "9-0.png\n"],
+)
+async def test_a_completed_output_key_is_the_prefix_and_a_file_name_or_a_422(
+    rg: RunningGateway, worker: httpx.AsyncClient, name: str
+) -> None:
+    job_id = await _submit(rg)
+    lease = (await _lease(worker)).json()
+    token = {LEASE_HEADER: lease["lease_token"]}
+    put = await worker.put(
+        f"/worker/v1/jobs/{job_id}/outputs/{quote(name, safe='')}", headers=token
+    )
+    assert put.status_code in (404, 422)
+    output = {
+        "key": f"{lease['outputs_prefix']}/{name}",
+        "bytes": 8,
+        "sha256": "0" * 64,
+        "kind": "image",
+        "content_type": "image/png",
+        "node_id": "9",
+    }
+    body = {"lease_token": lease["lease_token"], "outputs": [output]}
+    r = await worker.post(f"/worker/v1/jobs/{job_id}/complete", json=body)
+    assert r.status_code == 422, r.text
+    [detail] = r.json()["error"]["details"]
+    assert (detail["path"], detail["keyword"]) == ("/outputs/0/key", "pattern")

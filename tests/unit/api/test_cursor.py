@@ -70,6 +70,7 @@ def test_the_token_is_base64url_without_padding() -> None:
         b64(json.dumps({"w": 1, "s": [1]}).encode()),
         b64(json.dumps({"w": 1, "s": {new_id().upper(): 1}}).encode()),
         "a" * 5 + "\n" + "a" * 6,
+        b64(b'{"w": 1, "s": ' + b"[" * 5000 + b"]" * 5000 + b"}"),  # past json.loads' recursion
     ],
 )
 def test_garbage_decodes_to_none(token: str) -> None:

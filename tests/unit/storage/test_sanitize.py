@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin, WebPImagePlugin
 
 from comfygate.errors import InvalidUpload
+from comfygate.storage import sanitize
 from comfygate.storage.sanitize import ImageLimits, sanitize_image
-from tests.images import GPS_IFD, bomb_png, encode
+from tests.images import GPS_IFD, bomb_apng, bomb_gif, bomb_png, bomb_webp, encode
 
 LIMITS = ImageLimits(
     max_bytes=200_000, max_pixels=64 * 64, max_frames=8, formats=("PNG", "JPEG", "GIF", "WEBP")
@@ -156,3 +159,58 @@ def test_animations_keep_their_frames_and_timing() -> None:
 def test_common_modes_survive_in_their_format(mode: str, fmt: str) -> None:
     clean = sanitize_image(encode(Image.new(mode, (8, 8)), fmt), LIMITS)
     assert clean.format == fmt and Image.open(io.BytesIO(clean.data)).size == (8, 8)
+
+
+class DecodedPastTheLimit(BaseException):
+    """Not an Exception: sanitize_image must not turn it into a refusal."""
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every image Pillow decodes; one past LIMITS stops the test at once
+    rather than take gigabytes."""
+    seen: list[tuple[int, int]] = []
+
+    def guarded(load: Any) -> Any:
+        def spy(self: Image.Image) -> Any:
+            seen.append(self.size)
+            if self.size[0] * self.size[1] > LIMITS.max_pixels:
+                raise DecodedPastTheLimit(self.size)
+            return load(self)
+
+        return spy
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", guarded(ImageFile.ImageFile.load))
+    webp = WebPImagePlugin.WebPImageFile
+    monkeypatch.setattr(webp, "load", guarded(webp.load))
+    return seen
+
+
+@pytest.mark.parametrize("bomb", [bomb_gif, bomb_apng, bomb_webp])
+def test_a_later_frame_declaring_a_huge_size_is_refused_before_decoding(
+    bomb: Callable[[], bytes], decodes: list[tuple[int, int]]
+) -> None:
+    data = bomb()
+    assert Image.open(io.BytesIO(data)).size == (1, 1)  # the header alone passes
+    error = refused(data)
+    assert error.details[0]["path"] == "/file" and error.details[0]["keyword"] == "maximum"
+    assert "9000x9000" in error.message
+    assert all(w * h <= LIMITS.max_pixels for w, h in decodes)
+
+
+def test_frames_are_measured_as_pillow_reads_them_too(
+    monkeypatch: pytest.MonkeyPatch, decodes: list[tuple[int, int]]
+) -> None:
+    # A container the walk does not know must still be measured frame by frame.
+    monkeypatch.setattr(sanitize, "canvases", lambda data: iter(()))
+    error = refused(bomb_gif())
+    assert error.details[0]["keyword"] == "maximum" and "9000x9000" in error.message
+    assert set(decodes) == {(1, 1)}
+
+
+def test_small_animations_pass_the_frame_walk() -> None:
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    for fmt in ("GIF", "PNG", "WEBP"):
+        data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=50)
+        clean = sanitize_image(data, LIMITS)
+        assert (clean.format, clean.frames, clean.width) == (fmt, 3, 8)

@@ -78,7 +78,7 @@ async def test_a_job_submitted_while_an_agent_waits_is_leased_in_its_own_transac
     sim: SimServer, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rg = await start_gateway(sim.url)
-    await until(lambda: rg.gw.gate._waiting.get("default"), "the agent to wait for work")
+    await until(lambda: rg.gw.gate.waiting("default"), "the agent to wait for work")
     claims: list[str] = []
     claim = rg.gw.store.claim
 

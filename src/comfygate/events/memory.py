@@ -63,6 +63,10 @@ class MemoryBus:
         """Whether a subscriber here would see an event of ``owner_id``."""
         return bool(self._subscribers.get(owner_id) or self._subscribers.get(None))
 
+    def subscribers(self, owner_id: str | None) -> int:
+        """How many streams here follow ``owner_id``'s events (None: every owner's)."""
+        return len(self._subscribers.get(owner_id, ()))
+
     def subscribe(self, owner_id: str) -> MemorySubscription:
         return MemorySubscription(self, owner_id)
 

@@ -512,6 +512,10 @@ class WorkerGate:
         """The backends whose agents asked ``pool`` for work lately."""
         return {x.backend for x in self.lessees() if pool in x.pools}
 
+    def waiting(self, pool: str) -> list[Lessee]:
+        """The agents whose lease calls wait here for work of ``pool`` right now."""
+        return [waiter.lessee for waiter in self._waiting.get(pool, [])]
+
     def lessees(self) -> list[Lessee]:
         """What the agents that asked for work lately reported, by backend URL: pools,
         free slots, model files (the admin backends view)."""

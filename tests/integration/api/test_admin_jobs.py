@@ -160,13 +160,13 @@ async def test_the_admin_event_stream_carries_every_owners_status_changes(
     gateway: RunningGateway,
 ) -> None:
     # The gateway's own webhook dispatcher listens to every owner too: wait for one more.
-    before = len(gateway.gw.bus._subscribers.get(None, ()))
+    before = gateway.gw.bus.subscribers(None)
     async with admin(gateway) as c:
         reading = asyncio.create_task(
             read_frames(c, "/v1/admin/events", until=lambda fs: terminal(fs[-1:]))
         )
         await until(
-            lambda: len(gateway.gw.bus._subscribers.get(None, ())) > before,
+            lambda: gateway.gw.bus.subscribers(None) > before,
             "the admin event stream to subscribe",
         )
         job_id = await submit_as(gateway, VISITOR, "image-ops")

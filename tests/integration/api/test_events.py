@@ -23,7 +23,7 @@ async def streams_open(gateway: RunningGateway, n: int) -> None:
     is published before. Counted per owner: ``bus.listening`` holds from the start, as
     the gateway's webhook wakeup listens to every owner."""
     await until(
-        lambda: len(gateway.gw.bus._subscribers.get(LOCAL.id, ())) == n,
+        lambda: gateway.gw.bus.subscribers(LOCAL.id) == n,
         f"{n} event stream(s) of the local owner to subscribe",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,12 @@ from comfygate.clock import Clock, FakeClock
 from comfygate.events.memory import MemoryBus
 from comfygate.ids import new_id, new_prompt_id
 from comfygate.jobs.doorbell import Doorbell
-from comfygate.jobs.model import Lessee, NewJob, OutputFile
+from comfygate.jobs.model import Lease, Lessee, NewJob, OutputFile
 from comfygate.jobs.worker_gate import LeaseTimes, WorkerGate
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.signing import Signer
 from comfygate.store import SqlJobStore
+from tests.wait import until
 
 
 def new_job(**kw: Any) -> NewJob:
@@ -91,3 +93,13 @@ def claim_path_calls(store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> lis
 
         monkeypatch.setattr(store, name, counted)
     return calls
+
+
+async def waiting_lease(
+    gate: WorkerGate, who: Lessee, *, request_id: str | None = None, wait_s: float = 5
+) -> asyncio.Task[Lease | None]:
+    """A lease call of ``who``, once it waits for a ring (its first look reads in a
+    thread)."""
+    task = asyncio.create_task(gate.lease(who, wait_s=wait_s, request_id=request_id))
+    await until(lambda: any(w is who for w in gate.waiting("default")), "the lease call to wait")
+    return task

@@ -10,29 +10,23 @@ import pytest
 
 from comfygate.clock import FakeClock
 from comfygate.jobs.doorbell import Doorbell
-from comfygate.jobs.model import JobStatus, Lease, Lessee
-from comfygate.jobs.worker_gate import WorkerGate
+from comfygate.jobs.model import JobStatus
 from comfygate.store import SqlJobStore
-from tests.integration.store.helpers import claim_path_calls, gate_over, lessee, new_job
-
-
-async def waiting(
-    gate: WorkerGate, who: Lessee, request_id: str | None = None
-) -> asyncio.Task[Lease | None]:
-    """A lease call of ``who``, once it waits for a ring."""
-    task = asyncio.create_task(gate.lease(who, wait_s=5, request_id=request_id))
-    for _ in range(1000):  # its first look reads in a thread
-        if any(w.lessee is who for w in gate._waiting.get("default", [])):
-            return task
-        await asyncio.sleep(0.001)
-    raise AssertionError("the waiter never waited")
+from tests.integration.store.helpers import (
+    claim_path_calls,
+    gate_over,
+    lessee,
+    new_job,
+    waiting_lease,
+)
+from tests.wait import until
 
 
 async def test_a_waiter_is_handed_the_job_without_a_look_or_claim_of_its_own(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
-    task = await waiting(gate, lessee(1))
+    task = await waiting_lease(gate, lessee(1))
     calls = claim_path_calls(store, monkeypatch)
     handoff = gate.handoff("default", frozenset())
     assert handoff is not None and handoff.claim.agent_id == "w1"
@@ -57,8 +51,8 @@ async def test_each_waiter_is_taken_once_and_only_for_a_job_it_fits(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
-    box = await waiting(gate, lessee(1, frozenset({"sdxl.safetensors"})))
-    bare = await waiting(gate, lessee(2, frozenset()))
+    box = await waiting_lease(gate, lessee(1, frozenset({"sdxl.safetensors"})))
+    bare = await waiting_lease(gate, lessee(2, frozenset()))
     assert gate.handoff("default", frozenset({"flux.safetensors"})) is None
     first = gate.handoff("default", frozenset({"sdxl.safetensors"}))
     assert first is not None and first.claim.agent_id == "w1"
@@ -88,10 +82,7 @@ async def test_a_draining_waiter_is_not_taken_nor_holds_the_ring_back(
     gate.doorbell = Doorbell(echo=echoed.append)
     wanted = True
     task = asyncio.create_task(gate.lease(lessee(1), wait_s=5, wanted=lambda: wanted))
-    for _ in range(1000):
-        if gate._waiting.get("default"):
-            break
-        await asyncio.sleep(0.001)
+    await until(lambda: gate.waiting("default"), "the lease call to wait")
     wanted = False
     assert gate.handoff("default", frozenset()) is None
     # The job stays queued: the other gateways hear of it at once, not after a wait
@@ -105,7 +96,7 @@ async def test_the_handed_claim_takes_what_the_queue_puts_first(
     store: SqlJobStore, clock: FakeClock, tmp_path: Path
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
-    task = await waiting(gate, lessee(1))
+    task = await waiting_lease(gate, lessee(1))
     # Queued meanwhile on another gateway, whose ring has not arrived yet.
     urgent = await store.create_job(new_job(priority=9), now=clock.now())
     handoff = gate.handoff("default", frozenset())
@@ -123,7 +114,7 @@ async def test_a_handed_lease_is_recorded_under_the_waiters_request_id(
 ) -> None:
     gate = gate_over(store, clock, tmp_path)
     who = lessee(1)
-    task = await waiting(gate, who, "r-1")
+    task = await waiting_lease(gate, who, request_id="r-1")
     handoff = gate.handoff("default", frozenset())
     assert handoff is not None and handoff.claim.request_id == "r-1"
     job, claimed = await store.create_and_claim(new_job(), handoff.claim, now=clock.now())

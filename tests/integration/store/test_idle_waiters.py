@@ -14,7 +14,13 @@ from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.model import JobFailure, Lease, Lessee
 from comfygate.jobs.worker_gate import ECHO_AFTER_S, WorkerGate
 from comfygate.store import SqlJobStore
-from tests.integration.store.helpers import claim_path_calls, gate_over, lessee, new_job
+from tests.integration.store.helpers import (
+    claim_path_calls,
+    gate_over,
+    lessee,
+    new_job,
+    waiting_lease,
+)
 
 WAITERS = 20
 
@@ -190,16 +196,8 @@ async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here
     assert echoed == ["default"]
     gate = echoing()  # without that ticket
 
-    async def waiting(who: Lessee) -> asyncio.Task[Lease | None]:
-        task = asyncio.create_task(gate.lease(who, wait_s=5))
-        for _ in range(1000):  # until it waits for a ring (its look reads in a thread)
-            if any(w.lessee is who for w in gate._waiting.get("default", [])):
-                return task
-            await asyncio.sleep(0.001)
-        raise AssertionError("the waiter never waited")
-
     # A waiter here fits and takes it: the ring never leaves this gateway.
-    task = await waiting(lessee(1))
+    task = await waiting_lease(gate, lessee(1))
     job = await store.create_job(new_job(), now=clock.now())
     gate.queued_here("default", frozenset())
     lease = await asyncio.wait_for(task, 5)
@@ -207,7 +205,7 @@ async def test_a_job_queued_here_rings_the_other_gateways_only_if_no_waiter_here
     await past_echo_timers()
     assert echoed == ["default"]
     # A waiter here that lacks the job's model does not hold the ring back.
-    task = await waiting(lessee(2, frozenset()))
+    task = await waiting_lease(gate, lessee(2, frozenset()))
     gate.queued_here("default", frozenset({"sdxl.safetensors"}))
     assert echoed == ["default", "default"]
     # One that fits but finds the job gone (taken elsewhere): the ring leaves late.

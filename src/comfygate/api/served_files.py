@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import re
 
-#: what a browser renders without running script; SVG is an image that can
-INLINE_TYPES = frozenset(
-    {"image/png", "image/jpeg", "image/webp", "image/gif", "image/avif", "text/plain"}
-)
-INLINE_FAMILIES = ("video/", "audio/")
+from comfygate.storage.inline import is_inline
 
 #: ``sandbox`` gives the document an opaque origin and no script; the sources let an
 #: image or a video shown inline load itself and the browser's own viewer style it
@@ -22,11 +18,6 @@ CONTENT_SECURITY_POLICY = (
 )
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def is_inline(content_type: str) -> bool:
-    media = content_type.partition(";")[0].strip().lower()
-    return media in INLINE_TYPES or media.startswith(INLINE_FAMILIES)
 
 
 def served_headers(name: str, content_type: str) -> dict[str, str]:

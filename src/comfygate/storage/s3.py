@@ -34,6 +34,7 @@ from comfygate.storage.base import (
     Storage,
     check_key,
 )
+from comfygate.storage.inline import is_inline
 from comfygate.storage.local import PROBE_KEY, content_type_for
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ _MISSING = (NotFoundError, FileNotFoundError)
 
 class LengthSigner:
     """What obstore lacks, through botocore: presigned PUTs whose signature covers
-    Content-Type and Content-Length, and multipart uploads by presigned parts. Its
+    Content-Type and Content-Length, GETs that set the answer's disposition, and
+    multipart uploads by presigned parts. Its
     network calls block: S3Storage makes them off the event loop."""
 
     def __init__(self, bucket: str, prefix: str, s3: S3Settings) -> None:
@@ -81,6 +83,18 @@ class LengthSigner:
     def put(self, key: str, *, content_type: str, size: int, ttl_s: int) -> str:
         params = {**self._object(key), "ContentType": content_type, "ContentLength": size}
         url: str = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
+        return url
+
+    def get_attachment(self, key: str, *, content_type: str, ttl_s: int) -> str:
+        """A presigned GET whose answer is a download of ``content_type``, whatever the
+        object's metadata says: the bucket serves it as ``attachment``."""
+        name = key.rsplit("/", 1)[-1]
+        params = {
+            **self._object(key),
+            "ResponseContentType": content_type,
+            "ResponseContentDisposition": f'attachment; filename="{name}"',
+        }
+        url: str = self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
         return url
 
     def begin_parts(self, key: str, *, content_type: str) -> str:
@@ -269,7 +283,13 @@ class S3Storage(Storage):
 
     def sign_get(self, key: str, *, ttl_s: int) -> SignedRequest:
         ttl = max(1, min(ttl_s, MAX_TTL_S))
-        url = obstore.sign(self._store, "GET", check_key(key), timedelta(seconds=ttl))
+        content_type = content_type_for(check_key(key))
+        if is_inline(content_type):
+            url = obstore.sign(self._store, "GET", key, timedelta(seconds=ttl))
+        else:
+            # Signed with the response headers it overrides: no one can ask the bucket
+            # to show an .html or .svg output inline.
+            url = self._put_signer.get_attachment(key, content_type=content_type, ttl_s=ttl)
         return SignedRequest("GET", url, self._clock.now() + timedelta(seconds=ttl))
 
     def sign_put(self, key: str, *, ttl_s: int, content_type: str, size: int) -> SignedRequest:

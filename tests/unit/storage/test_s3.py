@@ -44,6 +44,32 @@ async def test_presigned_get_downloads_the_object(s3: S3Storage, clock: FakeCloc
         assert got.headers["content-type"] == "image/png"
 
 
+@pytest.mark.parametrize(
+    ("name", "served_as"),
+    [("page.html", "text/html"), ("drawing.svg", "image/svg+xml"), ("data.xml", None)],
+)
+async def test_active_content_is_presigned_as_a_download(
+    s3: S3Storage, name: str, served_as: str | None
+) -> None:
+    # Stored as the worker said (text/html), asked for inline by nobody: the bucket's own
+    # origin must not render it either.
+    key = f"outputs/j/main/1/{name}"
+    await s3.put_bytes(key, b"<svg onload=alert(1)>", "text/html")
+    async with httpx.AsyncClient() as http:
+        got = await http.get(s3.sign_get(key, ttl_s=120).url)
+    assert got.status_code == 200 and got.content == b"<svg onload=alert(1)>"
+    assert got.headers["content-disposition"] == f'attachment; filename="{name}"'
+    assert got.headers["content-type"].startswith(served_as or "application/")
+
+
+async def test_a_picture_is_presigned_to_show_inline(s3: S3Storage) -> None:
+    await s3.put_bytes("outputs/j/main/1/a.png", png(), "image/png")
+    async with httpx.AsyncClient() as http:
+        got = await http.get(s3.sign_get("outputs/j/main/1/a.png", ttl_s=120).url)
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    assert "attachment" not in got.headers.get("content-disposition", "")
+
+
 async def test_presigned_put_signs_the_declared_type_and_length(s3: S3Storage) -> None:
     signed = s3.sign_put("inputs/u/a.png", ttl_s=60, content_type="image/png", size=7)
     assert signed.method == "PUT" and signed.headers == {"Content-Type": "image/png"}

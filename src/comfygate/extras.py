@@ -14,11 +14,10 @@ from sqlalchemy.engine import make_url
 from comfygate.config import Settings
 from comfygate.errors import MissingExtra
 
-#: the top-level modules each extra installs (``redis`` holds two clients: redis-py for
-#: the broker, coredis for the rate limits' ``limits[async-redis]``)
+#: the top-level modules each extra installs
 MODULES: dict[str, tuple[str, ...]] = {
     "postgres": ("asyncpg",),
-    "redis": ("redis", "coredis"),
+    "redis": ("redis",),
     "s3": ("obstore", "botocore"),
 }
 

@@ -35,8 +35,6 @@ def test_the_gateway_and_its_commands_import_no_extra() -> None:
         # the admin commands open the database without building a gateway
         ("DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1:1/db", "asyncpg", "postgres", "db"),
         ("BROKER_URL", "redis://127.0.0.1:1/0", "redis", "redis", "serve"),
-        # limits' own Redis client: the broker's alone would pass
-        ("BROKER_URL", "redis://127.0.0.1:1/0", "coredis", "redis", "serve"),
         ("STORAGE_URL", "s3://bucket/prefix", "obstore", "s3", "serve"),
         ("STORAGE_URL", "s3://bucket/prefix", "botocore", "s3", "serve"),
     ],

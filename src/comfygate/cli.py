@@ -12,18 +12,19 @@ import typer
 from typer.core import TyperGroup
 
 from comfygate.config import Settings, load_settings
-from comfygate.errors import DatabaseDamaged
+from comfygate.errors import DatabaseDamaged, MissingExtra
 
 
 class _Commands(TyperGroup):
-    """Every command, the nested ones too: a damaged database ends it with one line
-    naming the file and what to do, where a traceback of hundreds said neither."""
+    """Every command, the nested ones too: a damaged database, or a setting whose extra
+    is not installed, ends it with one line naming what to do, where a traceback of
+    hundreds said neither."""
 
     # Any: the Context the supertype names is of typer's private copy of click.
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except DatabaseDamaged as exc:
+        except (DatabaseDamaged, MissingExtra) as exc:
             typer.echo(f"comfygate: {exc}", err=True)
             raise typer.Exit(2) from None
 

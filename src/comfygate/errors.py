@@ -37,8 +37,8 @@
           OutputMissing             history listed a file that /view would not serve
           StorageFailed             the outputs could not be stored; nothing is published
 
-Exception docstrings are the default messages. DatabaseBusy and DatabaseDamaged stand
-outside the tree.
+Exception docstrings are the default messages. DatabaseBusy, DatabaseDamaged and
+MissingExtra stand outside the tree.
 """
 
 from __future__ import annotations
@@ -69,6 +69,21 @@ class DatabaseDamaged(Exception):
         super().__init__(
             f"the database {path} is damaged ({reason}): restore it from a backup, or "
             "move it aside with its -wal and -shm files to start with an empty one"
+        )
+
+
+class MissingExtra(Exception):
+    """A setting needs an optional dependency that is not installed.
+
+    Outside the ComfygateError tree, like DatabaseDamaged: the installation is short of
+    a package, and the command line says which extra brings it in one line."""
+
+    def __init__(self, extra: str, setting: str) -> None:
+        self.extra = extra
+        self.setting = setting
+        super().__init__(
+            f"{setting} needs the {extra} extra, which is not installed: "
+            f"pip install 'comfygate[{extra}]'"
         )
 
 

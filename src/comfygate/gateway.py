@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from comfygate import extras
 from comfygate.admin.console import AdminConsole, build_console
 from comfygate.api.render import Renderer
 from comfygate.clock import SYSTEM_CLOCK, Clock
@@ -24,8 +25,6 @@ from comfygate.config import LimitSettings, Settings
 from comfygate.contracts import Workflow, load_workflows, patch_graph, validate_params
 from comfygate.events.broker import Broker
 from comfygate.events.memory import MemoryBus, SubscriberOverflow
-from comfygate.events.pg_broker import PgBroker
-from comfygate.events.redis_broker import RedisBroker
 from comfygate.events.relay import Relay
 from comfygate.jobs.doorbell import Doorbell
 from comfygate.jobs.fresh_prompts import FreshPrompts
@@ -48,7 +47,6 @@ from comfygate.ssrf import AddressGuard, Resolver, guarded_client
 from comfygate.storage.base import Storage
 from comfygate.storage.local import LocalStorage
 from comfygate.storage.remote import RemoteImageFetcher
-from comfygate.storage.s3 import S3Storage
 from comfygate.storage.signing import Signer
 from comfygate.storage.uploads import UploadLimits, Uploads
 from comfygate.store import SqlJobStore, open_store
@@ -288,10 +286,15 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 def build_broker(settings: Settings, dialect: str) -> Broker | None:
     """Redis when ``broker_url`` names one, else PostgreSQL's LISTEN/NOTIFY on a
-    PostgreSQL database; None (this process only) on SQLite."""
+    PostgreSQL database; None (this process only) on SQLite. Each adapter is imported
+    only when chosen: its client library comes with an extra (see ``extras``)."""
     if settings.broker_url:
+        from comfygate.events.redis_broker import RedisBroker
+
         return RedisBroker(settings.broker_url)
     if dialect == "postgresql":
+        from comfygate.events.pg_broker import PgBroker
+
         return PgBroker(settings.db_url)
     return None
 
@@ -299,6 +302,8 @@ def build_broker(settings: Settings, dialect: str) -> Broker | None:
 def build_storage(settings: Settings, signer: Signer, clock: Clock) -> Storage:
     """S3 when ``storage_url`` names a bucket, else files in the data directory."""
     if settings.storage_url:
+        from comfygate.storage.s3 import S3Storage  # the s3 extra: imported only when chosen
+
         return S3Storage.from_settings(settings.storage_url, settings.s3, clock)
     return LocalStorage(settings.storage_dir, signer)
 
@@ -312,6 +317,7 @@ async def build_gateway(
 ) -> Gateway:
     """Load every workflow (failing loudly), migrate the database, wire the parts.
     ``resolver`` and ``tls`` (trusted CAs) of outbound requests are for tests."""
+    extras.check(settings)
     workflows = load_workflows(settings.workflows_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.db_url, clock=clock, migrate_first=settings.migrate_on_start)

@@ -24,8 +24,8 @@ from comfygate.gateway import build_gateway
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run the gateway's event loop: uvloop where it is installed (it comes with
-    uvicorn[standard] off Windows) spends about a third less CPU per loop turn."""
+    """Run the gateway's event loop: uvloop where it is installed (a dependency off
+    Windows) spends about a third less CPU per loop turn."""
     try:
         import uvloop
     except ImportError:

@@ -65,7 +65,10 @@ def kind_rates(limits: LimitSettings, *, public_anonymous: bool) -> dict[str, Ki
 
 def open_storage(broker_url: str | None, *, key_prefix: str = "comfygate-rate") -> Storage:
     if broker_url and broker_url.startswith(("redis://", "rediss://")):
-        storage = storage_from_string(f"async+{broker_url}", key_prefix=key_prefix)
+        # redis-py, the broker's client, not limits' default coredis: one Redis client
+        storage = storage_from_string(
+            f"async+{broker_url}", key_prefix=key_prefix, implementation="redispy"
+        )
     else:
         storage = storage_from_string("async+memory://")
     assert isinstance(storage, Storage)
@@ -75,9 +78,8 @@ def open_storage(broker_url: str | None, *, key_prefix: str = "comfygate-rate") 
 async def close_storage(storage: Any) -> None:
     # limits keeps the Redis client behind its bridge and offers no close of its own.
     client = getattr(getattr(storage, "bridge", None), "storage", None)
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        pool.disconnect()
+    if client is not None:
+        await client.aclose()  # and the pool it made from the URL
 
 
 class SubmitRateLimiter:

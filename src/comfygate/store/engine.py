@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from comfygate import extras
 from comfygate.errors import DatabaseBusy, DatabaseDamaged
 from comfygate.threads import Lane
 
@@ -290,4 +291,7 @@ def open_database(url: str) -> Database:
             )
         # Any SQLite URL (also sqlite+aiosqlite://) runs on the stdlib driver.
         return SqliteDatabase(parsed.set(drivername="sqlite").render_as_string(False))
+    if parsed.get_backend_name() == "postgresql":
+        # SQLAlchemy would import asyncpg only when connecting, as a traceback.
+        extras.require("postgres", "database_url")
     return AsyncDatabase(url)

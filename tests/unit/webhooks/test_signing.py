@@ -32,6 +32,25 @@ def test_the_reference_library_verifies_our_signature_and_refuses_a_forgery() ->
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"type":"job.succeeded"}', "v1,Px0HpRu+fHP2JJg6xljmvliSCFm2he3ZyTlmQpG040k="),
+        # a body is signed as its bytes, not as text
+        (b"\xff\x00 not utf8", "v1,kqAkJpVctfl3p+4nYhIYG2nTrVNanEqlDRkAb6p/kI4="),
+    ],
+)
+def test_signatures_stay_what_receivers_already_verify(body: bytes, expected: str) -> None:
+    # Known answers from the signer before the library: a change here breaks receivers.
+    secret = owner_secret(b"key", "alice")
+    assert secret == "whsec_BPrrVy+uq5fvx20Yh/Kp+8dZlRRCYYF0tjm/i5py4f0="
+    assert signed_headers(secret, "msg_1", 1767225600, body) == {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": "1767225600",
+        "webhook-signature": expected,
+    }
+
+
+@pytest.mark.parametrize(
     ("raw", "path"),
     [
         ("https://x", "/webhook"),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from comfygate.clock import Clock
-from comfygate.comfy.client import ComfyClient, HistoryEntry
+from comfygate.comfy.client import HistoryEntry
 from comfygate.comfy.graph import set_input, set_output_prefix
 from comfygate.comfy.messages import (
     Executed,
@@ -43,6 +43,7 @@ from comfygate.storage.base import Storage
 from comfygate.worker.blobs import StorageBlobs, WorkerBlobs
 from comfygate.worker.hygiene import Hygiene, HygienePolicy
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
+from comfygate.worker.ports import ComfyBackend
 from comfygate.worker.progress import ProgressTracker
 from comfygate.worker.transport.base import WorkerTransport
 from comfygate.worker.warmup import needs_warmup, run_warmup
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: how long a silent socket is trusted before /history and /queue are asked
 QUIET_S = 2.0
+#: the same for a prompt told to stop, which is watched more closely
+STOPPING_QUIET_S = 0.5
 #: at most four progress reports a second
 PROGRESS_EVERY_S = 0.25
 PREVIEW_EVERY_S = 0.5
@@ -97,7 +100,7 @@ class Agent:
         *,
         agent_id: str,
         pool: str | Sequence[str],
-        comfy: ComfyClient,
+        comfy: ComfyBackend,
         transport: WorkerTransport,
         clock: Clock,
         storage: Storage | None = None,
@@ -158,6 +161,8 @@ class Agent:
         #: down until they end (or it restarts); their jobs have been let go
         self.interrupt_grace_s = interrupt_grace_s
         self.stop_leasing_after_s = STOP_LEASING_AFTER_S
+        self.quiet_s = QUIET_S
+        self.stopping_quiet_s = STOPPING_QUIET_S
         self._stuck: set[str] = set()
         #: cleared by an operator's drain: running jobs finish, no new work is taken
         self._accepting = asyncio.Event()
@@ -461,7 +466,7 @@ class Agent:
         before it writes the entry, and ``executing`` with no node after: an empty answer
         waits for that message (or for a quiet socket), then asks once more."""
         entry = await self.comfy.history(lease.prompt_id)
-        deadline = self.clock.monotonic() + QUIET_S
+        deadline = self.clock.monotonic() + self.quiet_s
         while entry is None and (left := deadline - self.clock.monotonic()) > 0:
             message = await self._next_message(lease, left)
             if message is None or (
@@ -534,7 +539,7 @@ class Agent:
                 interrupted_at = self.clock.monotonic()
                 if await self._stop_prompt(lease) == "gone":
                     raise _timeout(lease)
-            quiet = 0.5 if interrupted else QUIET_S
+            quiet = self.stopping_quiet_s if interrupted else self.quiet_s
             message = await self._next_message(lease, quiet)
             if message is None:
                 try:

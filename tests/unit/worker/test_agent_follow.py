@@ -226,3 +226,17 @@ async def test_a_lost_lease_stops_the_prompt_and_reports_nothing(rig: Rig) -> No
     await until(lambda: ("interrupt", P) in rig.comfy.calls, "the prompt to be stopped")
     await until(lambda: not rig.agent.current_jobs, "the agent to let the job go")
     assert rig.transport.reports == []
+
+
+async def test_a_prompt_adopted_after_a_restart_is_followed_not_submitted_again(rig: Rig) -> None:
+    rig.comfy.pending.append(P)  # submitted by the agent before it restarted
+    rig.comfy.start(P)
+    adopted = replace(LEASE, graph=GRAPH)
+    following = asyncio.create_task(rig.agent.execute(adopted, resume=True))
+    await until(lambda: ("prompt_state", P) in rig.comfy.calls, "a look at the prompt")
+    assert rig.agent.current_jobs == (LEASE.job_id,)
+    rig.comfy.end(succeeded(P, {"9": (image("a.png"),)}))
+    report = await rig.report()
+    await following
+    assert report.kind == "complete" and [o.node_id for o in report.outputs] == ["9"]
+    assert ("submit", P) not in rig.comfy.calls

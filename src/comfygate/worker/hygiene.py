@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass
 
 from comfygate.clock import Clock
-from comfygate.comfy.client import ComfyClient, SystemStats
+from comfygate.comfy.client import SystemStats
 from comfygate.errors import ComfygateError
+from comfygate.worker.ports import ComfyBackend
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def short_of_memory(stats: SystemStats, min_free_fraction: float) -> bool:
 
 
 class Hygiene:
-    def __init__(self, comfy: ComfyClient, clock: Clock, policy: HygienePolicy) -> None:
+    def __init__(self, comfy: ComfyBackend, clock: Clock, policy: HygienePolicy) -> None:
         self.comfy = comfy
         self.clock = clock
         self.policy = policy

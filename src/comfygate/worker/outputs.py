@@ -9,31 +9,18 @@ import asyncio
 import hashlib
 import mimetypes
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 from comfygate.comfy.client import HistoryEntry, OutputRef
 from comfygate.comfy.history import file_refs
 from comfygate.jobs.model import Lease, OutputFile
 from comfygate.worker.blobs import WorkerBlobs
+from comfygate.worker.ports import Viewer
 
 #: files fetched at once ahead of the prompt's end: a node may list a whole batch
 EARLY_FETCHES = 4
 
 TEXT_TYPE = "text/plain; charset=utf-8"
-
-
-class ViewBody(Protocol):
-    @property
-    def content_type(self) -> str: ...
-
-    def iter_bytes(self) -> AsyncIterator[bytes]: ...
-
-
-class Viewer(Protocol):
-    """What fetching outputs asks of a ComfyUI (a ``ComfyClient``): its ``/view``."""
-
-    def view(self, ref: OutputRef) -> AbstractAsyncContextManager[ViewBody]: ...
 
 
 def kind_of(content_type: str) -> str:

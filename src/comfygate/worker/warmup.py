@@ -11,23 +11,23 @@ import logging
 from typing import Any
 
 from comfygate.clock import Clock
-from comfygate.comfy.client import ComfyClient
 from comfygate.comfy.graph import set_output_prefix
 from comfygate.errors import ComfygateError
 from comfygate.ids import new_prompt_id
+from comfygate.worker.ports import ComfyBackend
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
 
 
-async def needs_warmup(comfy: ComfyClient) -> bool:
+async def needs_warmup(comfy: ComfyBackend) -> bool:
     """True for a backend that has run nothing since it started."""
     return not await comfy.history_ids(limit=1)
 
 
 async def run_warmup(
-    comfy: ComfyClient, graph: dict[str, Any], clock: Clock, *, timeout_s: float
+    comfy: ComfyBackend, graph: dict[str, Any], clock: Clock, *, timeout_s: float
 ) -> bool:
     """Run the warm-up prompt to its end; True when it succeeded. Never raises for the
     backend's sake: a failed warm-up is logged and the backend takes traffic anyway."""

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from comfygate.comfy.client import HistoryEntry, OutputRef
 from comfygate.errors import OutputMissing
-from comfygate.jobs.model import Lease
-from comfygate.worker.blobs import WorkerBlobs
 from comfygate.worker.outputs import EarlyFetches, collect_outputs
+from tests.unit.worker.fakes import Body, DictBlobs
 from tests.unit.worker.helpers import LEASE
 from tests.wait import until
 
@@ -25,15 +22,6 @@ def ref(name: str) -> OutputRef:
     return OutputRef(filename=name, subfolder="", type="output", kind="images")
 
 
-@dataclass
-class _Body:
-    content_type: str
-    data: bytes
-
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        yield self.data
-
-
 class FakeComfy:
     """``/view`` of named files; a name in ``failing`` answers 404 that many times, a
     name in ``held`` waits for its event."""
@@ -44,30 +32,14 @@ class FakeComfy:
         self.held: dict[str, asyncio.Event] = {}
 
     @asynccontextmanager
-    async def view(self, r: OutputRef) -> AsyncIterator[_Body]:
+    async def view(self, r: OutputRef) -> AsyncIterator[Body]:
         self.views.append(r.filename)
         if r.filename in self.held:
             await self.held[r.filename].wait()
         if self.failing.get(r.filename, 0) > 0:
             self.failing[r.filename] -= 1
             raise OutputMissing(f"no {r.filename}")
-        yield _Body("image/png", r.filename.encode())
-
-
-class DictBlobs(WorkerBlobs):
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    async def read(self, lease: Lease, key: str) -> bytes:
-        return self.files[key]
-
-    async def write(
-        self, lease: Lease, name: str, chunks: AsyncIterable[bytes], content_type: str
-    ) -> tuple[str, int, str]:
-        data = b"".join([c async for c in chunks])
-        key = f"{lease.outputs_prefix}/{name}"
-        self.files[key] = data
-        return key, len(data), hashlib.sha256(data).hexdigest()
+        yield Body("image/png", r.filename.encode())
 
 
 def entry(outputs: dict[str, tuple[OutputRef, ...]]) -> HistoryEntry:

@@ -53,6 +53,13 @@ class Formatter:
         return {**data, "job_id": job.id}
 
 
+# Framed here and sent by Starlette's StreamingResponse; sse-starlette was declared and
+# is dropped. Its ping is a timer beside the stream, while a keep-alive here is the
+# stream's own quiet while, when it also looks in the store for lost notices: its ping
+# would be off and its frames made to match these byte for byte. What is left, its
+# transport, starts three tasks per stream (sender, disconnect and shutdown listeners)
+# and a cancel scope per chunk: 169 us per five-event stream where StreamingResponse
+# takes 64, measured without a network.
 async def sse(items: AsyncGenerator[Item], fmt: Formatter) -> AsyncIterator[str]:
     """The stream's items as SSE; closing this closes the stream (its subscription)."""
     async with contextlib.aclosing(items):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 #: what no module of ``comfygate.events`` may pull in, directly or not
-FORBIDDEN = ("fastapi", "starlette", "sse_starlette", "httpx")
+FORBIDDEN = ("fastapi", "starlette", "httpx")
 OUTER = ("comfygate.store", "comfygate.api", "comfygate.gateway")
 
 

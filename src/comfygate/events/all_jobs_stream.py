@@ -31,7 +31,7 @@ from comfygate.events.stream import (
     progress_of,
     stored,
 )
-from comfygate.jobs.model import Job
+from comfygate.jobs.model import Job, LiveEvent
 from comfygate.jobs.ports import EventSource, Subscription
 
 
@@ -82,8 +82,21 @@ class _AllJobs:
                 async for item in self._replay():
                     yield item
             while True:
-                async for item in self._next():
-                    yield item
+                # Each notice taken is dealt with (sent, or known to be) before the next.
+                self._mark()
+                live = await next_or_quiet(self.sub, self.clock, self.keepalive_s)
+                if live is None:
+                    async for item in self._quiet():
+                        yield item
+                    continue
+                self.taken += 1
+                # The hot path, one notice in order, makes no generator of its own.
+                taken = await self._take(live)
+                if isinstance(taken, Sent):
+                    yield taken
+                elif taken is not None:
+                    async for item in self._catch_up(taken, self.cur.horizon):
+                        yield item
         except SubscriberOverflow:
             return  # too far behind: the client resumes with its cursor
         finally:
@@ -134,30 +147,26 @@ class _AllJobs:
                 self.caught_up = self.backlog[0]
             self.backlog, self.taken = (self.clock.now(), self.sub.pending), 0
 
-    async def _next(self) -> AsyncIterator[Item]:
-        """What the next notice (or a quiet while) gives; each notice taken is dealt
-        with (sent, or known to be) before the next."""
-        self._mark()
-        live = await next_or_quiet(self.sub, self.clock, self.keepalive_s)
-        if live is None:
-            # A quiet while: the unfinished jobs this stream follows may have moved on
-            # another gateway whose notice was lost on the way.
-            for job in list(self.known.values()):
-                async for item in self._catch_up(job, self.cur.horizon):
-                    yield item
-            yield KEEP_ALIVE
-            return
-        self.taken += 1
+    async def _quiet(self) -> AsyncIterator[Item]:
+        """A quiet while: the unfinished jobs this stream follows may have moved on
+        another gateway whose notice was lost on the way."""
+        for job in list(self.known.values()):
+            async for item in self._catch_up(job, self.cur.horizon):
+                yield item
+        yield KEEP_ALIVE
+
+    async def _take(self, live: LiveEvent) -> Sent | Job | None:
+        """What a notice gives: an event to send, or the job whose events must be read
+        from the store (a gap in its seqs), or nothing (one sent already, or a job gone)."""
         if live.seq is None:
-            yield Sent(live.type, live.job_id, live.data)
-            return
+            return Sent(live.type, live.job_id, live.data)
         seqs = self.cur.seqs
         if live.seq <= seqs.get(live.job_id, 0) and live.job_id in seqs:
-            return
+            return None
         if live.job_id not in self.known:
             seen = await self.log.get_job(live.job_id)
             if seen is None:
-                return
+                return None
             self.known[live.job_id] = seen
         job = self.known[live.job_id]
         if live.job_id not in seqs:
@@ -165,7 +174,5 @@ class _AllJobs:
             seqs[live.job_id] = live.seq - 1
         if live.seq == seqs[live.job_id] + 1:
             event_id = self._sent(job, live.seq, live.type, live.data)
-            yield Sent(live.type, job.id, live.data, job, event_id)
-            return
-        async for item in self._catch_up(job, self.cur.horizon):
-            yield item
+            return Sent(live.type, job.id, live.data, job, event_id)
+        return job

@@ -15,8 +15,8 @@ import pytest
 from starlette.requests import Request
 
 from comfygate.api import events as events_api
-from comfygate.api.cursor import SLACK, StreamCursor
 from comfygate.clock import FakeClock
+from comfygate.events.cursor import SLACK, StreamCursor
 from comfygate.principal import LOCAL
 from comfygate.sse import SseParser
 from tests.integration.conftest import GatewayFactory, RunningGateway

@@ -10,8 +10,9 @@ from fastapi.responses import StreamingResponse
 
 from comfygate.api.admin.guard import admin_router
 from comfygate.api.deps import gateway
-from comfygate.api.events import KEEPALIVE_S, SSE_HEADERS, _next, frame
+from comfygate.api.events import SSE_HEADERS, frame
 from comfygate.events.memory import SubscriberOverflow
+from comfygate.events.stream import KEEPALIVE_S, next_or_quiet
 from comfygate.gateway import Gateway
 
 router = admin_router()
@@ -33,7 +34,7 @@ async def admin_events(gw: Annotated[Gateway, Depends(gateway)]) -> StreamingRes
         try:
             yield "retry: 1000\n\n"
             while True:
-                live = await _next(sub, KEEPALIVE_S)
+                live = await next_or_quiet(sub, gw.clock, KEEPALIVE_S)
                 if live is None:
                     yield ": keep-alive\n\n"
                     continue

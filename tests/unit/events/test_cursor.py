@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from comfygate.api.cursor import SLACK, StreamCursor
+from comfygate.events.cursor import SLACK, StreamCursor
 from comfygate.ids import new_id
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -47,13 +47,12 @@ class Lane:
         self._teardown = teardown
         self._idle_s = IDLE_S if idle_s is None else idle_s
         self._local = threading.local()
-        # Both counts change only under the lock, so a thread that gives up waiting
-        # and a call put in at that moment agree on who serves the call.
+        # Changed only under the lock, so a thread that gives up waiting and a call put
+        # in at that moment agree on who serves the call.
         self._lock = threading.Lock()
-        #: calls put in and not yet taken by a thread
-        self._queued = 0
-        #: threads in (or about to enter) the wait for a call
-        self._waiting = 0
+        #: threads waiting for a call less the calls queued for them: below zero, calls
+        #: wait for a thread (a busy one comes back for them); above, threads may retire
+        self._spare = 0
         self._threads: list[threading.Thread] = []
         self._started = 0
 
@@ -67,11 +66,11 @@ class Lane:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queued += 1
-            self._calls.put((loop, future, fn))
-            # A busy thread comes back for queued calls, so at the limit none is lost.
-            if self._queued > self._waiting and len(self._threads) < self._max:
+            # Counted before it is put: a thread giving up its wait meanwhile sees it.
+            self._spare -= 1
+            if self._spare < 0 and len(self._threads) < self._max:
                 self._spawn()
+        self._calls.put((loop, future, fn))
         return future
 
     async def close(self) -> None:
@@ -91,7 +90,7 @@ class Lane:
             target=self._serve, name=f"{self._name}-{self._started}", daemon=True
         )
         self._threads.append(thread)
-        self._waiting += 1
+        self._spare += 1
         thread.start()
 
     def _serve(self) -> None:
@@ -105,20 +104,20 @@ class Lane:
                     with self._lock:
                         # A call put in since the timeout counted on the waiters as
                         # they were: go only if the others still cover every call.
-                        if self._queued < self._waiting:
-                            self._waiting -= 1
+                        if self._spare > 0:
+                            self._spare -= 1
                             self._threads.remove(me)
                             return
                     continue
-                with self._lock:
-                    self._waiting -= 1
-                    if item is None:
+                if item is None:
+                    with self._lock:
+                        self._spare -= 1
                         self._threads.remove(me)
-                        return
-                    self._queued -= 1
+                    return
+                # Taking a call leaves the count as it was: one waiter and one call fewer.
                 self._call(*item)
                 with self._lock:
-                    self._waiting += 1
+                    self._spare += 1
         finally:
             if self._teardown is not None and self._local.resource is not None:
                 with contextlib.suppress(Exception):

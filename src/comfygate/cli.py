@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from comfygate.config import Settings, load_settings
-from comfygate.errors import DatabaseDamaged, MissingExtra
+from comfygate.errors import ContractError, DatabaseDamaged, MissingExtra
 
 
 class _Commands(TyperGroup):
@@ -489,7 +489,6 @@ def workflows_check(
     import json
 
     from comfygate.contracts import load_workflows, validate_against_object_info
-    from comfygate.errors import ContractError
 
     settings = load_settings(config, workflows_dir=workflows)
     try:
@@ -541,6 +540,15 @@ def serve_or_explain(settings: Settings, banner: str) -> None:
         run(run_gateway(settings, on_ready=banner))
     except SchemaMismatch as exc:
         typer.echo(f"comfygate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ContractError as exc:
+        # No workflows folder where it looked (started from another directory), or a
+        # contract that does not load: say which, and how to name the folder.
+        typer.echo(
+            f"comfygate: {exc.message}; name the folder with --workflows DIR "
+            "(comfygate workflows check DIR lists every problem)",
+            err=True,
+        )
         raise typer.Exit(2) from None
 
 

@@ -1,4 +1,4 @@
-"""The command line on a database file it cannot read: one line, no traceback."""
+"""The command line when what it needs is missing or damaged: one line, no traceback."""
 
 from __future__ import annotations
 
@@ -54,3 +54,16 @@ def test_a_damaged_database_gets_one_line_naming_the_file_and_what_to_do(
     assert said[0].startswith(f"comfygate: the database {db} is damaged (")
     assert "restore it from a backup" in said[0] and "move it aside" in said[0]
     assert result.stdout == "" and "Traceback" not in result.output
+
+
+def test_serve_without_a_workflows_folder_says_how_to_name_one(data_dir: Path) -> None:
+    # As when `comfygate demo` or `serve` is started from another directory.
+    missing = data_dir.parent / "no-workflows-here"
+    result = CliRunner().invoke(
+        app, ["serve", "--workflows", str(missing), "--port", "0", "--data-dir", str(data_dir)]
+    )
+    assert result.exit_code == 2, result.output
+    said = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+    assert len(said) == 1, result.stderr
+    assert "workflows folder not found" in said[0] and "--workflows DIR" in said[0]
+    assert "Traceback" not in result.output

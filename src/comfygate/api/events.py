@@ -88,7 +88,8 @@ def _resume_after(header: str | None, request: Request) -> int:
         return int(raw)
     field = "/Last-Event-ID" if header else "/last_event_id"
     raise InvalidParams(
-        details=[{"path": field, "keyword": "format", "message": f"a seq from 0 to {MAX_SEQ}"}]
+        f"{field[1:]} must be the id of an event this stream sent: a seq from 0 to {MAX_SEQ}",
+        details=[{"path": field, "keyword": "format", "message": f"a seq from 0 to {MAX_SEQ}"}],
     )
 
 

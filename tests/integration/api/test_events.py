@@ -153,6 +153,7 @@ async def test_a_last_event_id_that_is_no_seq_is_a_422_naming_it(
     [detail] = r.json()["error"]["details"]
     assert detail["path"] == ("/Last-Event-ID" if where == "header" else "/last_event_id")
     assert last_id not in r.text
+    assert "must be the id of an event this stream sent" in r.json()["error"]["message"]
 
 
 async def test_a_cursor_nested_thousands_deep_is_no_cursor_and_starts_afresh(

@@ -103,6 +103,35 @@ def run_submit(
     idempotency_key: str | None = None,
     key: str | None = None,
 ) -> int:
+    """Submit, and with ``wait`` follow and save; a gateway that cannot be reached, an
+    answer that is not the gateway's, or a file that is not there is a SubmitError."""
+    try:
+        return _submit(
+            gateway, workflow, params, files, wait=wait, out=out,
+            idempotency_key=idempotency_key, key=key,
+        )  # fmt: skip
+    except httpx.TransportError as exc:
+        raise SubmitError(
+            f"cannot reach the gateway at {gateway} ({exc or type(exc).__name__}): "
+            "is it running there? (--gateway URL or COMFYGATE_GATEWAY)"
+        ) from None
+    except json.JSONDecodeError:
+        raise SubmitError(f"{gateway} answered, but not as a comfygate gateway does") from None
+    except FileNotFoundError as exc:
+        raise SubmitError(f"-f: no file {exc.filename}") from None
+
+
+def _submit(
+    gateway: str,
+    workflow: str,
+    params: list[str],
+    files: list[str],
+    *,
+    wait: bool,
+    out: Path,
+    idempotency_key: str | None,
+    key: str | None,
+) -> int:
     values = {k: parse_value(v) for k, v in parse_pairs(params, "-p")}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     auth = {"Authorization": f"Bearer {key}"} if key else {}
